@@ -1,0 +1,44 @@
+"""The web edge. `create_app()` is the WSGI entry for gunicorn: `gunicorn 'app:create_app()'`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from app.runtime import Runtime, build_runtime
+from recovery.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    runtime = runtime or build_runtime(settings)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes)
+    app.extensions["cartresq"] = runtime
+
+    from app import health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _storage_unavailable)
+    return app
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["cartresq"]  # type: ignore[no-any-return]
+
+
+def _http_error(exc: HTTPException) -> tuple[object, int]:
+    return jsonify(error=exc.name, detail=exc.description), exc.code or 500
+
+
+def _storage_unavailable(exc: SQLAlchemyError) -> tuple[object, int, dict[str, str]]:
+    # The platform retries a 503; nothing was committed, so nothing is half-written.
+    log.error("storage unavailable: %s", type(exc).__name__)
+    return jsonify(error="Service Unavailable", detail="storage is unavailable, retry later"), 503, {"Retry-After": "5"}

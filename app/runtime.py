@@ -1,0 +1,77 @@
+"""The composition root shared by every process: engine, sessions, broker and actors, built from Settings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.db import make_engine, make_sessionmaker
+from recovery.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    broker: dramatiq.Broker
+    _worker: dramatiq.Worker | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def enqueue(self, actor_name: str, args: Sequence[Any]) -> None:
+        self.broker.get_actor(actor_name).send(*args)
+
+    def broker_ok(self) -> tuple[bool, str]:
+        if isinstance(self.broker, RedisBroker):
+            try:
+                self.broker.client.ping()
+            except Exception as exc:  # any redis failure means "not reachable" for the health check
+                return False, type(exc).__name__
+            return True, "redis"
+        return True, "in-process"
+
+    def start_embedded_worker(self, threads: int = 2) -> None:
+        """Embedded default: consume the in-process queue from threads of this process."""
+        if self._worker is None:
+            self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
+            self._worker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._worker is not None:
+            self._worker.stop(timeout=5000)
+            self._worker = None
+        self.broker.close()
+        self.engine.dispose()
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    if settings.redis_url:
+        return RedisBroker(url=settings.redis_url)
+    return StubBroker()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Nothing here connects yet: engines, pools and Redis clients connect on first use."""
+    from app.worker import declare_actors
+
+    engine = make_engine(settings.database_url)
+    broker = build_broker(settings)
+    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), broker=broker)
+    runtime.sessions.configure(info={"enqueue": runtime.enqueue})
+    declare_actors(runtime)
+    return runtime

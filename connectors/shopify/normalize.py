@@ -1,0 +1,220 @@
+"""Shopify REST payloads (checkouts, orders) → the common cart model. Payloads are untrusted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from recovery.model import CartSnapshot, CheckoutDeleted, Contact, LineItem, NormalizeResult, OrderPlaced
+
+
+class PayloadError(ValueError):
+    """The payload is JSON but not the shape Shopify documents; the message names the field."""
+
+
+def normalize_checkout(p: Mapping[str, Any]) -> NormalizeResult:
+    customer = _obj(p, "customer")
+    address = _obj(p, "shipping_address") or _obj(p, "billing_address") or _obj(customer, "default_address")
+    email = _str(p, "email") or _str(customer, "email")
+    phone = _str(p, "phone") or _str(p, "sms_marketing_phone") or _str(customer, "phone")
+    contact = Contact(
+        platform_customer_id=_str(customer, "id"),
+        email=email.lower() if email else None,
+        phone=phone,
+        first_name=_str(customer, "first_name") or _str(address, "first_name"),
+        last_name=_str(customer, "last_name") or _str(address, "last_name"),
+        locale=_str(p, "customer_locale"),
+        country=_str(address, "country_code"),
+        province=_str(address, "province_code"),
+        accepts_email=_bool(p, "buyer_accepts_marketing"),
+        accepts_sms=_bool(p, "buyer_accepts_sms_marketing"),
+        orders_count=_int(customer, "orders_count"),
+    )
+    snapshot = CartSnapshot(
+        checkout_token=_required_str(p, "token"),
+        cart_token=_str(p, "cart_token"),
+        platform_checkout_id=_str(p, "id"),
+        contact=contact,
+        line_items=tuple(_line_item(item) for item in _list(p, "line_items")),
+        currency=_currency(p),
+        subtotal=_money(p, "subtotal_price"),
+        total=_money(p, "total_price"),
+        restore_url=_str(p, "abandoned_checkout_url"),
+        updated_at=_required_time(p, "updated_at"),
+        created_at=_time(p, "created_at"),
+        completed_at=_time(p, "completed_at"),
+    )
+    return NormalizeResult(event=snapshot)
+
+
+def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
+    customer = _obj(p, "customer")
+    email = _str(p, "email") or _str(p, "contact_email") or _str(customer, "email")
+    currency, total = _order_total(p)
+    order = OrderPlaced(
+        platform_order_id=_required_str(p, "id"),
+        checkout_token=_str(p, "checkout_token"),
+        cart_token=_str(p, "cart_token"),
+        contact=Contact(
+            platform_customer_id=_str(customer, "id"),
+            email=email.lower() if email else None,
+            phone=_str(p, "phone") or _str(customer, "phone"),
+            first_name=_str(customer, "first_name"),
+            last_name=_str(customer, "last_name"),
+            accepts_email=_bool(p, "buyer_accepts_marketing"),
+        ),
+        currency=currency,
+        total=total,
+        placed_at=_time(p, "processed_at") or _required_time(p, "created_at"),
+        name=_str(p, "name"),
+        source=_str(p, "source_name"),
+    )
+    return NormalizeResult(event=order)
+
+
+def _order_total(p: Mapping[str, Any]) -> tuple[str, Decimal]:
+    # Order totals are in the shop's currency; the shopper paid in the presentment currency, like the cart.
+    presentment = _obj(_obj(p, "total_price_set"), "presentment_money")
+    if presentment is not None:
+        code = _required_str(presentment, "currency_code").upper()
+        if len(code) != 3 or not code.isalpha():
+            raise PayloadError("total_price_set.presentment_money.currency_code is not ISO 4217")
+        return code, _money(presentment, "amount")
+    code = _str(p, "currency")
+    if not code or len(code) != 3 or not code.isalpha():
+        raise PayloadError("currency is missing or not an ISO 4217 code")
+    return code.upper(), _money(p, "total_price")
+
+
+def normalize_checkout_delete(p: Mapping[str, Any]) -> NormalizeResult:
+    return NormalizeResult(event=CheckoutDeleted(platform_checkout_id=_str(p, "id"), cart_token=_str(p, "cart_token")))
+
+
+Normalizer = Callable[[Mapping[str, Any]], NormalizeResult]
+
+#: Every topic the app handles; shopify.app.toml must subscribe to exactly these (a test checks).
+NORMALIZERS: Mapping[str, Normalizer] = {
+    "checkouts/create": normalize_checkout,
+    "checkouts/update": normalize_checkout,
+    "checkouts/delete": normalize_checkout_delete,
+    "orders/create": normalize_order,
+}
+TOPICS = tuple(NORMALIZERS)
+
+
+def normalize(topic: str, payload: Any) -> NormalizeResult:
+    """Raise PayloadError for a payload that is not the documented shape."""
+    if not isinstance(payload, Mapping):
+        raise PayloadError("payload is not a JSON object")
+    try:
+        return NORMALIZERS[topic](payload)
+    except PayloadError:
+        raise
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None
+
+
+def _line_item(item: Any) -> LineItem:
+    if not isinstance(item, Mapping):
+        raise PayloadError("line_items[] entry is not an object")
+    quantity = _int(item, "quantity")
+    if quantity is None or quantity < 0:
+        raise PayloadError("line_items[].quantity is missing or negative")
+    image = _obj(item, "image")
+    return LineItem(
+        variant_id=_str(item, "variant_id"),
+        product_id=_str(item, "product_id"),
+        title=_required_str(item, "title"),
+        variant_title=_str(item, "variant_title") or None,
+        quantity=quantity,
+        unit_price=_money(item, "price"),
+        sku=_str(item, "sku") or None,
+        image_url=_str(item, "image_url") or _str(image, "src"),
+    )
+
+
+def _obj(p: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    value = p.get(key) if p else None
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"{key} is not an object")
+    return value
+
+
+def _list(p: Mapping[str, Any], key: str) -> list[Any]:
+    value = p.get(key) or []
+    if not isinstance(value, list):
+        raise PayloadError(f"{key} is not a list")
+    return value
+
+
+def _str(p: Mapping[str, Any] | None, key: str) -> str | None:
+    value = p.get(key) if p else None
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{key} is not a string")
+    return str(value)
+
+
+def _required_str(p: Mapping[str, Any], key: str) -> str:
+    value = _str(p, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value
+
+
+def _int(p: Mapping[str, Any] | None, key: str) -> int | None:
+    value = p.get(key) if p else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PayloadError(f"{key} is not an integer")
+    return value
+
+
+def _bool(p: Mapping[str, Any], key: str) -> bool:
+    return p.get(key) is True
+
+
+def _money(p: Mapping[str, Any], key: str) -> Decimal:
+    value = p.get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{key} is not a decimal string")  # floats would lose cents
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise PayloadError(f"{key} is not a decimal string") from None
+    if not amount.is_finite():
+        raise PayloadError(f"{key} is not a finite amount")
+    return amount
+
+
+def _currency(p: Mapping[str, Any]) -> str:
+    code = _str(p, "presentment_currency") or _str(p, "currency")
+    if not code or len(code) != 3 or not code.isalpha():
+        raise PayloadError("currency is missing or not an ISO 4217 code")
+    return code.upper()
+
+
+def _time(p: Mapping[str, Any], key: str) -> datetime | None:
+    value = _str(p, key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{key} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise PayloadError(f"{key} has no UTC offset")
+    return parsed
+
+
+def _required_time(p: Mapping[str, Any], key: str) -> datetime:
+    value = _time(p, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value

@@ -1,0 +1,77 @@
+"""Engine and session factory, built by a composition root (never at import), and after-commit jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+#: Sends one job (actor name, ids) to the broker. Jobs carry ids only.
+Enqueue = Callable[[str, Sequence[Any]], None]
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the in-process worker read while the web thread writes; foreign keys are off by default.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_sessionmaker(engine: Engine, enqueue: Enqueue | None = None) -> sessionmaker[Session]:
+    factory = sessionmaker(bind=engine, expire_on_commit=False, info={"enqueue": enqueue})
+    return factory
+
+
+def defer(session: Session, actor_name: str, *args: Any) -> None:
+    """Queue a job to be sent only once the current transaction has committed."""
+    pending = session.info.setdefault("deferred_jobs", [])
+    if not pending:
+        event.listen(session, "after_commit", _send_deferred, once=True)
+        event.listen(session, "after_rollback", _drop_deferred, once=True)
+    pending.append((actor_name, args))
+
+
+def _send_deferred(session: Session) -> None:
+    jobs = session.info.pop("deferred_jobs", [])
+    if event.contains(session, "after_rollback", _drop_deferred):
+        event.remove(session, "after_rollback", _drop_deferred)
+    enqueue: Enqueue | None = session.info.get("enqueue")
+    if enqueue is None:
+        return
+    for name, args in jobs:
+        try:
+            enqueue(name, args)
+        except Exception:
+            # The row is committed; the sweeper re-enqueues unprocessed work, so nothing is lost.
+            log.exception("enqueue of %s failed after commit; left for the sweeper", name)
+
+
+def _drop_deferred(session: Session) -> None:
+    session.info.pop("deferred_jobs", None)
+    if event.contains(session, "after_commit", _send_deferred):
+        event.remove(session, "after_commit", _send_deferred)
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,104 @@
+"""Webhook deliveries: record once (dedupe on the delivery id), then process in a worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from recovery import tables as t
+from recovery.carts import apply_event
+from recovery.db import defer
+from recovery.model import NormalizeResult
+from recovery.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+PROCESS_ACTOR = "process_delivery"
+
+#: (platform, topic, payload) → NormalizeResult; raises ValueError for a payload of the wrong shape.
+Normalize = Callable[[str, str, Any], NormalizeResult]
+
+
+def find_store(session: Session, platform: str, domain: str) -> t.Store | None:
+    return session.scalar(select(t.Store).where(t.Store.platform == platform, t.Store.domain == domain))
+
+
+def record_delivery(
+    session: Session,
+    *,
+    platform: str,
+    shop: str,
+    topic: str,
+    delivery_id: str,
+    triggered_at: datetime | None,
+    payload: Any,
+) -> int | None:
+    """Insert the delivery and queue its processing after commit; None when it was seen before.
+
+    Deliveries for unknown or uninstalled shops are recorded (without their payload) and not processed.
+    """
+    store = find_store(session, platform, shop)
+    serving = store is not None and store.active
+    values = {
+        "platform": platform,
+        "shop": shop,
+        "store_id": store.id if store else None,
+        "topic": topic,
+        "delivery_id": delivery_id,
+        "triggered_at": triggered_at,
+        "received_at": utcnow(),
+        "payload": payload if serving else None,
+        "processed_at": None if serving else utcnow(),
+        "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(t.WebhookDelivery).values(**values).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
+    delivery_pk = session.scalar(stmt)
+    if delivery_pk is not None and serving:
+        defer(session, PROCESS_ACTOR, delivery_pk)
+    return delivery_pk
+
+
+def process_delivery(session: Session, delivery_pk: int, normalize: Normalize) -> str:
+    """Apply one stored delivery; idempotent (a second run returns early). Caller commits."""
+    delivery = session.scalar(
+        select(t.WebhookDelivery).where(t.WebhookDelivery.id == delivery_pk).with_for_update()
+    )
+    if delivery is None or delivery.processed_at is not None:
+        return "nothing to do"
+    store = session.get(t.Store, delivery.store_id) if delivery.store_id else None
+    if store is None or not store.active:
+        outcome = "shop not served"
+    else:
+        try:
+            result = normalize(delivery.platform, delivery.topic, delivery.payload)
+        except ValueError as exc:
+            # A payload we cannot read is kept (for diagnosis) and not retried: retrying cannot fix it.
+            delivery.processed_at, delivery.error = utcnow(), f"bad payload: {exc}"[:500]
+            delivery.outcome = "rejected"
+            log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
+            return delivery.error
+        outcome = result.skipped or (apply_event(session, store, result.event) if result.event else "no event")
+    delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
+    delivery.payload = None  # raw personal data is kept only as long as it is needed
+    log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
+    return outcome
+
+
+def unprocessed(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Deliveries stored but never processed (e.g. the broker was down at enqueue): for the sweeper."""
+    cutoff = utcnow() - older_than
+    return list(
+        session.scalars(
+            select(t.WebhookDelivery.id)
+            .where(t.WebhookDelivery.processed_at.is_(None), t.WebhookDelivery.received_at < cutoff)
+            .order_by(t.WebhookDelivery.id)
+            .limit(limit)
+        )
+    )

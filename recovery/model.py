@@ -1,0 +1,136 @@
+"""The common cart model every platform connector normalizes into. Pure data: no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+class CartStatus(str, enum.Enum):
+    ACTIVE = "active"  # shopper still shopping, or idle for less than the abandonment delay
+    ABANDONED = "abandoned"
+    RECOVERED = "recovered"  # ordered after one of our messages, within the attribution window
+    COMPLETED = "completed"  # ordered without our help
+    DELETED = "deleted"  # the platform deleted the checkout
+
+
+class Channel(str, enum.Enum):
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+
+
+@dataclass(frozen=True)
+class LineItem:
+    variant_id: str | None
+    product_id: str | None
+    title: str
+    variant_title: str | None
+    quantity: int
+    unit_price: Decimal
+    sku: str | None = None
+    image_url: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "variant_id": self.variant_id,
+            "product_id": self.product_id,
+            "title": self.title,
+            "variant_title": self.variant_title,
+            "quantity": self.quantity,
+            "unit_price": str(self.unit_price),
+            "sku": self.sku,
+            "image_url": self.image_url,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> LineItem:
+        return cls(
+            variant_id=_opt_str(data.get("variant_id")),
+            product_id=_opt_str(data.get("product_id")),
+            title=str(data["title"]),
+            variant_title=_opt_str(data.get("variant_title")),
+            quantity=int(data["quantity"]),  # type: ignore[call-overload]
+            unit_price=Decimal(str(data["unit_price"])),
+            sku=_opt_str(data.get("sku")),
+            image_url=_opt_str(data.get("image_url")),
+        )
+
+
+@dataclass(frozen=True)
+class Contact:
+    platform_customer_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    country: str | None = None
+    province: str | None = None
+    accepts_email: bool = False
+    accepts_sms: bool = False
+    orders_count: int | None = None
+
+
+@dataclass(frozen=True)
+class CartSnapshot:
+    """The state of one cart or checkout as a platform or the tracker last described it."""
+
+    checkout_token: str | None
+    cart_token: str | None
+    platform_checkout_id: str | None
+    contact: Contact
+    line_items: tuple[LineItem, ...]
+    currency: str
+    subtotal: Decimal
+    total: Decimal
+    restore_url: str | None
+    updated_at: datetime
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    source: str = "webhook"
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderPlaced:
+    platform_order_id: str
+    checkout_token: str | None
+    cart_token: str | None
+    contact: Contact
+    currency: str
+    total: Decimal
+    placed_at: datetime
+    name: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutDeleted:
+    platform_checkout_id: str | None
+    cart_token: str | None
+
+
+Event = CartSnapshot | OrderPlaced | CheckoutDeleted
+
+
+@dataclass(frozen=True)
+class NormalizeResult:
+    """What a connector made of one delivery: the event, or why there is none."""
+
+    event: Event | None = None
+    skipped: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def strip_token(token: str | None) -> str | None:
+    """Cart tokens are opaque; Shopify's Ajax tokens may carry a `?key=` suffix since 2024."""
+    if not token:
+        return None
+    return token.split("?", 1)[0] or None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,156 @@
+"""Per-store settings: one table of known keys, each with its parser and default."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingError(ValueError):
+    """A bad key or value: the message says which and why."""
+
+
+def parse_duration(text: str) -> int:
+    """'90s', '15m', '4h', '3d' (or plain seconds) → seconds."""
+    text = str(text)
+    if text.strip().isdigit():
+        return int(text)
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingError(f"{text!r} is not a duration: use a number with s, m, h or d, e.g. 90s, 15m, 4h, 3d")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _percent(text: str) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise SettingError(f"{text!r} is not a whole number from 0 to 100") from None
+    if not 0 <= value <= 100:
+        raise SettingError(f"{value} is outside 0..100")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingError(f"{text!r} is not a boolean: use true or false")
+
+
+def _positive_duration(text: str) -> int:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise SettingError("a duration must be longer than zero")
+    return seconds
+
+
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(str(text))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(f"{text!r} is not an IANA time zone such as America/New_York") from None
+    return str(text)
+
+
+def _currency(text: str) -> str:
+    code = str(text).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise SettingError(f"{text!r} is not an ISO 4217 currency code such as USD")
+    return code
+
+
+def _origins(text: str) -> list[str]:
+    origins = [o.strip().rstrip("/") for o in str(text).split(",") if o.strip()]
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?", origin):
+            raise SettingError(f"{origin!r} is not an origin such as https://shop.example.com")
+    return origins
+
+
+def _text(text: str) -> str:
+    value = str(text).strip()
+    if len(value) > 500:
+        raise SettingError("text settings are limited to 500 characters")
+    return value
+
+
+@dataclass(frozen=True)
+class Spec:
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    show: Callable[[Any], str] = str
+
+
+SPECS: Mapping[str, Spec] = {
+    "abandon_after": Spec(_positive_duration, 3600, "idle time before a cart counts as abandoned", format_duration),
+    "holdout_percent": Spec(_percent, 10, "share of abandoned carts kept as an untouched control group"),
+    "attribution_window": Spec(
+        _positive_duration, 5 * 86400, "an order this soon after a message counts as recovered", format_duration
+    ),
+    "first_message_min": Spec(_positive_duration, 1800, "earliest first reminder after abandonment", format_duration),
+    "first_message_max": Spec(_positive_duration, 4 * 3600, "latest first reminder after abandonment", format_duration),
+    "sms_min_cart_value": Spec(lambda t: str(_decimal(t)), "50", "SMS step only for carts above this total"),
+    "sms_enabled": Spec(_bool, True, "send the SMS step when the shopper consented", lambda v: str(v).lower()),
+    "timezone": Spec(_timezone, "UTC", "the store's own time zone"),
+    "currency": Spec(_currency, "USD", "the store's currency"),
+    "allowed_origins": Spec(_origins, [], "origins allowed to send tracker beacons", ",".join),
+    "postal_address": Spec(_text, "", "postal address printed in every email (CAN-SPAM)"),
+    "sender_name": Spec(_text, "", "From name on recovery emails"),
+}
+
+
+def _decimal(text: str) -> Any:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        raise SettingError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise SettingError("the amount cannot be negative")
+    return value
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """Validate KEY=VALUE pairs all together, so a bad one changes nothing."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep:
+            raise SettingError(f"{pair!r} is not KEY=VALUE")
+        spec = SPECS.get(key)
+        if spec is None:
+            raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}")
+        try:
+            parsed[key] = spec.parse(value)
+        except SettingError as exc:
+            raise SettingError(f"{key}: {exc}") from None
+    return parsed
+
+
+def effective(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored values over defaults."""
+    return {key: stored.get(key, spec.default) for key, spec in SPECS.items()}
+
+
+def describe(stored: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
+    """(key, shown value, is_default) for every known setting."""
+    return [(key, SPECS[key].show(value), key not in stored) for key, value in effective(stored).items()]
