@@ -52,15 +52,17 @@ NEUTRAL_DEFAULTS: Mapping[str, float] = MappingProxyType(
 )
 
 # Clip to the documented ranges: trees extrapolate flatly anyway, and clipping keeps a bad
-# upstream value (e.g. hour 24, open rate 1.3) from landing in an unexpected leaf.
+# upstream value (e.g. hour 24, open rate 1.3) from landing in an unexpected leaf. The 1e9 cap
+# keeps huge values finite in float32.
+_BIG = 1e9
 _BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
         "hour_of_abandonment": (0.0, 23.0),
         "day_of_week": (0.0, 6.0),
-        "cart_value": (0.0, math.inf),
-        "previous_purchases": (0.0, math.inf),
-        "time_on_site": (0.0, math.inf),
-        "items_in_cart": (0.0, math.inf),
+        "cart_value": (0.0, _BIG),
+        "previous_purchases": (0.0, _BIG),
+        "time_on_site": (0.0, _BIG),
+        "items_in_cart": (0.0, _BIG),
         "viewed_checkout": (0.0, 1.0),
         "email_open_rate": (0.0, 1.0),
         "discount_sensitivity": (0.0, 1.0),

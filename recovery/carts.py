@@ -32,6 +32,7 @@ def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot) -> str:
     if cart is None:
         cart = _insert_cart(session, store, snap)
         if cart is not None:
+            _link_earlier_order(session, store.id, cart)
             return "cart created"
         cart = _find_cart(session, store.id, snap.checkout_token, snap.cart_token)  # lost a race: update instead
         assert cart is not None
@@ -45,7 +46,28 @@ def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot) -> str:
         cancel_pending(session, [cart.id], "shopper returned to the cart")
     if snap.completed_at and cart.status in OPEN:
         cart.status, cart.completed_at = CartStatus.COMPLETED.value, snap.completed_at
+    _link_earlier_order(session, store.id, cart)
     return "cart updated"
+
+
+def _link_earlier_order(session: Session, store_id: int, cart: t.Cart) -> None:
+    """The order may have been processed before this checkout: a bought cart must never look open."""
+    if cart.status not in OPEN:
+        return
+    clauses = [t.Order.checkout_token == cart.checkout_token] if cart.checkout_token else []
+    if cart.cart_token:
+        clauses.append(t.Order.cart_token == cart.cart_token)
+    if not clauses:
+        return
+    order = session.scalars(
+        select(t.Order).where(t.Order.store_id == store_id, t.Order.cancelled_at.is_(None), or_(*clauses)).limit(1)
+    ).first()
+    if order is None:
+        return
+    order.cart_id = order.cart_id or cart.id
+    cart.status, cart.completed_at = order.attribution, order.placed_at
+    if order.attribution == CartStatus.RECOVERED.value:
+        cart.recovered_at = order.placed_at
 
 
 def apply_order(session: Session, store: t.Store, order: OrderPlaced) -> str:
@@ -60,6 +82,8 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced) -> str:
         platform_order_id=order.platform_order_id,
         cart_id=cart.id if cart else None,
         customer_id=_upsert_customer(session, store.id, order.contact, order.placed_at),
+        checkout_token=order.checkout_token,
+        cart_token=strip_token(order.cart_token),
         email=order.contact.email,
         phone=order.contact.phone,
         name=order.name,
@@ -176,8 +200,16 @@ def _upsert_customer(session: Session, store_id: int, c: Contact, at: datetime) 
             same_email = same_email.where(t.Customer.platform_customer_id.is_(None))
         customer = session.scalars(same_email.order_by(t.Customer.id).limit(1)).first()
     if customer is None:
-        customer = t.Customer(store_id=store_id, email_consent=False, sms_consent=False, orders_count=0)
-        session.add(customer)
+        customer = t.Customer(
+            store_id=store_id, platform_customer_id=c.platform_customer_id, email_consent=False, sms_consent=False,
+            orders_count=0,
+        )
+        try:
+            with session.begin_nested():
+                session.add(customer)
+        except IntegrityError:
+            # Another worker created this customer between our read and our insert.
+            customer = session.scalars(in_store.where(t.Customer.platform_customer_id == c.platform_customer_id)).one()
     customer.platform_customer_id = c.platform_customer_id or customer.platform_customer_id
     customer.email = c.email or customer.email
     customer.phone = c.phone or customer.phone

@@ -22,8 +22,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # isolation_level=None hands transaction control to us, so every transaction can BEGIN IMMEDIATE:
+        # SQLite then serializes writers at BEGIN (waiting busy_timeout) instead of failing them mid-way
+        # when a reader tries to upgrade a stale WAL snapshot.
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 

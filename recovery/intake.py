@@ -72,7 +72,13 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize) -
     )
     if delivery is None or delivery.processed_at is not None:
         return "nothing to do"
-    store = session.get(t.Store, delivery.store_id) if delivery.store_id else None
+    # One store's events apply one at a time: an order and its checkout processed side by side
+    # would otherwise each miss the other, leaving a bought cart open to reminders.
+    store = (
+        session.scalar(select(t.Store).where(t.Store.id == delivery.store_id).with_for_update())
+        if delivery.store_id
+        else None
+    )
     if store is None or not store.active:
         outcome = "shop not served"
     else:

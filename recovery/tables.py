@@ -125,13 +125,20 @@ class Cart(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("store_id", "platform_order_id"),)
+    __table_args__ = (
+        UniqueConstraint("store_id", "platform_order_id"),
+        Index("ix_orders_store_checkout_token", "store_id", "checkout_token"),
+        Index("ix_orders_store_cart_token", "store_id", "cart_token"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     platform_order_id: Mapped[str] = mapped_column(String(64))
     cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="SET NULL"), index=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    #: Kept so a checkout processed after its order (deliveries are unordered) still finds it.
+    checkout_token: Mapped[str | None] = mapped_column(String(255))
+    cart_token: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
     name: Mapped[str | None] = mapped_column(String(64))

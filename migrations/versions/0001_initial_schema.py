@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 01:56:09.599323
+Create Date: 2026-11-28 01:59:51.773703
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ def upgrade() -> None:
     sa.Column('platform_order_id', sa.String(length=64), nullable=False),
     sa.Column('cart_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('checkout_token', sa.String(length=255), nullable=True),
+    sa.Column('cart_token', sa.String(length=255), nullable=True),
     sa.Column('email', sa.String(length=320), nullable=True),
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('name', sa.String(length=64), nullable=True),
@@ -173,6 +175,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_orders_cart_id'), ['cart_id'], unique=False)
+        batch_op.create_index('ix_orders_store_cart_token', ['store_id', 'cart_token'], unique=False)
+        batch_op.create_index('ix_orders_store_checkout_token', ['store_id', 'checkout_token'], unique=False)
 
     op.create_table('recovery_messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -209,6 +213,8 @@ def downgrade() -> None:
 
     op.drop_table('recovery_messages')
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_store_checkout_token')
+        batch_op.drop_index('ix_orders_store_cart_token')
         batch_op.drop_index(batch_op.f('ix_orders_cart_id'))
 
     op.drop_table('orders')

@@ -1,0 +1,30 @@
+# Small helpers. `make help` lists them.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help serve test bench install clean
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install CartResQ with its test tools
+
+serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker)
+	$(BIN)/cartresq serve
+
+test: $(STAMP) ## run the whole test suite (T=path to run part of it)
+	$(BIN)/pytest $(T)
+
+bench: $(STAMP) ## run the benchmarks
+	$(BIN)/cartresq bench
+
+clean: ## remove the virtualenv and local data
+	rm -rf $(VENV) var

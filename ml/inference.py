@@ -1,0 +1,177 @@
+"""Serving the send-time model with onnxruntime and numpy only (no scikit-learn in web/worker).
+
+`send_time_model(path)` is what callers use: a scorer when the model is good, a fixed delay
+otherwise, so a missing or broken model file never blocks a reminder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from ml.features import DEFAULT_OFFSETS, FEATURES, CartValue, candidate_matrix
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "send_time.onnx"
+META_FILE = "send_time.json"
+
+
+class ModelError(ValueError):
+    """A model file or its metadata cannot be served."""
+
+
+class SendTimePolicy(Protocol):
+    """The port callers depend on: anything that picks a delay for a cart."""
+
+    @property
+    def version(self) -> str: ...
+
+    def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float: ...
+
+
+@dataclass(frozen=True)
+class FixedSendTime:
+    """The fallback policy: always the same delay, whatever the cart."""
+
+    offset_hours: float = 1.0
+    version: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.offset_hours) and self.offset_hours >= 0):
+            raise ValueError("offset_hours must be a finite, non-negative number of hours")
+
+    def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float:
+        return self.offset_hours
+
+
+class SendTimeScorer:
+    """One onnxruntime session; `score` runs all candidate offsets of a cart in one batch."""
+
+    def __init__(self, session: ort.InferenceSession, metadata: Mapping[str, Any]) -> None:
+        self._session = session
+        self.metadata = dict(metadata)
+        self.version = str(self.metadata.get("version", "unknown"))
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].shape[-1] not in (len(FEATURES), None):
+            raise ModelError(f"expected one input of width {len(FEATURES)}")
+        self._input = inputs[0].name
+        self._output, self._zipmap = _probability_output(session)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """P(convert) for each feature row (FEATURES order), as float32."""
+        batch = np.ascontiguousarray(rows, dtype=np.float32)
+        result = self._session.run([self._output], {self._input: batch})[0]
+        if self._zipmap:  # list of {label: probability} dicts
+            return np.fromiter((row[1] for row in result), dtype=np.float32, count=len(result))
+        return np.asarray(result, dtype=np.float32)[:, 1]
+
+    def score(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> np.ndarray:
+        return self.predict(candidate_matrix(cart, offsets))
+
+    def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float:
+        """The offset with the highest P(convert); ties go to the earliest-listed offset."""
+        return float(offsets[int(np.argmax(self.score(cart, offsets)))])
+
+
+def _probability_output(session: ort.InferenceSession) -> tuple[str, bool]:
+    # Converters name and order outputs differently; look for the [n, 2] float tensor instead
+    # (zipmap off) and accept the zipmap sequence-of-maps form too.
+    outputs = session.get_outputs()
+    for out in outputs:
+        if out.type == "tensor(float)" and len(out.shape) == 2 and out.shape[1] == 2:
+            return out.name, False
+    for out in outputs:
+        if out.type.startswith("seq(map(int64"):
+            return out.name, True
+    raise ModelError("no probability output of two classes")
+
+
+def _session(model_bytes: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    # One thread each: a 15-row batch gains nothing from a pool, and workers run many processes.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # our own warning says what went wrong, once
+    return ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def scorer_from_bytes(model_bytes: bytes, metadata: Mapping[str, Any]) -> SendTimeScorer:
+    """Build and smoke-test a scorer; raises ModelError (or an onnxruntime error) if unusable."""
+    if list(metadata.get("features", ())) != list(FEATURES):
+        raise ModelError("feature order in metadata differs from ml.features.FEATURES")
+    if metadata.get("model_sha256") != hashlib.sha256(model_bytes).hexdigest():
+        raise ModelError("model file does not match the sha256 in its metadata")
+    scorer = SendTimeScorer(_session(model_bytes), metadata)
+    probe = scorer.score({}, DEFAULT_OFFSETS)
+    if probe.shape != (len(DEFAULT_OFFSETS),) or not np.all((probe >= 0) & (probe <= 1)):
+        raise ModelError("model returned no valid probabilities for a neutral cart")
+    return scorer
+
+
+_warned: set[str] = set()
+_lock = threading.Lock()
+
+
+def _warn_once(path: Path, reason: str) -> None:
+    key = str(path.absolute())
+    with _lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning("send-time model %s unusable (%s); using a fixed send time instead", key, reason)
+
+
+def load_scorer(model_path: Path) -> SendTimeScorer | None:
+    """Load `model_path` and the `.json` metadata beside it; None (one warning per path) if unusable."""
+    model_path = Path(model_path)
+    try:
+        metadata = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
+        if not isinstance(metadata, dict):
+            raise ModelError("metadata is not a JSON object")
+        return scorer_from_bytes(model_path.read_bytes(), metadata)
+    except Exception as exc:  # any failure at all must degrade to the fallback, never raise
+        _warn_once(model_path, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+_cache: dict[str, tuple[tuple[int, ...] | None, SendTimeScorer | None]] = {}
+
+
+def _file_state(model_path: Path) -> tuple[int, ...] | None:
+    try:
+        files = (model_path.stat(), model_path.with_suffix(".json").stat())
+    except OSError:
+        return None
+    return tuple(v for st in files for v in (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def send_time_model(path: Path, fallback_hours: float = 1.0) -> SendTimeScorer | FixedSendTime:
+    """The scorer for `path`, or FixedSendTime(fallback_hours) if it is missing or unusable.
+
+    Cheap to call per cart: the session is reused until either file changes on disk.
+    """
+    model_path = Path(path)
+    key = str(model_path.absolute())
+    state = _file_state(model_path)
+    with _lock:
+        cached = _cache.get(key)
+    if cached is not None and cached[0] == state:
+        scorer = cached[1]
+    else:
+        scorer = load_scorer(model_path) if state is not None else None
+        if state is None:
+            _warn_once(model_path, "model or metadata file not found")
+        with _lock:
+            _cache[key] = (state, scorer)
+    return scorer if scorer is not None else FixedSendTime(fallback_hours)

@@ -1,0 +1,187 @@
+"""Offline training of the send-time model: fit on simulated outcomes, export to ONNX, verify parity.
+
+Usage: python -m ml.train --out models/ [--samples 20000] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from ml.features import FEATURES
+from ml.inference import META_FILE, MODEL_FILE, scorer_from_bytes
+from ml.simulator import simulate_outcomes
+
+#: Largest tolerated |P_sklearn - P_onnxruntime| on the held-out rows; float32 trees sit near 1e-7.
+PARITY_LIMIT = 1e-4
+#: Pinned opsets keep the file loadable by older onnxruntime releases (1.18 reads opset 21).
+TARGET_OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
+TEST_FRACTION = 0.25
+_LIBRARIES = ("numpy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "protobuf")
+
+
+class ParityError(RuntimeError):
+    """The exported ONNX model does not reproduce the fitted estimator."""
+
+
+def fit(n_samples: int = 20000, seed: int = 7) -> tuple[HistGradientBoostingClassifier, np.ndarray, np.ndarray]:
+    """Fit on `n_samples` simulated outcomes; return the model and the held-out rows and labels.
+
+    Deterministic in (n_samples, seed), so `ml.bench` can refit the estimator behind a saved file.
+    """
+    X, y = simulate_outcomes(n_samples, seed)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_FRACTION, random_state=seed, stratify=y
+    )
+    model = HistGradientBoostingClassifier(
+        learning_rate=0.06,
+        max_iter=300,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,  # stops on an internal validation split, before noise is memorised
+        validation_fraction=0.15,
+        n_iter_no_change=20,
+        categorical_features=None,  # skl2onnx cannot convert native categorical splits
+        random_state=seed,
+    )
+    model.fit(X_train, y_train)
+    return model, X_test, y_test
+
+
+def export_onnx(model: HistGradientBoostingClassifier, sample: np.ndarray, *, zipmap: bool = False) -> bytes:
+    """Serialize `model` to ONNX. With zipmap off, probabilities come out as a plain [n, 2] tensor."""
+    from skl2onnx import to_onnx  # heavy import, only needed when exporting
+
+    with warnings.catch_warnings():
+        # skl2onnx 1.20 passes booleans as ints for nodes_missing_value_tracks_true; protobuf 6
+        # only warns (protobuf 7 rejects it, hence protobuf<7). Harmless, and noisy by the hundred.
+        warnings.filterwarnings(
+            "ignore", message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
+            category=DeprecationWarning,
+        )
+        onx = to_onnx(
+            model, np.asarray(sample[:1], dtype=np.float32),
+            options={id(model): {"zipmap": zipmap}}, target_opset=TARGET_OPSET,
+        )  # fmt: skip
+    return onx.SerializeToString()
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A serving process may load while we write: it must see the old file or the new, never half.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; serving may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    model: HistGradientBoostingClassifier,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    out_dir: Path,
+    *,
+    n_samples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Export, check ONNX parity on the held-out rows, then write `send_time.onnx` + `.json`.
+
+    Raises ParityError (and writes nothing) if onnxruntime disagrees with scikit-learn.
+    """
+    p_sklearn = model.predict_proba(X_test)[:, 1]
+    model_bytes = export_onnx(model, X_test)
+    sha = hashlib.sha256(model_bytes).hexdigest()
+    created = datetime.now(UTC).replace(microsecond=0)
+    meta: dict[str, Any] = {
+        "schema": 1,
+        "model_file": MODEL_FILE,
+        "features": list(FEATURES),
+        "version": f"{created:%Y%m%dT%H%M%SZ}-{sha[:12]}",
+        "model_sha256": sha,
+        "created_at": created.isoformat(),
+        "trained_on": {
+            "source": "simulator",
+            "seed": seed,
+            "n_samples": n_samples,
+            "note": "Simulated shopper outcomes from ml.simulator, not real ones: "
+            "retrain on logged outcomes once they exist.",
+        },
+        "model": {"estimator": type(model).__name__, "n_iter": int(model.n_iter_), "opset": TARGET_OPSET},
+        "libraries": _library_versions(),
+    }
+    # Parity through the serving class itself, so what is checked is what will be served.
+    p_onnx = scorer_from_bytes(model_bytes, meta).predict(X_test)
+    parity = float(np.max(np.abs(p_onnx.astype(np.float64) - p_sklearn)))
+    if not parity <= PARITY_LIMIT:  # also catches NaN
+        raise ParityError(f"onnxruntime differs from scikit-learn by {parity:.3g} > {PARITY_LIMIT:g}")
+    meta["metrics"] = {
+        "roc_auc": float(roc_auc_score(y_test, p_sklearn)),
+        "log_loss": float(log_loss(y_test, p_sklearn, labels=[0, 1])),
+        "base_rate": float(np.mean(y_test)),
+        "n_train": n_samples - len(y_test),
+        "n_test": len(y_test),
+        "onnx_parity_max_abs_diff": parity,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Model first: a reader that meets the new model with old metadata fails the hash check and
+    # falls back for a moment, rather than serving a model under the wrong description.
+    _write_atomically(out_dir / MODEL_FILE, model_bytes)
+    _write_atomically(out_dir / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
+
+
+def train(out_dir: Path, n_samples: int = 20000, seed: int = 7) -> dict[str, Any]:
+    """Fit on simulated outcomes and write `send_time.onnx` and `send_time.json`; return the metadata."""
+    model, X_test, y_test = fit(n_samples, seed)
+    return save_model(model, X_test, y_test, Path(out_dir), n_samples=n_samples, seed=seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="directory for send_time.onnx/.json")
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    meta = train(args.out, n_samples=args.samples, seed=args.seed)
+    m = meta["metrics"]
+    print(
+        f"wrote {args.out / MODEL_FILE} version {meta['version']}: ROC AUC {m['roc_auc']:.3f}, "
+        f"log loss {m['log_loss']:.3f}, base rate {m['base_rate']:.3f}, "
+        f"parity {m['onnx_parity_max_abs_diff']:.2g} (simulated outcomes, not real ones)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

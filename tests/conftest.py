@@ -1,0 +1,153 @@
+"""Shared fixtures: the same tests run on SQLite and PostgreSQL, and on the in-process and Redis brokers."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from app import create_app
+from app.runtime import Runtime, build_runtime
+from recovery import tables as t
+from recovery.schema import upgrade
+from recovery.settings import Settings
+from tests.support import services
+from tests.support.shopify import SECRET, SHOP
+
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    url = services.create_pg_database()
+    upgrade(url)
+    yield url
+    services.drop_pg_database(url)
+
+
+def _truncate(url: str) -> None:
+    from recovery.db import make_engine
+
+    engine = make_engine(url)
+    names = ", ".join(table.name for table in reversed(t.Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "cartresq.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_database")
+    yield url
+    _truncate(url)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "cartresq.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    yield pg_database
+    _truncate(pg_database)
+
+
+def make_settings(database_url: str, tmp_path: Path, redis_url: str | None = None, **extra: object) -> Settings:
+    values: dict[str, object] = dict(
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key="test-secret-key",
+        encryption_keys=(ENCRYPTION_KEY,),
+        shopify_api_key="test-api-key",
+        shopify_api_secret=SECRET,
+        outbox_dir=tmp_path / "outbox",
+        var_dir=tmp_path / "var",
+        model_dir=tmp_path / "model",
+    )
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def runtime(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    """Web-side runtime on the in-process broker; see `worker_runtime` for the Redis path."""
+    rt = build_runtime(make_settings(database_url, tmp_path))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = services.check_redis()
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def any_broker_runtime(database_url: str, tmp_path: Path, broker_kind: str, request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """The same runtime on the in-process broker and on Redis (a real Dramatiq worker consumes either)."""
+    redis_url = request.getfixturevalue("redis_url") if broker_kind == "redis" else None
+    rt = build_runtime(make_settings(database_url, tmp_path, redis_url=redis_url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime):  # type: ignore[no-untyped-def]
+    return create_app(runtime=runtime).test_client()
+
+
+@pytest.fixture
+def store_id(runtime: Runtime) -> int:
+    return add_store(runtime)
+
+
+def add_store(rt: Runtime, domain: str = SHOP) -> int:
+    with rt.sessions.begin() as session:
+        store = t.Store(platform="shopify", domain=domain, settings={}, timezone="UTC", currency="USD", plan="free")
+        session.add(store)
+        session.flush()
+        return store.id
+
+
+def drain(rt: Runtime, queue: str = "intake") -> None:
+    """Run a real Dramatiq worker on this runtime's broker until the queue is empty."""
+    worker = dramatiq.Worker(rt.broker, worker_threads=2, worker_timeout=50)
+    worker.start()
+    try:
+        if isinstance(rt.broker, RedisBroker):
+            rt.broker.join(queue, interval=20, timeout=20_000)
+        else:
+            rt.broker.join(queue, timeout=20_000, fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
