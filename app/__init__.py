@@ -21,10 +21,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes)
     app.extensions["cartresq"] = runtime
 
-    from app import health, webhooks
+    from app import bare, dashboard, health, links, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(dashboard.bp)
+    bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_unavailable)
     return app

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -38,10 +39,11 @@ def serve(host: str, port: int) -> None:
     upgrade(settings.database_url)
     runtime = build_runtime(settings)
     if settings.embedded:
-        runtime.start_embedded_worker()
-    from app.dispatcher import start_in_thread
+        # No Redis: this process is the whole product. With Redis, run `cartresq worker` and `dispatcher`.
+        from app.dispatcher import start_in_thread
 
-    start_in_thread(runtime)
+        runtime.start_embedded_worker()
+        start_in_thread(runtime)
     server = make_server(host, port, create_app(runtime=runtime), threaded=True)
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
     try:
@@ -65,7 +67,7 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--interval", default=1.0, show_default=True, help="seconds between passes")
 def dispatcher(interval: float) -> None:
-    """Run the dispatcher: re-enqueues unprocessed deliveries (and, later, due messages)."""
+    """Run the dispatcher: abandons idle carts, enqueues due messages, re-enqueues lost work."""
     from app.dispatcher import run_forever
     from app.runtime import build_runtime
 
@@ -74,6 +76,39 @@ def dispatcher(interval: float) -> None:
         run_forever(runtime, interval)
     finally:
         runtime.close()
+
+
+@main.command()
+@click.option("--no-serve", is_flag=True, help="print the summary and exit instead of serving the dashboard")
+@click.option("--carts", default=300, show_default=True, type=click.IntRange(1, 5000))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(no_serve: bool, carts: int, seed: int, port: int) -> None:
+    """Simulated store: shoppers, webhooks and orders through the real endpoints; prints a summary."""
+    from app.demo import run
+
+    run(carts=carts, seed=seed, port=port, serve=not no_serve)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="model directory (default: var/model)")
+@click.option("--samples", default=20000, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+def train(out: Path | None, samples: int, seed: int) -> None:
+    """Train the send-time model and export it to ONNX (on simulated outcomes until real ones exist)."""
+    from ml.train import train as fit_and_export
+
+    meta = fit_and_export(out or _settings().model_dir, n_samples=samples, seed=seed)
+    click.echo(json.dumps(meta, indent=2, default=str))
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+def bench(names: tuple[str, ...]) -> None:
+    """Run benchmarks (ingest, pipeline, score; default all) and print ratios against their baselines."""
+    from app.bench import main as run_benches
+
+    raise SystemExit(run_benches(list(names)))
 
 
 @main.group()
@@ -173,3 +208,7 @@ class _sessions:
         if isinstance(exc, StoreError):
             raise click.ClickException(str(exc)) from None
         return False
+
+
+if __name__ == "__main__":
+    main()

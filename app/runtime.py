@@ -14,8 +14,13 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.abandonment import Abandoner
+from recovery.channels import Channel, OutboxChannel
 from recovery.db import make_engine, make_sessionmaker
+from recovery.links import LinkSigner
+from recovery.sending import Sender
 from recovery.settings import Settings
+from recovery.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,9 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     broker: dramatiq.Broker
+    sender: Sender
+    abandoner: Abandoner
+    timing: Timing
     _worker: dramatiq.Worker | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -65,13 +73,44 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     return StubBroker()
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """Provider adapters come with the messaging work; without provider keys everything goes to the outbox."""
+    outbox = OutboxChannel(settings.outbox_dir, message_domain=_host(settings.app_url))
+    return {"email": outbox, "sms": outbox, "push": outbox}
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "cartresq.local"
+
+
+def build_runtime(
+    settings: Settings, *, channels: dict[str, Channel] | None = None, seed: int | None = None
+) -> Runtime:
     """Nothing here connects yet: engines, pools and Redis clients connect on first use."""
+    import random
+
+    from app.sendtime import LazySendTime
     from app.worker import declare_actors
 
     engine = make_engine(settings.database_url)
     broker = build_broker(settings)
-    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), broker=broker)
+    timing = Timing(settings.time_scale)
+    sender = Sender(
+        channels=channels or build_channels(settings),
+        links=LinkSigner(settings.secret_key),
+        app_url=settings.app_url,
+        from_addr=f"reminders@{_host(settings.app_url)}",
+    )
+    abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        broker=broker,
+        sender=sender,
+        abandoner=abandoner,
+        timing=timing,
+    )
     runtime.sessions.configure(info={"enqueue": runtime.enqueue})
     declare_actors(runtime)
     return runtime

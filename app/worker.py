@@ -9,6 +9,8 @@ import dramatiq
 
 import connectors
 from recovery import intake
+from recovery.channels import TransientSendError
+from recovery.sending import SEND_ACTOR
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -32,7 +34,20 @@ def declare_actors(runtime: Runtime) -> None:
     )
     def process_delivery(delivery_pk: int) -> None:
         with runtime.sessions.begin() as session:
-            intake.process_delivery(session, delivery_pk, connectors.normalize)
+            intake.process_delivery(session, delivery_pk, connectors.normalize, runtime.timing)
+
+    @dramatiq.actor(
+        broker=runtime.broker,
+        actor_name=SEND_ACTOR,
+        queue_name="send",
+        # Transient provider errors only: at most 6 attempts, backing off within the hour.
+        max_retries=5,
+        min_backoff=5_000,
+        max_backoff=3_600_000,
+        retry_when=lambda retries, exc: isinstance(exc, TransientSendError) and retries < 5,
+    )
+    def send_message(message_id: int) -> None:
+        runtime.sender.send(runtime.sessions, message_id)
 
 
 def setup() -> None:

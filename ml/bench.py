@@ -98,7 +98,8 @@ def format_report(d: Mapping[str, Any]) -> str:
         f"{'scikit-learn predict_proba':<26}{d['sklearn_p50_us']:>10.1f}{d['sklearn_p99_us']:>10.1f}",
         f"{'best_offset (ort, e2e)':<26}{d['best_offset_p50_us']:>10.1f}{d['best_offset_p99_us']:>10.1f}",
         f"speed-up (sklearn p50 / ort p50): {d['speedup_p50']:.1f}x",
-        f"max |P_ort - P_sklearn|: {d['max_abs_diff']:.2g}" + ("" if d["same_model"] else "  (NOT the same model)"),
+        f"max |P_ort - P_sklearn|: {d['max_abs_diff']:.2g}"
+        + ("" if d["same_model"] else "  (NOT the same model)"),
     ]
     return "\n".join(lines)
 

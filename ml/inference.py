@@ -37,7 +37,9 @@ class SendTimePolicy(Protocol):
     @property
     def version(self) -> str: ...
 
-    def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float: ...
+    def best_offset(
+        self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS
+    ) -> float: ...
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,18 @@ class CatalogEntry:
     unit_price: Decimal
 
 
+@dataclass(frozen=True)
+class SimLineItem:
+    """A catalog entry in a simulated cart; mirrors the fields of a normalized line item."""
+
+    product_id: str
+    variant_id: str
+    title: str
+    variant_title: str | None
+    quantity: int
+    unit_price: Decimal
+
+
 def _entry(n: int, title: str, variant: str | None, price: str) -> CatalogEntry:
     return CatalogEntry(f"sim-prod-{n // 10}", f"sim-var-{n}", title, variant, Decimal(price))
 

@@ -43,7 +43,7 @@ def true_logit(rows: np.ndarray, intent: np.ndarray | float) -> np.ndarray:
     offset = c["send_offset_hours"]
     mobile = (c["device_type"] == DEVICE_CODES["mobile"]).astype(np.float64)
     tablet = (c["device_type"] == DEVICE_CODES["tablet"]).astype(np.float64)
-    return (
+    logit = (
         -1.4
         + send_hour_effect(c["hour_of_abandonment"] + offset)
         + offset_effect(offset)
@@ -57,14 +57,15 @@ def true_logit(rows: np.ndarray, intent: np.ndarray | float) -> np.ndarray:
         + 0.1 * (c["day_of_week"] >= 5)
         + np.asarray(intent, dtype=np.float64)
     )
+    return np.asarray(logit, dtype=np.float64)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 
 def abandon_hour_weights() -> np.ndarray:
     """How abandonments spread over the local day: evening and lunch peaks, quiet nights."""
     hours = np.arange(24, dtype=np.float64)
     w = 0.15 + _bump(hours, 21.0, 2.5) + 0.6 * _bump(hours, 13.0, 2.0)
-    return w / w.sum()
+    return np.asarray(w / w.sum(), dtype=np.float64)

@@ -15,16 +15,12 @@ from itertools import accumulate
 import numpy as np
 
 from ml.features import DEFAULT_OFFSETS, DEVICE_CODES, FEATURES, candidate_matrix
-from ml.sim_data import CATALOG, CURRENCY, DEVICE_WEIGHTS, DEVICES, FIRST_NAMES, ZONES
-from ml.sim_truth import abandon_hour_weights, offset_effect, send_hour_effect, sigmoid, true_logit
-
-__all__ = [
-    "ABANDON_RATE", "MessageResponse", "ShopperModel", "SimLineItem", "SimShopper",
-    "abandon_hour_weights", "offset_effect", "send_hour_effect", "simulate_outcomes", "true_logit",
-]  # fmt: skip
+from ml.sim_data import CATALOG, CURRENCY, DEVICE_WEIGHTS, DEVICES, FIRST_NAMES, ZONES, SimLineItem
+from ml.sim_truth import abandon_hour_weights, sigmoid, true_logit
 
 ABANDON_RATE = 0.70
 _OFFSET_COL = FEATURES.index("send_offset_hours")
+_OPEN_COL = FEATURES.index("email_open_rate")
 _OUTCOME_STREAM = 0x5E7D  # separates simulate_outcomes' draws from the per-shopper streams
 # Cumulative weights, so one uniform picks a category: Generator.choice(p=...) costs ~25 us a call.
 _DEVICE_CDF = tuple(accumulate(DEVICE_WEIGHTS))
@@ -35,14 +31,8 @@ def _pick(cdf: tuple[float, ...], u: float) -> int:
     return min(bisect_right(cdf, u * cdf[-1]), len(cdf) - 1)
 
 
-@dataclass(frozen=True)
-class SimLineItem:
-    product_id: str
-    variant_id: str
-    title: str
-    variant_title: str | None
-    quantity: int
-    unit_price: Decimal
+def _open_p(open_rate: float, offset_hours: float) -> float:
+    return min(max(open_rate * (1.08 - 0.04 * offset_hours), 0.01), 0.98)
 
 
 @dataclass(frozen=True)
@@ -102,29 +92,36 @@ class SimShopper:
         return float(sigmoid(true_logit(np.asarray(features_row), self.intent))[0])
 
     def open_probability(self, offset_hours: float) -> float:
-        return float(np.clip(self.email_open_rate * (1.08 - 0.04 * offset_hours), 0.01, 0.98))
+        """P(a reminder is opened): the shopper's open rate, fading a little with the delay."""
+        return _open_p(self.email_open_rate, offset_hours)
 
-    def click_probability(self, offset_hours: float) -> float:
-        return self.open_probability(offset_hours) * (0.25 + 0.25 * self.discount_sensitivity)
+    def funnel(self, features_row: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
+        """(P(open), P(click), P(buy)) of one reminder, nested: open >= click >= buy.
+        Uses the row's open rate, which for rows built by `features` is the shopper's own."""
+        row = np.asarray(features_row, dtype=np.float64)
+        p_buy = self.conversion_probability(row)
+        p_open = max(_open_p(float(row[_OPEN_COL]), float(row[_OFFSET_COL])), p_buy)  # buyers opened it
+        p_click = p_buy + (p_open - p_buy) * (0.2 + 0.2 * self.discount_sensitivity)
+        return p_open, p_click, p_buy
 
     def will_open(self, offset_hours: float, rng: np.random.Generator) -> bool:
-        """Marginal draw, independent of any purchase; use `respond` for a coherent funnel."""
+        """Marginal draw; use `respond` for the open, click and purchase of one message."""
         return bool(rng.random() < self.open_probability(offset_hours))
 
-    def will_click(self, offset_hours: float, rng: np.random.Generator) -> bool:
-        """Marginal draw (opened and clicked), independent of any purchase."""
-        return bool(rng.random() < self.click_probability(offset_hours))
+    def will_click(self, features_row: Sequence[float] | np.ndarray, rng: np.random.Generator) -> bool:
+        return bool(rng.random() < self.funnel(features_row)[1])
 
-    def will_buy_after_message(self, features_row: Sequence[float] | np.ndarray, rng: np.random.Generator) -> bool:
+    def will_buy_after_message(
+        self, features_row: Sequence[float] | np.ndarray, rng: np.random.Generator
+    ) -> bool:
         return bool(rng.random() < self.conversion_probability(features_row))
 
-    def respond(self, features_row: Sequence[float] | np.ndarray, rng: np.random.Generator) -> MessageResponse:
-        """Open -> click -> buy from ONE uniform draw, so bought implies clicked implies opened
-        while P(bought) stays exactly `conversion_probability`."""
-        offset = float(np.asarray(features_row)[_OFFSET_COL])
-        p_buy = self.conversion_probability(features_row)
-        p_click = max(p_buy, self.click_probability(offset))
-        p_open = max(p_click, self.open_probability(offset))
+    def respond(
+        self, features_row: Sequence[float] | np.ndarray, rng: np.random.Generator
+    ) -> MessageResponse:
+        """ONE uniform decides all three, so bought implies clicked implies opened, while each
+        keeps its probability from `funnel` (P(bought) is exactly `conversion_probability`)."""
+        p_open, p_click, p_buy = self.funnel(features_row)
         u = rng.random()
         return MessageResponse(opened=bool(u < p_open), clicked=bool(u < p_click), bought=bool(u < p_buy))
 
@@ -142,7 +139,9 @@ class ShopperModel:
         n_items = _pick(_N_ITEMS_CDF, u[2]) + 1
         picks = rng.permutation(len(CATALOG))[:n_items]
         items = tuple(
-            SimLineItem(e.product_id, e.variant_id, e.title, e.variant_title, 2 if q < 0.15 else 1, e.unit_price)
+            SimLineItem(
+                e.product_id, e.variant_id, e.title, e.variant_title, 2 if q < 0.15 else 1, e.unit_price
+            )
             for e, q in zip((CATALOG[p] for p in picks), u[3 : 3 + n_items], strict=True)
         )
         previous = int(rng.poisson(rng.gamma(0.6, 1.5)))

@@ -40,7 +40,9 @@ class ParityError(RuntimeError):
     """The exported ONNX model does not reproduce the fitted estimator."""
 
 
-def fit(n_samples: int = 20000, seed: int = 7) -> tuple[HistGradientBoostingClassifier, np.ndarray, np.ndarray]:
+def fit(
+    n_samples: int = 20000, seed: int = 7
+) -> tuple[HistGradientBoostingClassifier, np.ndarray, np.ndarray]:
     """Fit on `n_samples` simulated outcomes; return the model and the held-out rows and labels.
 
     Deterministic in (n_samples, seed), so `ml.bench` can refit the estimator behind a saved file.
@@ -73,14 +75,15 @@ def export_onnx(model: HistGradientBoostingClassifier, sample: np.ndarray, *, zi
         # skl2onnx 1.20 passes booleans as ints for nodes_missing_value_tracks_true; protobuf 6
         # only warns (protobuf 7 rejects it, hence protobuf<7). Harmless, and noisy by the hundred.
         warnings.filterwarnings(
-            "ignore", message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
+            "ignore",
+            message=r"Field onnx\.AttributeProto\.ints: Expected an int, got a boolean",
             category=DeprecationWarning,
         )
         onx = to_onnx(
             model, np.asarray(sample[:1], dtype=np.float32),
             options={id(model): {"zipmap": zipmap}}, target_opset=TARGET_OPSET,
         )  # fmt: skip
-    return onx.SerializeToString()
+    return bytes(onx.SerializeToString())
 
 
 def _library_versions() -> dict[str, str]:

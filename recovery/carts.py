@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,25 +12,27 @@ from sqlalchemy.orm import Session
 from recovery import tables as t
 from recovery.model import CartSnapshot, CartStatus, CheckoutDeleted, Contact, Event, OrderPlaced, strip_token
 from recovery.store_settings import effective
+from recovery.timing import Timing
 
 log = logging.getLogger(__name__)
 
 OPEN = (CartStatus.ACTIVE.value, CartStatus.ABANDONED.value)
 
 
-def apply_event(session: Session, store: t.Store, event: Event) -> str:
+def apply_event(session: Session, store: t.Store, event: Event, timing: Timing = Timing()) -> str:
     """Apply one event inside the caller's transaction; return what happened, for the delivery log."""
     if isinstance(event, CartSnapshot):
-        return apply_snapshot(session, store, event)
+        return apply_snapshot(session, store, event, timing)
     if isinstance(event, OrderPlaced):
-        return apply_order(session, store, event)
+        return apply_order(session, store, event, timing)
     return apply_delete(session, store, event)
 
 
-def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot) -> str:
+def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot, timing: Timing = Timing()) -> str:
+    abandon_after = timing.span(effective(store.settings or {})["abandon_after"])
     cart = _find_cart(session, store.id, snap.checkout_token, snap.cart_token)
     if cart is None:
-        cart = _insert_cart(session, store, snap)
+        cart = _insert_cart(session, store, snap, abandon_after)
         if cart is not None:
             _link_earlier_order(session, store.id, cart)
             return "cart created"
@@ -38,7 +40,7 @@ def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot) -> str:
         assert cart is not None
     if cart.platform_updated_at > snap.updated_at:
         return "stale: a newer state is stored"
-    _copy_snapshot(cart, snap)
+    _copy_snapshot(cart, snap, abandon_after)
     cart.customer_id = _upsert_customer(session, store.id, snap.contact, snap.updated_at)
     if cart.status == CartStatus.ABANDONED.value and snap.updated_at > (cart.abandoned_at or snap.updated_at):
         # The shopper came back and changed the cart: what was planned no longer fits it.
@@ -70,7 +72,7 @@ def _link_earlier_order(session: Session, store_id: int, cart: t.Cart) -> None:
         cart.recovered_at = order.placed_at
 
 
-def apply_order(session: Session, store: t.Store, order: OrderPlaced) -> str:
+def apply_order(session: Session, store: t.Store, order: OrderPlaced, timing: Timing = Timing()) -> str:
     existing = session.scalar(
         select(t.Order).where(t.Order.store_id == store.id, t.Order.platform_order_id == order.platform_order_id)
     )
@@ -93,7 +95,7 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced) -> str:
     )
     session.add(row)
     shopper_carts = _shopper_cart_ids(session, store.id, order.contact, cart)
-    row.attribution = _attribute(session, store, shopper_carts, order.placed_at)
+    row.attribution = _attribute(session, store, shopper_carts, order.placed_at, timing)
     # An order stops everything pending for this cart and this shopper, in the same transaction.
     cancel_pending(session, shopper_carts, "shopper ordered")
     if cart is not None and cart.status in OPEN:
@@ -122,7 +124,8 @@ def cancel_pending(session: Session, cart_ids: list[int], reason: str) -> int:
         return 0
     result = session.execute(
         update(t.RecoveryMessage)
-        .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.status == "planned")
+        # `queued` too: a claimed job not yet running re-reads the row and then does nothing.
+        .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.status.in_(("planned", "queued")))
         .values(status="cancelled", reason=reason)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -151,9 +154,9 @@ def _find_cart(
     return None
 
 
-def _insert_cart(session: Session, store: t.Store, snap: CartSnapshot) -> t.Cart | None:
+def _insert_cart(session: Session, store: t.Store, snap: CartSnapshot, abandon_after: timedelta) -> t.Cart | None:
     cart = t.Cart(store_id=store.id, status=CartStatus.ACTIVE.value, source=snap.source)
-    _copy_snapshot(cart, snap)
+    _copy_snapshot(cart, snap, abandon_after)
     cart.customer_id = _upsert_customer(session, store.id, snap.contact, snap.updated_at)
     try:
         with session.begin_nested():
@@ -163,7 +166,7 @@ def _insert_cart(session: Session, store: t.Store, snap: CartSnapshot) -> t.Cart
     return cart
 
 
-def _copy_snapshot(cart: t.Cart, snap: CartSnapshot) -> None:
+def _copy_snapshot(cart: t.Cart, snap: CartSnapshot, abandon_after: timedelta) -> None:
     c = snap.contact
     cart.checkout_token = snap.checkout_token or cart.checkout_token
     cart.cart_token = strip_token(snap.cart_token) or cart.cart_token
@@ -182,6 +185,7 @@ def _copy_snapshot(cart: t.Cart, snap: CartSnapshot) -> None:
     cart.device = snap.device or cart.device
     cart.platform_updated_at = snap.updated_at
     cart.last_activity_at = max(snap.updated_at, cart.last_activity_at or snap.updated_at)
+    cart.abandon_at = cart.last_activity_at + abandon_after
     if snap.created_at and cart.created_at is None:
         cart.created_at = snap.created_at
 
@@ -238,11 +242,11 @@ def _shopper_cart_ids(session: Session, store_id: int, c: Contact, cart: t.Cart 
     return sorted(ids)
 
 
-def _attribute(session: Session, store: t.Store, cart_ids: list[int], placed_at: datetime) -> str:
+def _attribute(session: Session, store: t.Store, cart_ids: list[int], placed_at: datetime, timing: Timing) -> str:
     """Recovered when one of our messages to this shopper went out within the attribution window."""
     if not cart_ids:
         return CartStatus.COMPLETED.value
-    window = effective(store.settings or {})["attribution_window"]
+    window = timing.span(effective(store.settings or {})["attribution_window"]).total_seconds()
     last_sent = session.scalar(
         select(t.RecoveryMessage.sent_at)
         .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.sent_at.is_not(None))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from recovery.carts import apply_event
 from recovery.db import defer
 from recovery.model import NormalizeResult
 from recovery.tables import utcnow
+from recovery.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def record_delivery(
     return delivery_pk
 
 
-def process_delivery(session: Session, delivery_pk: int, normalize: Normalize) -> str:
+def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, timing: Timing = Timing()) -> str:
     """Apply one stored delivery; idempotent (a second run returns early). Caller commits."""
     delivery = session.scalar(
         select(t.WebhookDelivery).where(t.WebhookDelivery.id == delivery_pk).with_for_update()
@@ -90,21 +91,31 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize) -
             delivery.outcome = "rejected"
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
-        outcome = result.skipped or (apply_event(session, store, result.event) if result.event else "no event")
+        outcome = result.skipped or (apply_event(session, store, result.event, timing) if result.event else "no event")
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
     delivery.payload = None  # raw personal data is kept only as long as it is needed
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
     return outcome
 
 
-def unprocessed(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Deliveries stored but never processed (e.g. the broker was down at enqueue): for the sweeper."""
+def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Deliveries stored but never processed (broker down at enqueue, worker killed): enqueue again.
+
+    Each is re-enqueued at most once per `older_than`, and two dispatchers never take the same one.
+    """
     cutoff = utcnow() - older_than
-    return list(
-        session.scalars(
-            select(t.WebhookDelivery.id)
-            .where(t.WebhookDelivery.processed_at.is_(None), t.WebhookDelivery.received_at < cutoff)
-            .order_by(t.WebhookDelivery.id)
-            .limit(limit)
+    rows = session.scalars(
+        select(t.WebhookDelivery)
+        .where(
+            t.WebhookDelivery.processed_at.is_(None),
+            t.WebhookDelivery.received_at < cutoff,
+            or_(t.WebhookDelivery.requeued_at.is_(None), t.WebhookDelivery.requeued_at < cutoff),
         )
-    )
+        .order_by(t.WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.requeued_at = utcnow()
+        defer(session, PROCESS_ACTOR, row.id)
+    return [row.id for row in rows]

@@ -34,6 +34,9 @@ class Settings:
     model_dir: Path = Path("var/model")
     time_scale: float = 1.0
     max_webhook_bytes: int = 5 * 1024 * 1024
+    #: Seconds before work whose job vanished (a stored delivery, a queued message) is enqueued again;
+    #: a message still `sending` after twice that is marked failed (interrupted), never resent.
+    requeue_after: float = 60.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +75,7 @@ class Settings:
             var_dir=var_dir,
             model_dir=Path(env.get("CARTRESQ_MODEL_DIR") or var_dir / "model"),
             time_scale=time_scale,
+            requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
         )
 
 

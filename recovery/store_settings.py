@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,6 +92,15 @@ def _text(text: str) -> str:
     return value
 
 
+def _sequence(text: str) -> list[dict[str, Any]]:
+    from recovery.sequence import parse_sequence
+
+    try:
+        return [step.to_json() for step in parse_sequence(text)]
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise SettingError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Spec:
     parse: Callable[[str], Any]
@@ -113,12 +124,11 @@ SPECS: Mapping[str, Spec] = {
     "allowed_origins": Spec(_origins, [], "origins allowed to send tracker beacons", ",".join),
     "postal_address": Spec(_text, "", "postal address printed in every email (CAN-SPAM)"),
     "sender_name": Spec(_text, "", "From name on recovery emails"),
+    "sequence": Spec(_sequence, None, "the store's own steps, as JSON (default: the built-in four)", json.dumps),
 }
 
 
 def _decimal(text: str) -> Any:
-    from decimal import Decimal, InvalidOperation
-
     try:
         value = Decimal(str(text))
     except InvalidOperation:
@@ -144,6 +154,13 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         except SettingError as exc:
             raise SettingError(f"{key}: {exc}") from None
     return parsed
+
+
+def check_consistency(merged: Mapping[str, Any]) -> None:
+    """Rules across keys, checked on the settings as they would be after a change."""
+    values = effective(merged)
+    if values["first_message_min"] > values["first_message_max"]:
+        raise SettingError("first_message_min must not be later than first_message_max")
 
 
 def effective(stored: Mapping[str, Any]) -> dict[str, Any]:

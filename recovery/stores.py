@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.crypto import Vault
-from recovery.store_settings import SettingError, parse_assignments
+from recovery.store_settings import SettingError, check_consistency, parse_assignments
 from recovery.tables import utcnow
 
 PLATFORMS = ("shopify", "woocommerce")
@@ -54,13 +54,16 @@ def add_store(
 
 def set_settings(session: Session, store: t.Store, pairs: list[str]) -> dict[str, Any]:
     """Validate every pair first, so one bad pair changes nothing."""
+    merged_for_check = {}
     try:
         changes = parse_assignments(pairs)
+        merged_for_check = {**(store.settings or {}), **changes}
+        check_consistency(merged_for_check)
     except SettingError as exc:
         raise StoreError(str(exc)) from None
     if not changes:
         raise StoreError("nothing to set: give KEY=VALUE pairs")
-    merged = {**(store.settings or {}), **changes}
+    merged = merged_for_check
     store.settings = merged  # a new dict, so the JSON column is seen as changed
     if "timezone" in changes:
         store.timezone = changes["timezone"]

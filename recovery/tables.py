@@ -86,6 +86,7 @@ class Cart(Base):
         UniqueConstraint("store_id", "checkout_token"),
         UniqueConstraint("store_id", "cart_token"),
         Index("ix_carts_store_status_activity", "store_id", "status", "last_activity_at"),
+        Index("ix_carts_status_abandon_at", "status", "abandon_at"),
         Index("ix_carts_store_email", "store_id", "email"),
     )
 
@@ -114,6 +115,8 @@ class Cart(Base):
     device: Mapped[str | None] = mapped_column(String(16))
     platform_updated_at: Mapped[datetime]
     last_activity_at: Mapped[datetime]
+    #: When the cart counts as abandoned if nothing happens before (last activity + the store's delay).
+    abandon_at: Mapped[datetime | None]
     abandoned_at: Mapped[datetime | None]
     recovered_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -166,6 +169,8 @@ class WebhookDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(128))
     triggered_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Last time the sweeper re-enqueued it (its first job was lost); None if never.
+    requeued_at: Mapped[datetime | None]
     #: Raw payload, kept only until processed and deleted by the redaction topics.
     payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
     processed_at: Mapped[datetime | None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import func, select
 
 from app import create_app
-from app.dispatcher import STALE_DELIVERY, run_once
+from app.dispatcher import run_once
 from app.runtime import build_runtime
 from recovery import tables as t
 from recovery.crypto import Vault
@@ -111,13 +112,13 @@ def test_broker_outage_loses_no_delivery(database_url: str, tmp_path: Path, requ
     up = build_runtime(make_settings(database_url, tmp_path, redis_url=request.getfixturevalue("redis_url")))
     with up.sessions.begin() as session:
         for delivery in session.scalars(select(t.WebhookDelivery)):
-            delivery.received_at -= STALE_DELIVERY
-    assert run_once(up) == 1
+            delivery.received_at -= timedelta(seconds=up.settings.requeue_after)
+    assert run_once(up).deliveries == 1
     drain(up)
     # Then the cart exists, and a second sweep finds nothing left to do
     with up.sessions() as session:
         assert session.scalar(select(func.count()).select_from(t.Cart)) == 1
-    assert run_once(up) == 0
+    assert run_once(up).deliveries == 0
     up.close()
 
 

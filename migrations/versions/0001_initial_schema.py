@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 01:59:51.773703
+Create Date: 2026-11-28 02:36:11.569335
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def upgrade() -> None:
     sa.Column('delivery_id', sa.String(length=128), nullable=False),
     sa.Column('triggered_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('received_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requeued_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('processed_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=80), nullable=True),
@@ -120,6 +121,7 @@ def upgrade() -> None:
     sa.Column('device', sa.String(length=16), nullable=True),
     sa.Column('platform_updated_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_activity_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('abandon_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('abandoned_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recovered_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('completed_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
@@ -132,6 +134,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('store_id', 'checkout_token', name=op.f('uq_carts_store_id_checkout_token'))
     )
     with op.batch_alter_table('carts', schema=None) as batch_op:
+        batch_op.create_index('ix_carts_status_abandon_at', ['status', 'abandon_at'], unique=False)
         batch_op.create_index('ix_carts_store_email', ['store_id', 'email'], unique=False)
         batch_op.create_index('ix_carts_store_status_activity', ['store_id', 'status', 'last_activity_at'], unique=False)
 
@@ -225,6 +228,7 @@ def downgrade() -> None:
     with op.batch_alter_table('carts', schema=None) as batch_op:
         batch_op.drop_index('ix_carts_store_status_activity')
         batch_op.drop_index('ix_carts_store_email')
+        batch_op.drop_index('ix_carts_status_abandon_at')
 
     op.drop_table('carts')
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:

@@ -1,4 +1,7 @@
-"""Shared fixtures for the send-time model tests: one small training run per test session."""
+"""Shared fixtures for the send-time model tests: one small training run per test session.
+
+Tests take these through fixtures only: importing `conftest` by name could pick up another folder's.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ SEED = 11
 class Trained:
     model_dir: Path
     metadata: dict[str, Any]
+    n_samples: int = N_SAMPLES
+    seed: int = SEED
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class Fitted:
     model: HistGradientBoostingClassifier
     X_test: np.ndarray
     y_test: np.ndarray
+    n_samples: int = N_SAMPLES
+    seed: int = SEED
 
 
 @pytest.fixture(scope="session")

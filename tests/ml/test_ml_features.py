@@ -15,6 +15,7 @@ from ml.features import (
     DEVICE_CODES,
     FEATURES,
     NEUTRAL_DEFAULTS,
+    CartValue,
     candidate_matrix,
 )
 
@@ -27,7 +28,7 @@ def test_feature_order_is_fixed_with_offset_last() -> None:
         "device_type", "items_in_cart", "viewed_checkout", "email_open_rate", "discount_sensitivity",
         "send_offset_hours",
     )  # fmt: skip
-    assert CART_FEATURES == FEATURES[:-1]
+    assert FEATURES[:-1] == CART_FEATURES
 
 
 def test_default_offsets_cover_half_an_hour_to_four_hours_every_15_minutes() -> None:
@@ -38,7 +39,7 @@ def test_default_offsets_cover_half_an_hour_to_four_hours_every_15_minutes() -> 
 
 def test_candidate_matrix_puts_each_value_in_its_column() -> None:
     # Given a cart with a distinct value per feature
-    cart = {
+    cart: dict[str, CartValue] = {
         "hour_of_abandonment": 21, "day_of_week": 5, "cart_value": 123.5, "previous_purchases": 3,
         "time_on_site": 410.0, "device_type": "tablet", "items_in_cart": 4, "viewed_checkout": True,
         "email_open_rate": 0.45, "discount_sensitivity": 0.8, "unrelated_key": "ignored",
@@ -64,7 +65,7 @@ def test_missing_keys_get_the_documented_neutral_defaults() -> None:
     [("mobile", 1), ("Mobile ", 1), ("iPhone", 1), ("Android", 1), ("tablet", 2), ("iPad", 2),
      ("desktop", 0), ("smart fridge", 0), (1, 1), (2.0, 2), (7, 0), (None, 0)],
 )  # fmt: skip
-def test_device_names_and_codes_are_mapped(device: object, code: int) -> None:
+def test_device_names_and_codes_are_mapped(device: CartValue, code: int) -> None:
     assert candidate_matrix({"device_type": device}, (1.0,))[0, FEATURES.index("device_type")] == code
 
 

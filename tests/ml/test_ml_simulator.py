@@ -74,7 +74,9 @@ def test_about_70_percent_abandon_and_some_come_back_unprompted() -> None:
     abandoned = [s for s in shoppers if s.abandons]
     assert 0.66 < len(abandoned) / len(shoppers) < 0.74
     # A holdout group needs a nonzero baseline: some abandoners buy with no message at all
-    unprompted = [s.buys_unprompted_after_hours for s in abandoned if s.buys_unprompted_after_hours is not None]
+    unprompted = [
+        s.buys_unprompted_after_hours for s in abandoned if s.buys_unprompted_after_hours is not None
+    ]
     assert 0.02 < len(unprompted) / len(abandoned) < 0.3
     assert all(h > 0 for h in unprompted)
     # Shoppers who never abandoned already bought: no "unprompted return" for them
@@ -109,8 +111,13 @@ def test_history_and_value_raise_conversion() -> None:
     shopper = ShopperModel(1).shopper(0)
     base = shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.2))
     assert shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.6)) > base
-    assert shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.2, previous_purchases=4)) > base
-    assert shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.2, cart_value=400)) > base
+    assert (
+        shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.2, previous_purchases=4))
+        > base
+    )
+    assert (
+        shopper.conversion_probability(_row(shopper, 18.0, 1.0, email_open_rate=0.2, cart_value=400)) > base
+    )
 
 
 def test_message_helpers_are_deterministic_given_the_generator() -> None:
@@ -119,9 +126,11 @@ def test_message_helpers_are_deterministic_given_the_generator() -> None:
 
     def draws(seed: int) -> list[bool]:
         rng = np.random.default_rng(seed)
-        return [f for _ in range(50) for f in (
-            shopper.will_open(1.0, rng), shopper.will_click(1.0, rng), shopper.will_buy_after_message(row, rng)
-        )]  # fmt: skip
+        out: list[bool] = []
+        for _ in range(50):
+            out += [shopper.will_open(1.0, rng), shopper.will_click(row, rng)]
+            out.append(shopper.will_buy_after_message(row, rng))
+        return out
 
     assert draws(1) == draws(1)
     assert draws(1) != draws(2)
@@ -139,4 +148,8 @@ def test_respond_is_a_coherent_funnel_with_the_true_conversion_rate() -> None:
     # And the purchase rate matches the ground-truth probability
     rate = np.mean([r.bought for r in responses])
     assert abs(rate - shopper.conversion_probability(row)) < 0.02
-    assert np.mean([r.opened for r in responses]) > rate
+    # And more open than click, more click than buy, at the rates `funnel` states
+    p_open, p_click, _ = shopper.funnel(row)
+    assert p_open > p_click > rate
+    assert abs(np.mean([r.opened for r in responses]) - p_open) < 0.02
+    assert abs(np.mean([r.clicked for r in responses]) - p_click) < 0.02

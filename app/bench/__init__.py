@@ -1,0 +1,46 @@
+"""Benchmarks: `cartresq bench [NAMES...]` runs them and prints their reports (see each module)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def _ingest() -> dict[str, Any]:
+    from app.bench.ingest import run_ingest
+
+    return run_ingest()
+
+
+def _format_ingest(result: dict[str, Any]) -> str:
+    from app.bench.ingest import format_ingest
+
+    return format_ingest(result)
+
+
+#: name → a full run with default settings, returning its figures. Modules are imported only when run.
+BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
+    "ingest": _ingest,
+}
+
+#: name → the readable report of a result; a bench without one is printed as JSON.
+FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "ingest": _format_ingest,
+}
+
+
+def main(names: list[str] | tuple[str, ...] = ()) -> int:
+    """Run the named benches (all when none is named) and print their reports; 0, or 2 for an unknown name."""
+    names = list(names) or list(BENCHES)
+    unknown = [name for name in names if name not in BENCHES]
+    if unknown:
+        print(f"unknown bench: {', '.join(unknown)} (known: {', '.join(BENCHES)})")
+        return 2
+    for n, name in enumerate(names):
+        if n:
+            print()
+        result = BENCHES[name]()
+        formatter = FORMATTERS.get(name)
+        print(formatter(result) if formatter else json.dumps(result, indent=2, default=str), flush=True)
+    return 0

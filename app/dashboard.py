@@ -1,0 +1,37 @@
+"""The merchant dashboard: recovered revenue, lift against the holdout, recent carts and their messages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from sqlalchemy import select
+
+from recovery import tables as t
+from recovery.analytics import summarize
+
+bp = Blueprint("dashboard", __name__)
+
+
+def mask(email: str | None) -> str:
+    """Enough to recognise a shopper, not enough to harvest addresses from a screen."""
+    if not email or "@" not in email:
+        return "—"
+    local, domain = email.split("@", 1)
+    return f"{local[:1]}•••@{domain}"
+
+
+@bp.get("/")
+def index() -> str:
+    from app import runtime
+
+    with runtime().sessions() as session:
+        summary = summarize(session)
+        carts = session.scalars(select(t.Cart).order_by(t.Cart.last_activity_at.desc()).limit(25)).all()
+        messages = session.scalars(
+            select(t.RecoveryMessage)
+            .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
+            .order_by(t.RecoveryMessage.step)
+        ).all()
+    by_cart: dict[int, list[t.RecoveryMessage]] = {}
+    for message in messages:
+        by_cart.setdefault(message.cart_id, []).append(message)
+    return render_template("dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask)

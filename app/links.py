@@ -1,0 +1,85 @@
+"""Links in messages: restore the cart, open pixel, unsubscribe (page link and RFC 8058 one-click)."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, redirect, render_template_string, request
+
+from recovery import engagement
+from recovery.links import LinkError, LinkSigner
+
+bp = Blueprint("links", __name__)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }}</title>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
+<h1 style="font-size: 1.4rem">{{ title }}</h1><p>{{ body }}</p></body></html>"""
+
+
+def _signer() -> LinkSigner:
+    from app import runtime
+
+    return runtime().sender.links
+
+
+def _page(title: str, body: str, status: int) -> tuple[str, int]:
+    return render_template_string(PAGE, title=title, body=body), status
+
+
+def _bad_link(error: LinkError) -> tuple[str, int]:
+    if error.reason == "expired":
+        return _page("This link has expired", "Visit the store to find your cart again.", 410)
+    return _page("This link is not valid", "It may have been copied incompletely. Nothing was changed.", 400)
+
+
+@bp.get("/r/<token>")
+def restore(token: str):  # type: ignore[no-untyped-def]
+    """Record the click and send the shopper to the platform's recovery URL. Nobody is logged in by it."""
+    from app import runtime
+
+    try:
+        target = _signer().verify("restore", token)
+    except LinkError as exc:
+        return _bad_link(exc)
+    with runtime().sessions.begin() as session:
+        url = engagement.record_click(session, target)
+    if not url:
+        return _page("This cart is no longer available", "Visit the store to start again.", 404)
+    response = redirect(url, code=302)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to the store's analytics
+    return response
+
+
+@bp.get("/o/<token>")
+def open_pixel(token: str) -> Response:
+    from app import runtime
+
+    try:
+        target = _signer().verify("open", token)
+    except LinkError:
+        target = None  # a broken pixel still answers with an image; it records nothing
+    if target is not None:
+        with runtime().sessions.begin() as session:
+            engagement.record_open(session, target)
+    return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, private"})
+
+
+@bp.route("/u/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+    """GET (the link in the footer) and POST (RFC 8058 one-click, no cookies needed) both take effect now."""
+    from app import runtime
+
+    try:
+        target = _signer().verify("unsubscribe", token)
+    except LinkError as exc:
+        return _bad_link(exc)
+    with runtime().sessions.begin() as session:
+        address = engagement.unsubscribe(session, target)
+    if address is None:
+        return _page("Nothing to unsubscribe", "This message no longer exists.", 404)
+    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
+        return Response("", status=200)
+    return _page("You will not get more reminders", "We will not email you about carts at this store again.", 200)

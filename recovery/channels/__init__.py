@@ -1,0 +1,29 @@
+"""Channels: one small interface (`Channel.send`) with a local outbox and a fake behind it."""
+
+from recovery.channels.base import (
+    Channel,
+    Outbound,
+    OutboundEmail,
+    OutboundPush,
+    OutboundSms,
+    PermanentSendError,
+    SendResult,
+    TransientSendError,
+)
+from recovery.channels.fake import FakeChannel
+from recovery.channels.mime import build_email_message
+from recovery.channels.outbox import OutboxChannel
+
+__all__ = [
+    "Channel",
+    "FakeChannel",
+    "Outbound",
+    "OutboundEmail",
+    "OutboundPush",
+    "OutboundSms",
+    "OutboxChannel",
+    "PermanentSendError",
+    "SendResult",
+    "TransientSendError",
+    "build_email_message",
+]
