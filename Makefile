@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help serve test bench install clean
+.PHONY: help demo serve test bench install clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install CartResQ with its test tools
+
+demo: $(STAMP) ## simulated store through the real endpoints; prints a summary, then serves the dashboard
+	$(BIN)/cartresq demo
 
 serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker)
 	$(BIN)/cartresq serve

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.abandonment import Abandoner
 from recovery.channels import Channel, OutboxChannel
+from recovery.compose import Composer
 from recovery.db import make_engine, make_sessionmaker
 from recovery.links import LinkSigner
 from recovery.sending import Sender
@@ -95,12 +96,8 @@ def build_runtime(
     engine = make_engine(settings.database_url)
     broker = build_broker(settings)
     timing = Timing(settings.time_scale)
-    sender = Sender(
-        channels=channels or build_channels(settings),
-        links=LinkSigner(settings.secret_key),
-        app_url=settings.app_url,
-        from_addr=f"reminders@{_host(settings.app_url)}",
-    )
+    composer = Composer(LinkSigner(settings.secret_key), settings.app_url, f"reminders@{_host(settings.app_url)}")
+    sender = Sender(channels=channels or build_channels(settings), composer=composer)
     abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
     runtime = Runtime(
         settings=settings,

@@ -46,8 +46,8 @@ def declare_actors(runtime: Runtime) -> None:
         max_backoff=3_600_000,
         retry_when=lambda retries, exc: isinstance(exc, TransientSendError) and retries < 5,
     )
-    def send_message(message_id: int) -> None:
-        runtime.sender.send(runtime.sessions, message_id)
+    def send_messages(message_ids: list[int]) -> None:
+        runtime.sender.send_batch(runtime.sessions, message_ids)
 
 
 def setup() -> None:

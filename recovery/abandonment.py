@@ -1,4 +1,7 @@
-"""Idle carts with contact details become abandoned: holdout or sequence, one sequence per shopper."""
+"""Idle carts with contact details become abandoned: holdout or sequence, one sequence per shopper.
+
+Work is done per batch of carts, with a fixed number of queries per batch, not per cart.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
+from recovery.carts import cancel_pending
 from recovery.model import CartStatus
 from recovery.sequence import SendTimeModel, first_offsets, plan, store_sequence
 from recovery.store_settings import effective
@@ -44,54 +48,91 @@ class Abandoner:
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
+        if not due:
+            return []
+        ids = [c.id for c in due]
         stores = {s.id: s for s in session.scalars(select(t.Store).where(t.Store.id.in_({c.store_id for c in due})))}
+        customer_ids = {c.customer_id for c in due if c.customer_id}
+        customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
+        variants = self._assign(session, due, stores)
+        superseded = _supersede(session, due)
+        existing: dict[int, dict[int, t.RecoveryMessage]] = {}
+        for message in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_(ids))):
+            existing.setdefault(message.cart_id, {})[message.step] = message
         for cart in due:
-            self.abandon(session, stores[cart.store_id], cart, now)
-        return [c.id for c in due]
+            cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
+            store = stores[cart.store_id]
+            if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded:
+                self._plan(session, store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}))
+        return ids
 
-    def abandon(self, session: Session, store: t.Store, cart: t.Cart, now: datetime) -> str:
-        cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
-        if not store.active:
-            return "store uninstalled"
+    def _plan(
+        self,
+        session: Session,
+        store: t.Store,
+        cart: t.Cart,
+        customer: t.Customer | None,
+        existing: dict[int, t.RecoveryMessage],
+    ) -> None:
         settings = effective(store.settings or {})
-        variant = self._assign(session, cart, settings["holdout_percent"])
-        superseded = _supersede(session, cart)
-        if variant == HOLDOUT:
-            return "holdout"
-        customer = session.get(t.Customer, cart.customer_id) if cart.customer_id else None
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
         best = self.send_time.best_offset(cart_features(cart, customer, store), offsets)
         best = min(max(best, min(offsets)), max(offsets))  # a fallback policy may not know the window
-        rows = plan(session, cart, store_sequence(settings), best, self.timing, sms_allowed)
-        return f"planned {len(rows)} messages" + (f", superseded {superseded}" if superseded else "")
+        plan(session, cart, store_sequence(settings), best, self.timing, sms_allowed, existing)
 
-    def _assign(self, session: Session, cart: t.Cart, holdout_percent: int) -> str:
+    def _assign(self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store]) -> dict[int, str]:
         """Random and recorded once: a cart that is abandoned again keeps its group."""
-        existing = session.scalar(
-            select(t.ExperimentAssignment).where(
-                t.ExperimentAssignment.cart_id == cart.id, t.ExperimentAssignment.experiment == HOLDOUT
+        rows = session.execute(
+            select(t.ExperimentAssignment.cart_id, t.ExperimentAssignment.variant).where(
+                t.ExperimentAssignment.cart_id.in_([c.id for c in carts]),
+                t.ExperimentAssignment.experiment == HOLDOUT,
             )
+        ).all()
+        variants = {cart_id: variant for cart_id, variant in rows}
+        for cart in carts:
+            if cart.id in variants:
+                continue
+            percent = effective(stores[cart.store_id].settings or {})["holdout_percent"]
+            variants[cart.id] = HOLDOUT if self.rng.random() * 100 < percent else "treatment"
+            session.add(
+                t.ExperimentAssignment(store_id=cart.store_id, cart_id=cart.id, experiment=HOLDOUT, variant=variants[cart.id])
+            )
+        return variants
+
+
+def _supersede(session: Session, carts: Sequence[t.Cart]) -> set[int]:
+    """The shopper's newest cart is the only one with a sequence: cancel older carts' pending messages.
+
+    Returns the carts of this batch that are themselves older than another cart of their shopper
+    (in the batch or not): they are abandoned without a sequence.
+    """
+    emails = {c.email for c in carts if c.email}
+    phones = {c.phone for c in carts if c.phone}
+    candidates = session.execute(
+        select(t.Cart.id, t.Cart.store_id, t.Cart.email, t.Cart.phone, t.Cart.abandon_at).where(
+            t.Cart.store_id.in_({c.store_id for c in carts}),
+            or_(t.Cart.email.in_(emails), t.Cart.phone.in_(phones)),
         )
-        if existing is not None:
-            return existing.variant
-        variant = HOLDOUT if self.rng.random() * 100 < holdout_percent else "treatment"
-        session.add(t.ExperimentAssignment(store_id=cart.store_id, cart_id=cart.id, experiment=HOLDOUT, variant=variant))
-        return variant
-
-
-def _supersede(session: Session, cart: t.Cart) -> int:
-    """A newer abandoned cart replaces the shopper's older sequence in this store."""
-    same_shopper = [t.Cart.email == cart.email] if cart.email else []
-    if cart.phone:
-        same_shopper.append(t.Cart.phone == cart.phone)
-    older = select(t.Cart.id).where(t.Cart.store_id == cart.store_id, t.Cart.id != cart.id, or_(*same_shopper))
-    result = session.execute(
-        update(t.RecoveryMessage)
-        .where(t.RecoveryMessage.cart_id.in_(older), t.RecoveryMessage.status == "planned")
-        .values(status="cancelled", reason="superseded by a newer cart")
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    ).all()
+    by_contact: dict[tuple[int, str], list[tuple[int, datetime | None]]] = {}
+    for row in candidates:
+        for contact in {row.email, row.phone} - {None}:
+            by_contact.setdefault((row.store_id, contact), []).append((row.id, row.abandon_at))
+    older: set[int] = set()
+    for cart in carts:
+        others = [
+            (other_id, at)
+            for contact in {cart.email, cart.phone} - {None}
+            for other_id, at in by_contact.get((cart.store_id, contact), [])
+            if other_id != cart.id
+        ]
+        if any(at and cart.abandon_at and at > cart.abandon_at for _, at in others):
+            older.add(cart.id)  # the shopper has moved on to a newer cart
+        else:
+            older.update(other_id for other_id, _ in others)
+    cancel_pending(session, sorted(older), "superseded by a newer cart")
+    return older
 
 
 def cart_features(cart: t.Cart, customer: t.Customer | None, store: t.Store) -> Mapping[str, float]:

@@ -127,6 +127,7 @@ def cancel_pending(session: Session, cart_ids: list[int], reason: str) -> int:
         # `queued` too: a claimed job not yet running re-reads the row and then does nothing.
         .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.status.in_(("planned", "queued")))
         .values(status="cancelled", reason=reason)
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -11,6 +11,9 @@ from recovery import tables as t
 from recovery.db import defer
 from recovery.sending import SEND_ACTOR
 
+#: Messages per send job. Small enough that one slow provider call delays few others.
+SEND_BATCH = 20
+
 
 def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     """Mark due rows `queued` and enqueue their send jobs after commit. Two dispatchers never share a row."""
@@ -23,8 +26,9 @@ def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     ).all()
     for row in rows:
         row.status, row.claimed_at = "queued", now
-        defer(session, SEND_ACTOR, row.id)
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    _defer_in_batches(session, ids)
+    return ids
 
 
 def requeue_lost(session: Session, now: datetime, after: timedelta, limit: int = 500) -> list[int]:
@@ -37,8 +41,15 @@ def requeue_lost(session: Session, now: datetime, after: timedelta, limit: int =
     ).all()
     for row in rows:
         row.claimed_at = now
-        defer(session, SEND_ACTOR, row.id)
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    _defer_in_batches(session, ids)
+    return ids
+
+
+def _defer_in_batches(session: Session, ids: list[int]) -> None:
+    """One job per batch of ids: the send job re-checks a batch with a fixed number of queries."""
+    for start in range(0, len(ids), SEND_BATCH):
+        defer(session, SEND_ACTOR, ids[start : start + SEND_BATCH])
 
 
 def fail_interrupted(session: Session, now: datetime, after: timedelta) -> int:

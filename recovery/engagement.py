@@ -49,14 +49,17 @@ def unsubscribe(session: Session, target: LinkTarget, reason: str = "unsubscribe
         .values(store_id=cart.store_id, channel="email", address=address, reason=reason, created_at=utcnow())
         .on_conflict_do_nothing()
     )
-    same_address = select(t.Cart.id).where(t.Cart.store_id == cart.store_id, t.Cart.email == address)
+    same_address = session.scalars(
+        select(t.Cart.id).where(t.Cart.store_id == cart.store_id, t.Cart.email == address)
+    ).all()
     session.execute(
         update(t.RecoveryMessage)
         .where(
-            t.RecoveryMessage.cart_id.in_(same_address),
+            t.RecoveryMessage.cart_id.in_(list(same_address)),
             t.RecoveryMessage.channel == "email",
             t.RecoveryMessage.status.in_(("planned", "queued")),
         )
         .values(status="cancelled", reason="unsubscribed")
+        .execution_options(synchronize_session=False)
     )
     return address

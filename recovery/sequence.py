@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
@@ -110,12 +109,13 @@ def plan(
     first_offset_hours: float,
     timing: Timing,
     sms_allowed: bool,
+    existing: dict[int, t.RecoveryMessage],
 ) -> list[t.RecoveryMessage]:
-    """Write (or re-arm) one row per applicable step. Steps already sent are never planned again."""
+    """Write (or re-arm) one row per applicable step; `existing` are the cart's rows by step.
+
+    Steps already sent, in flight or failed are never planned again.
+    """
     assert cart.abandoned_at is not None
-    existing = {
-        m.step: m for m in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id == cart.id))
-    }
     planned = []
     for step in steps:
         if step_applies(step, cart, sms_allowed) is not None:

@@ -23,7 +23,8 @@ def abandon_all(rt: Runtime, at: datetime | None = None) -> list[int]:
 def send_due(rt: Runtime, at: datetime) -> list[str]:
     """Claim what is due at `at` and run each send job inline (the worker path is tested elsewhere)."""
     claimed = claim(rt, at)
-    return [rt.sender.send(rt.sessions, message_id) for message_id in claimed]
+    outcomes = rt.sender.send_batch(rt.sessions, claimed) if claimed else {}
+    return [outcomes.get(message_id, "nothing to do") for message_id in claimed]
 
 
 def claim(rt: Runtime, at: datetime) -> list[int]:

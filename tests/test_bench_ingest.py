@@ -20,7 +20,12 @@ def _split(raw: bytes) -> tuple[str, dict[str, str], bytes]:
 
 def test_bench_requests_are_distinct_correctly_signed_deliveries() -> None:
     make = ingest.webhook_requests(
-        host="127.0.0.1", port=8000, path=ingest.WEBHOOK_PATH, secret="s3cret", run_id="0123456789abcdef", stream=1
+        host="127.0.0.1",
+        port=8000,
+        path=ingest.WEBHOOK_PATH,
+        secret="s3cret",  # noqa: S106
+        run_id="0123456789abcdef",
+        stream=1,
     )
     seen_ids, seen_tokens = set(), set()
     for i in (0, 1, 2, 10_000):
@@ -55,7 +60,14 @@ def test_ingest_smoke_run() -> None:
         services.unavailable("PostgreSQL", exc)
 
     d = ingest.run_ingest(
-        duration=1.0, rate=50, connections=4, workers=2, warmup=0.4, idle_probe=0.2, pg_url=services.PG_ADMIN_URL, redis_url=redis_url
+        duration=1.0,
+        rate=50,
+        connections=4,
+        workers=2,
+        warmup=0.4,
+        idle_probe=0.2,
+        pg_url=services.PG_ADMIN_URL,
+        redis_url=redis_url,
     )
 
     for phase in ("bare", "webhook", "fixed_rate"):

@@ -375,3 +375,20 @@ def test_outbox_files_appear_for_each_channel(database_url: str, tmp_path: Path)
     assert sorted(p.name for p in (outbox / "email").iterdir()) == ["1-step1.eml", "2-step2.eml", "4-step4.eml"]
     sms = json.loads((outbox / "sms" / "3-step3.json").read_text())
     assert (sms["to"], sms["cart_id"], sms["step"]) == ("+18285550147", 1, 3)
+
+
+def test_two_carts_of_one_shopper_abandoned_together_run_one_sequence(rt: Runtime, client) -> None:
+    # Given the same shopper left two checkouts, the second ten minutes after the first
+    first = shopify.load("checkouts_update")
+    second = {**first, "id": 2, "token": "second-token", "cart_token": "second-cart",
+              "updated_at": "2026-09-14T14:52:10-04:00"}
+    shopify.post(client, "checkouts_update", payload=first)
+    shopify.post(client, "checkouts_update", payload=second)
+    drain(rt)
+    # When both are abandoned in the same pass
+    abandoned = abandon_all(rt)
+    # Then only the newer cart has a sequence
+    assert len(abandoned) == 2
+    with rt.sessions() as session:
+        newer = session.scalars(select(t.Cart).where(t.Cart.checkout_token == "second-token")).one()
+    assert {m.cart_id for m in messages(rt)} == {newer.id}

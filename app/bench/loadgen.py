@@ -29,6 +29,7 @@ process exits by itself at the latest `duration + timeout + 10 s` after its star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib
 import importlib.util
@@ -125,7 +126,9 @@ class _Recorder:
     def failed(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):
             self.errors["timeout"] += 1
-        elif isinstance(exc, asyncio.IncompleteReadError | asyncio.LimitOverrunError | _BadResponse | ValueError):
+        elif isinstance(
+            exc, asyncio.IncompleteReadError | asyncio.LimitOverrunError | _BadResponse | ValueError
+        ):
             self.errors["bad response"] += 1
         elif isinstance(exc, OSError):
             self.errors[f"socket {type(exc).__name__}"] += 1
@@ -179,7 +182,9 @@ async def _open(spec: dict[str, Any], requests: _Requests, start: float, rec: _R
                 rec.errors["timeout"] += 1  # its sender has given up already: not sent
                 continue
             try:
-                async with asyncio.timeout_at(asyncio.get_running_loop().time() + scheduled + timeout - clock()):
+                async with asyncio.timeout_at(
+                    asyncio.get_running_loop().time() + scheduled + timeout - clock()
+                ):
                     status = await _exchange(conn, host, port, requests.get(i))
             except Exception as exc:  # every failure is counted, none stops the run
                 conn.close()
@@ -246,7 +251,7 @@ class _Epoll:
     # -- one request
 
     def start(self, i: int, t0: float, now: float) -> bool:
-        """Open (or reuse) a connection and send request i, due by t0 + timeout; False if that failed at once."""
+        """Open (or reuse) a connection, send request i (due by t0 + timeout); False if it failed at once."""
         sock = self.idle.pop() if self.idle else None
         try:
             if sock is None:
@@ -342,10 +347,8 @@ class _Epoll:
 
     def _drop(self, fd: int, slot: _Slot) -> None:
         self.flying.pop(fd, None)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
         slot.sock.close()
 
     def expire(self, now: float) -> int:
@@ -400,9 +403,13 @@ class _Epoll:
             for fd, mask in self.poll(wait):
                 now = clock()
                 slot = self.event(fd, mask, now)
-                if slot is not None and now < deadline:
-                    if slot.status == 0 or not self.start(next(counter), now, now):
-                        retry.append(now + 0.001)  # a failure must not turn into a tight loop
+                # The slot goes on with its next request; after a failure, 1 ms later (no tight loop).
+                if (
+                    slot is not None
+                    and now < deadline
+                    and (slot.status == 0 or not self.start(next(counter), now, now))
+                ):
+                    retry.append(now + 0.001)
             if now >= next_expiry:
                 for _ in range(self.expire(now)):
                     retry.append(now + 0.001)
@@ -522,7 +529,9 @@ def _child() -> int:
             "errors": dict(rec.errors),
             "acked": rec.acked if spec.get("record_acked") else [],
             "on_the_fly": requests.on_the_fly,
-            "engine": "epoll" if spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll") else "asyncio",
+            "engine": "epoll"
+            if spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll")
+            else "asyncio",
         }
     )
     return 0
@@ -558,12 +567,14 @@ def run_phase(
     record_acked: bool = False,
     engine: str = "auto",
     build_timeout: float = 120.0,
+    probe: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Run one phase in `procs` generator processes started together; returns the merged summary.
 
     `factory` is "module:function" or "/path/file.py:function"; function(**factory_args) must return a
     RequestFactory. Request indices
-    are split between processes by stride, so every request of the phase is distinct.
+    are split between processes by stride, so every request of the phase is distinct. `probe`, if given, is
+    called when the phase starts and when its results are in; both values are returned as "probes".
     """
     if mode not in ("closed", "open"):
         raise ValueError(f"mode must be 'closed' or 'open', not {mode!r}")
@@ -600,8 +611,8 @@ def run_phase(
     children: list[subprocess.Popen[str]] = []
     try:
         for spec in specs:
-            child = subprocess.Popen(
-                # Run as a plain script: the generator imports the standard library and the factory's file only.
+            child = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+                # A plain script: the generator imports the standard library and the factory's file only.
                 [sys.executable, os.path.abspath(__file__)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -620,11 +631,18 @@ def run_phase(
             assert child.stdin is not None
             child.stdin.write(json.dumps({"go": start}) + "\n")
             child.stdin.flush()
+        if probe is not None:
+            time.sleep(max(0.0, start - time.monotonic()))
+            first = probe()
         results = [_read_json(child, duration + timeout + 15.0) for child in children]
+        last = probe() if probe is not None else None
     finally:
         for child in children:
             _reap(child)
-    return summarize(results, mode=mode, duration=duration, scheduled=count, rate=rate)
+    summary = summarize(results, mode=mode, duration=duration, scheduled=count, rate=rate)
+    if probe is not None:
+        summary["probes"] = (first, last)
+    return summary
 
 
 def _read_json(child: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
@@ -641,10 +659,8 @@ def _read_json(child: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 def _reap(child: subprocess.Popen[str]) -> None:
     for stream in (child.stdin, child.stdout):
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
     try:
         child.wait(timeout=5)
     except subprocess.TimeoutExpired:

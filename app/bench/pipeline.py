@@ -2,7 +2,7 @@
 
 Runs on a scratch PostgreSQL database: N idle carts are abandoned (holdout assignment, send time scored
 for every cart, sequence planned), their first messages claimed and sent through the real Sender into a
-FakeChannel by 4 threads. The same run is repeated with a fixed send time instead of the ONNX model,
+FakeChannel by 4 threads, in send jobs of SEND_BATCH messages. The same run is repeated with a fixed send time instead of the ONNX model,
 so the ratio shows what scoring costs.
 """
 
@@ -21,6 +21,8 @@ from sqlalchemy import insert, select, text
 
 from app.bench.ingest import DEFAULT_PG, scratch_database
 from recovery import dispatch
+from recovery.compose import Composer
+from recovery.dispatch import SEND_BATCH
 from recovery import tables as t
 from recovery.abandonment import Abandoner
 from recovery.channels import FakeChannel
@@ -56,7 +58,8 @@ def _run(url: str, send_time: Any, count: int) -> float:
     sessions = make_sessionmaker(engine)
     _seed_carts(sessions, count)
     abandoner = Abandoner(send_time, Timing(), random.Random(1))
-    sender = Sender(channels={"email": FakeChannel()}, links=LinkSigner("bench"), app_url="https://app.example.com")
+    composer = Composer(LinkSigner("bench"), "https://app.example.com")
+    sender = Sender(channels={"email": FakeChannel()}, composer=composer)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         while True:
@@ -64,7 +67,8 @@ def _run(url: str, send_time: Any, count: int) -> float:
                 abandoned = abandoner.run(session, utcnow(), limit=250)
             with sessions.begin() as session:  # everything due within the first-message window
                 claimed = dispatch.claim_due(session, utcnow() + timedelta(hours=5), limit=250)
-            list(pool.map(lambda message_id: sender.send(sessions, message_id), claimed))
+            batches = [claimed[i : i + SEND_BATCH] for i in range(0, len(claimed), SEND_BATCH)]
+            list(pool.map(lambda ids: sender.send_batch(sessions, ids), batches))
             if not abandoned and not claimed:
                 break
     elapsed = time.perf_counter() - start

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class Shop:
     due: list[tuple[float, int]] = field(default_factory=list)  # (real time, shopper) unprompted orders
     seen_files: set[str] = field(default_factory=set)
     orders: int = 1000
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def post(self, topic: str, payload: dict) -> None:  # type: ignore[type-arg]
         import base64
@@ -65,21 +67,23 @@ class Shop:
     def arrive(self, shopper: SimShopper) -> None:
         now = datetime.now(UTC)
         self.shoppers[shopper.email] = shopper
-        self.post("checkouts/create", payloads.checkout(self.seed, shopper, now, with_contact=False))
-        self.post("checkouts/update", payloads.checkout(self.seed, shopper, now, with_contact=True))
+        self.post("checkouts/create", payloads.checkout(self.seed, shopper, now, with_contact=True))
         self.left_at[shopper.index] = time.monotonic()
         if not shopper.abandons:
             self.buy(shopper)
         elif shopper.buys_unprompted_after_hours is not None:
             at = time.monotonic() + shopper.buys_unprompted_after_hours * 3600 / TIME_SCALE
-            heapq.heappush(self.due, (at, shopper.index))
+            with self.lock:
+                heapq.heappush(self.due, (at, shopper.index))
 
     def buy(self, shopper: SimShopper) -> None:
-        if shopper.index in self.bought:
-            return
-        self.bought.add(shopper.index)
-        self.orders += 1
-        self.post("orders/create", payloads.order(self.seed, shopper, datetime.now(UTC), self.orders))
+        with self.lock:
+            if shopper.index in self.bought:
+                return
+            self.bought.add(shopper.index)
+            self.orders += 1
+            number = self.orders
+        self.post("orders/create", payloads.order(self.seed, shopper, datetime.now(UTC), number))
 
     def fire_due(self, by_index: dict[int, SimShopper]) -> None:
         while self.due and self.due[0][0] <= time.monotonic():
@@ -127,6 +131,10 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
     from recovery import tables as t
     from recovery.schema import upgrade
 
+    import logging
+
+    for noisy in ("httpx", "werkzeug", "recovery", "dramatiq", "app"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # the summary is the demo's output
     shutil.rmtree(var_dir, ignore_errors=True)
     settings = Settings.from_env({
         "CARTRESQ_VAR_DIR": str(var_dir),
@@ -142,7 +150,7 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
             "postal_address": "1 Example Street, Springfield, EX 00000", "sender_name": "Demo Outfitters",
         }, timezone="America/New_York", currency="USD", plan="free"))
     runtime.start_embedded_worker(threads=4)
-    start_in_thread(runtime, interval=0.05)
+    start_in_thread(runtime, interval=0.2)
     server = make_server("127.0.0.1", port, create_app(runtime=runtime), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"demo: {carts} simulated shoppers on {settings.app_url} (1 simulated hour = {3600 / TIME_SCALE:.2f} s)")
@@ -152,11 +160,11 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
     rng = np.random.default_rng([seed, 0xD3E0])
     with httpx.Client(base_url=settings.app_url, timeout=10) as client:
         shop = Shop(seed, client)
-        arrival_gap = 4.0 / max(carts, 1)  # everyone arrives within ~4 s (16 simulated hours)
-        for person in people:
-            shop.arrive(person)
-            shop.read_outbox(settings.outbox_dir, settings, rng)
-            time.sleep(arrival_gap)
+        # Shoppers arrive in waves of eight, side by side, like real traffic.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for wave in range(0, len(people), 8):
+                list(pool.map(shop.arrive, people[wave : wave + 8]))
+                shop.read_outbox(settings.outbox_dir, settings, rng)
         end = time.monotonic() + SEQUENCE_HOURS * 3600 / TIME_SCALE
         while time.monotonic() < end:
             shop.fire_due(by_index)

@@ -1,0 +1,101 @@
+"""Everything re-checked just before a send, for a batch of messages with a fixed number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from recovery import tables as t
+from recovery.model import CartStatus
+
+
+@dataclass(frozen=True)
+class Candidate:
+    message: t.RecoveryMessage
+    cart: t.Cart
+    store: t.Store
+
+
+def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, str]:
+    """Message id → the first reason that blocks it. Messages not in the result may be sent."""
+    carts = [c.cart for c in batch]
+    ordered = _shoppers_who_ordered(session, carts)
+    suppressed = _suppressed(session, carts)
+    holdout = set(
+        session.scalars(
+            select(t.ExperimentAssignment.cart_id).where(
+                t.ExperimentAssignment.cart_id.in_([c.id for c in carts]),
+                t.ExperimentAssignment.experiment == "holdout",
+                t.ExperimentAssignment.variant == "holdout",
+            )
+        )
+    )
+    customer_ids = {c.customer_id for c in carts if c.customer_id}
+    sms_consent = set(
+        session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
+    )
+    reasons: dict[int, str] = {}
+    for candidate in batch:
+        message, cart, store = candidate.message, candidate.cart, candidate.store
+        address = (cart.email if message.channel == "email" else cart.phone) or ""
+        if not store.active:
+            reasons[message.id] = "store uninstalled"
+        elif cart.status != CartStatus.ABANDONED.value:
+            reasons[message.id] = f"cart is {cart.status}"
+        elif not address:
+            reasons[message.id] = f"no {message.channel} address"
+        elif cart.id in ordered:
+            reasons[message.id] = "shopper ordered"
+        elif (store.id, message.channel, address.strip().lower()) in suppressed:
+            reasons[message.id] = "address suppressed"
+        elif message.channel == "sms" and not (cart.accepts_sms or cart.customer_id in sms_consent):
+            reasons[message.id] = "no SMS consent"
+        elif cart.id in holdout:
+            reasons[message.id] = "holdout"
+    return reasons
+
+
+def _shoppers_who_ordered(session: Session, carts: Sequence[t.Cart]) -> set[int]:
+    """Carts whose shopper (same cart, customer, email or phone) ordered since the cart's last activity."""
+    emails = {c.email for c in carts if c.email}
+    phones = {c.phone for c in carts if c.phone}
+    customers = {c.customer_id for c in carts if c.customer_id}
+    orders = session.execute(
+        select(t.Order.store_id, t.Order.cart_id, t.Order.customer_id, t.Order.email, t.Order.phone, t.Order.placed_at)
+        .where(
+            t.Order.store_id.in_({c.store_id for c in carts}),
+            t.Order.cancelled_at.is_(None),
+            t.Order.placed_at >= min(c.last_activity_at for c in carts),
+            or_(
+                t.Order.cart_id.in_([c.id for c in carts]),
+                t.Order.customer_id.in_(customers),
+                t.Order.email.in_(emails),
+                t.Order.phone.in_(phones),
+            ),
+        )
+    ).all()
+    found = set()
+    for cart in carts:
+        for order in orders:
+            same = (
+                order.cart_id == cart.id
+                or (cart.customer_id and order.customer_id == cart.customer_id)
+                or (cart.email and order.email == cart.email)
+                or (cart.phone and order.phone == cart.phone)
+            )
+            if same and order.store_id == cart.store_id and order.placed_at >= cart.last_activity_at:
+                found.add(cart.id)
+    return found
+
+
+def _suppressed(session: Session, carts: Sequence[t.Cart]) -> set[tuple[int, str, str]]:
+    addresses = {a.strip().lower() for c in carts for a in (c.email, c.phone) if a}
+    rows = session.execute(
+        select(t.Suppression.store_id, t.Suppression.channel, t.Suppression.address).where(
+            t.Suppression.store_id.in_({c.store_id for c in carts}), t.Suppression.address.in_(addresses)
+        )
+    ).all()
+    return {(row.store_id, row.channel, row.address) for row in rows}
