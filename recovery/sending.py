@@ -107,11 +107,11 @@ class Sender:
 
 
 def _transition(sessions: sessionmaker[Session], message_id: int, expected: str, **values: object) -> bool:
-    with sessions.begin() as session:
-        result = session.execute(
+    """Compare-and-set on the row's status, committed at once (Core: this is the hot path)."""
+    with sessions.kw["bind"].begin() as conn:
+        result = conn.execute(
             update(t.RecoveryMessage)
             .where(t.RecoveryMessage.id == message_id, t.RecoveryMessage.status == expected)
             .values(**values)
-            .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)

@@ -19,19 +19,50 @@ def _format_ingest(result: dict[str, Any]) -> str:
     return format_ingest(result)
 
 
+def _pipeline() -> dict[str, Any]:
+    from app.bench.pipeline import run_pipeline
+
+    return run_pipeline()
+
+
+def _format_pipeline(result: dict[str, Any]) -> str:
+    from app.bench.pipeline import format_pipeline
+
+    return format_pipeline(result)
+
+
+def _score() -> dict[str, Any]:
+    from ml.bench import bench_score
+
+    return bench_score(repeats=3000)
+
+
+def _format_score(result: dict[str, Any]) -> str:
+    from ml.bench import format_report
+
+    return format_report(result)
+
+
 #: name → a full run with default settings, returning its figures. Modules are imported only when run.
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
+    "pipeline": _pipeline,
+    "score": _score,
 }
 
 #: name → the readable report of a result; a bench without one is printed as JSON.
 FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": _format_ingest,
+    "pipeline": _format_pipeline,
+    "score": _format_score,
 }
 
 
 def main(names: list[str] | tuple[str, ...] = ()) -> int:
     """Run the named benches (all when none is named) and print their reports; 0, or 2 for an unknown name."""
+    import logging
+
+    logging.getLogger("recovery").setLevel(logging.WARNING)  # one line per sent message would drown the report
     names = list(names) or list(BENCHES)
     unknown = [name for name in names if name not in BENCHES]
     if unknown:
