@@ -40,7 +40,11 @@ class Runtime:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def enqueue(self, actor_name: str, args: Sequence[Any]) -> None:
-        self.broker.get_actor(actor_name).send(*args)
+        """Send a job for rows already committed; a broker outage is logged, and the sweeper re-sends."""
+        try:
+            self.broker.get_actor(actor_name).send(*args)
+        except Exception:  # any broker failure: the committed row is the source of truth
+            log.exception("enqueue of %s failed after commit; left for the dispatcher's sweep", actor_name)
 
     def broker_ok(self) -> tuple[bool, str]:
         if isinstance(self.broker, RedisBroker):

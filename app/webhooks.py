@@ -8,7 +8,7 @@ import logging
 from flask import Blueprint, jsonify, request
 
 from connectors import shopify
-from recovery.intake import record_delivery
+from recovery.intake import PROCESS_ACTOR, record_delivery
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -37,9 +37,9 @@ def shopify_webhook() -> tuple[object, int]:
         # A non-2xx answer would make Shopify retry and finally drop the subscription.
         log.info("shopify webhook %s from %s: unhandled topic %s", meta.webhook_id, meta.shop, meta.topic)
         return jsonify(status="ignored", detail=f"topic {meta.topic} is not handled"), 200
-    with rt.sessions.begin() as session:
-        delivery_pk = record_delivery(
-            session,
+    with rt.engine.begin() as conn:
+        delivery_pk, status = record_delivery(
+            conn,
             platform="shopify",
             shop=meta.shop,
             topic=meta.topic,
@@ -47,4 +47,6 @@ def shopify_webhook() -> tuple[object, int]:
             triggered_at=meta.triggered_at,
             payload=payload,
         )
-    return jsonify(status="accepted" if delivery_pk is not None else "duplicate"), 200
+    if delivery_pk is not None:
+        rt.enqueue(PROCESS_ACTOR, [delivery_pk])  # after commit; if the broker is down the sweeper sends it
+    return jsonify(status=status), 200

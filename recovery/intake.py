@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
@@ -26,12 +28,20 @@ PROCESS_ACTOR = "process_delivery"
 Normalize = Callable[[str, str, Any], NormalizeResult]
 
 
-def find_store(session: Session, platform: str, domain: str) -> t.Store | None:
-    return session.scalar(select(t.Store).where(t.Store.platform == platform, t.Store.domain == domain))
+# Built once: constructing statements per request cost more CPU than running them.
+_FIND_STORE = select(t.Store.id, t.Store.uninstalled_at).where(
+    t.Store.platform == bindparam("platform"), t.Store.domain == bindparam("domain")
+)
+
+
+@functools.cache
+def _insert_delivery(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(t.WebhookDelivery).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
 
 
 def record_delivery(
-    session: Session,
+    conn: Connection,
     *,
     platform: str,
     shop: str,
@@ -39,13 +49,15 @@ def record_delivery(
     delivery_id: str,
     triggered_at: datetime | None,
     payload: Any,
-) -> int | None:
-    """Insert the delivery and queue its processing after commit; None when it was seen before.
+) -> tuple[int | None, str]:
+    """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
 
-    Deliveries for unknown or uninstalled shops are recorded (without their payload) and not processed.
+    The caller commits, then enqueues the id. Deliveries for unknown or uninstalled shops are recorded
+    (without their payload) and never processed. Core, not the ORM: this runs on every webhook.
     """
-    store = find_store(session, platform, shop)
-    serving = store is not None and store.active
+    store = conn.execute(_FIND_STORE, {"platform": platform, "domain": shop}).first()
+    serving = store is not None and store.uninstalled_at is None
+    now = utcnow()
     values = {
         "platform": platform,
         "shop": shop,
@@ -53,17 +65,15 @@ def record_delivery(
         "topic": topic,
         "delivery_id": delivery_id,
         "triggered_at": triggered_at,
-        "received_at": utcnow(),
+        "received_at": now,
         "payload": payload if serving else None,
-        "processed_at": None if serving else utcnow(),
+        "processed_at": None if serving else now,
         "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
     }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(t.WebhookDelivery).values(**values).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
-    delivery_pk = session.scalar(stmt)
-    if delivery_pk is not None and serving:
-        defer(session, PROCESS_ACTOR, delivery_pk)
-    return delivery_pk
+    delivery_pk = conn.execute(_insert_delivery(conn.dialect.name), values).scalar()
+    if delivery_pk is None:
+        return None, "duplicate"
+    return (delivery_pk, "accepted") if serving else (None, "not served")
 
 
 def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, timing: Timing = Timing()) -> str:

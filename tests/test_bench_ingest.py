@@ -64,7 +64,7 @@ def test_ingest_smoke_run() -> None:
         rate=50,
         connections=4,
         workers=2,
-        warmup=0.4,
+        warmup=0.2,
         idle_probe=0.2,
         pg_url=services.PG_ADMIN_URL,
         redis_url=redis_url,

@@ -471,6 +471,7 @@ def run_ingest(
                     WEBHOOK_PATH, OPEN, "open", duration, rate=rate, inflight=256, record_acked=True
                 )
                 acked[OPEN] = fixed.pop("acked")
+                fixed["inflight"] = 256
                 server_log = server.log_tail(10)
             finally:
                 server.stop()
@@ -491,6 +492,7 @@ def run_ingest(
             "workers": workers,
             "worker_class": "sync",
             "generator_procs": generator_procs,
+            "timeout_s": timeout,
             "cpus": os.cpu_count(),
             "body_bytes": _body_size(),
         },
@@ -580,8 +582,16 @@ def format_ingest(d: dict[str, Any]) -> str:
         f"p50 {fixed['p50_ms']:.1f} ms, "
         f"p99 {fixed['p99_ms']:.1f} ms, p99.9 {fixed['p999_ms']:.1f} ms, max {fixed['max_ms']:.1f} ms, "
         f"> 1 s: {fixed['over_1s']}, errors {fixed['errors']}",
-        f"  of which generator dispatch lag: p50 {fixed['dispatch_lag_p50_ms']:.2f} ms, "
-        f"p99 {fixed['dispatch_lag_p99_ms']:.2f} ms",
+        f"  of which waiting to be sent (generator loop, or all {fixed['inflight']} connection slots busy): "
+        f"p50 {fixed['dispatch_lag_p50_ms']:.2f} ms, p99 {fixed['dispatch_lag_p99_ms']:.2f} ms",
+    ]
+    if fixed["target_rps"] > hook["rps"]:
+        lines.append(
+            f"  The offered {fixed['target_rps']:g}/s is above the webhook capacity measured above "
+            f"({hook['rps']:.0f}/s): these latencies are queueing, and requests still unanswered "
+            f"{c['timeout_s']:g} s after their scheduled time count as timeouts (errors)."
+        )
+    lines += [
         "",
         f"loss: {loss['acked']} webhooks acknowledged with 2xx (warm-up included), {loss['stored']} stored, "
         f"{loss['missing']} missing"
@@ -625,10 +635,14 @@ def format_ingest(d: dict[str, Any]) -> str:
                 f"{r['redis_cpu_ms_per_req']:>7.2f}"
             )
         lines.append(
-            f"  CPU-cost ratio, bare gunicorn / webhook (gunicorn + postgres + redis): {d['cpu_ratio']:.2f}, "
-            "the "
-            "throughput ratio to expect when nothing else competes for the cores"
+            f"  CPU-cost ratio, bare gunicorn / webhook max throughput (gunicorn + postgres + redis): "
+            f"{d['cpu_ratio']:.2f}, the throughput ratio to expect when nothing else competes for the cores"
         )
+        if fixed["errors"]:
+            lines.append(
+                "  (the fixed-rate row also carries the work done for requests answered after their sender "
+                "gave up, so it is high)"
+            )
     lines += [
         "",
         f"caveats: the load generator ({bare['generator_engine']} engine, app/bench/loadgen.py, "
