@@ -169,15 +169,18 @@ def _insert_cart(session: Session, store: t.Store, snap: CartSnapshot, abandon_a
 
 def _copy_snapshot(cart: t.Cart, snap: CartSnapshot, abandon_after: timedelta) -> None:
     c = snap.contact
-    cart.checkout_token = snap.checkout_token or cart.checkout_token
-    cart.cart_token = strip_token(snap.cart_token) or cart.cart_token
-    cart.platform_checkout_id = snap.platform_checkout_id or cart.platform_checkout_id
-    cart.email = c.email or cart.email
-    cart.phone = c.phone or cart.phone
-    cart.first_name = c.first_name or cart.first_name
-    cart.locale = c.locale or cart.locale
-    cart.country = c.country or cart.country
-    cart.province = c.province or cart.province
+    _fill(
+        cart,
+        checkout_token=snap.checkout_token,
+        cart_token=strip_token(snap.cart_token),
+        platform_checkout_id=snap.platform_checkout_id,
+        email=c.email,
+        phone=c.phone,
+        first_name=c.first_name,
+        locale=c.locale,
+        country=c.country,
+        province=c.province,
+    )
     cart.accepts_email = c.accepts_email or bool(cart.accepts_email)
     cart.accepts_sms = c.accepts_sms or bool(cart.accepts_sms)
     cart.line_items = [item.to_json() for item in snap.line_items]
@@ -215,13 +218,16 @@ def _upsert_customer(session: Session, store_id: int, c: Contact, at: datetime) 
         except IntegrityError:
             # Another worker created this customer between our read and our insert.
             customer = session.scalars(in_store.where(t.Customer.platform_customer_id == c.platform_customer_id)).one()
-    customer.platform_customer_id = c.platform_customer_id or customer.platform_customer_id
-    customer.email = c.email or customer.email
-    customer.phone = c.phone or customer.phone
-    customer.first_name = c.first_name or customer.first_name
-    customer.last_name = c.last_name or customer.last_name
-    customer.locale = c.locale or customer.locale
-    customer.country = c.country or customer.country
+    _fill(
+        customer,
+        platform_customer_id=c.platform_customer_id,
+        email=c.email,
+        phone=c.phone,
+        first_name=c.first_name,
+        last_name=c.last_name,
+        locale=c.locale,
+        country=c.country,
+    )
     if c.orders_count is not None:
         customer.orders_count = c.orders_count
     # A checkbox left unticked is not a withdrawal: only an opt-in is recorded here.
@@ -231,6 +237,13 @@ def _upsert_customer(session: Session, store_id: int, c: Contact, at: datetime) 
         customer.sms_consent, customer.sms_consent_source, customer.sms_consent_at = True, "checkout", at
     session.flush()
     return customer.id
+
+
+def _fill(row: object, **values: object) -> None:
+    """Copy the values a payload carries; a field it leaves out never erases what we know."""
+    for name, value in values.items():
+        if value:
+            setattr(row, name, value)
 
 
 def _shopper_cart_ids(session: Session, store_id: int, c: Contact, cart: t.Cart | None) -> list[int]:
