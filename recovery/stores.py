@@ -54,16 +54,14 @@ def add_store(
 
 def set_settings(session: Session, store: t.Store, pairs: list[str]) -> dict[str, Any]:
     """Validate every pair first, so one bad pair changes nothing."""
-    merged_for_check = {}
     try:
         changes = parse_assignments(pairs)
-        merged_for_check = {**(store.settings or {}), **changes}
-        check_consistency(merged_for_check)
+        merged = {**(store.settings or {}), **changes}
+        check_consistency(merged)
     except SettingError as exc:
         raise StoreError(str(exc)) from None
     if not changes:
         raise StoreError("nothing to set: give KEY=VALUE pairs")
-    merged = merged_for_check
     store.settings = merged  # a new dict, so the JSON column is seen as changed
     if "timezone" in changes:
         store.timezone = changes["timezone"]

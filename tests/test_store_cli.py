@@ -97,3 +97,16 @@ def test_bad_durations(text: str) -> None:
 
 def test_durations_are_shown_in_the_largest_whole_unit() -> None:
     assert [format_duration(s) for s in (90, 900, 14400, 259200, 3601)] == ["90s", "15m", "4h", "3d", "3601s"]
+
+
+def test_sequence_and_window_settings_are_validated_together(cli: CliRunner, tmp_path: Path) -> None:
+    cli.invoke(main, ["store", "add", "--platform", "shopify", "--shop", SHOP])
+    good = '[{"channel": "email", "template": "gentle_reminder", "delay": null}, {"channel": "sms", "template": "offer", "delay": 7200, "min_total": "20"}]'
+    assert cli.invoke(main, ["store", "set", SHOP, f"sequence={good}"]).exit_code == 0
+    assert stored(tmp_path).settings["sequence"][1] == {"channel": "sms", "template": "offer", "delay": 7200, "min_total": "20"}
+    bad = '[{"channel": "fax", "template": "offer", "delay": 60}]'
+    result = cli.invoke(main, ["store", "set", SHOP, f"sequence={bad}"])
+    assert result.exit_code != 0 and "channel must be email, sms or push" in result.output
+    result = cli.invoke(main, ["store", "set", SHOP, "first_message_min=5h", "first_message_max=2h"])
+    assert result.exit_code != 0 and "first_message_min must not be later" in result.output
+    assert "first_message_min" not in stored(tmp_path).settings
