@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
@@ -54,34 +54,38 @@ class Abandoner:
         stores = {s.id: s for s in session.scalars(select(t.Store).where(t.Store.id.in_({c.store_id for c in due})))}
         customer_ids = {c.customer_id for c in due if c.customer_id}
         customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
-        variants = self._assign(session, due, stores)
+        variants = self._assign(session, due, stores, now)
         superseded = _supersede(session, due)
         existing: dict[int, dict[int, t.RecoveryMessage]] = {}
         for message in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_(ids))):
             existing.setdefault(message.cart_id, {})[message.step] = message
+        new_rows: list[dict[str, object]] = []
         for cart in due:
             cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
             store = stores[cart.store_id]
             if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded:
-                self._plan(session, store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}))
+                new_rows += self._plan(store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}))
+        if new_rows:  # one bulk insert per batch: ORM objects cost more than the rows themselves
+            session.execute(insert(t.RecoveryMessage), new_rows)
         return ids
 
     def _plan(
         self,
-        session: Session,
         store: t.Store,
         cart: t.Cart,
         customer: t.Customer | None,
         existing: dict[int, t.RecoveryMessage],
-    ) -> None:
+    ) -> list[dict[str, object]]:
         settings = effective(store.settings or {})
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
         best = self.send_time.best_offset(cart_features(cart, customer, store), offsets)
         best = min(max(best, min(offsets)), max(offsets))  # a fallback policy may not know the window
-        plan(session, cart, store_sequence(settings), best, self.timing, sms_allowed, existing)
+        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing)
 
-    def _assign(self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store]) -> dict[int, str]:
+    def _assign(
+        self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store], now: datetime
+    ) -> dict[int, str]:
         """Random and recorded once: a cart that is abandoned again keeps its group."""
         rows = session.execute(
             select(t.ExperimentAssignment.cart_id, t.ExperimentAssignment.variant).where(
@@ -90,14 +94,16 @@ class Abandoner:
             )
         ).all()
         variants = {cart_id: variant for cart_id, variant in rows}
+        new = []
         for cart in carts:
             if cart.id in variants:
                 continue
             percent = effective(stores[cart.store_id].settings or {})["holdout_percent"]
             variants[cart.id] = HOLDOUT if self.rng.random() * 100 < percent else "treatment"
-            session.add(
-                t.ExperimentAssignment(store_id=cart.store_id, cart_id=cart.id, experiment=HOLDOUT, variant=variants[cart.id])
-            )
+            new.append({"store_id": cart.store_id, "cart_id": cart.id, "experiment": HOLDOUT,
+                        "variant": variants[cart.id], "assigned_at": now})
+        if new:
+            session.execute(insert(t.ExperimentAssignment), new)
         return variants
 
 

@@ -9,7 +9,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.model import Channel
@@ -103,32 +102,33 @@ def step_applies(step: Step, cart: t.Cart, sms_allowed: bool) -> str | None:
 
 
 def plan(
-    session: Session,
     cart: t.Cart,
     steps: Sequence[Step],
     first_offset_hours: float,
     timing: Timing,
     sms_allowed: bool,
     existing: dict[int, t.RecoveryMessage],
-) -> list[t.RecoveryMessage]:
-    """Write (or re-arm) one row per applicable step; `existing` are the cart's rows by step.
+) -> list[dict[str, Any]]:
+    """One row per applicable step: cancelled or planned rows in `existing` (the cart's rows by step) are
+    re-armed in place; the new rows are returned as values for one bulk insert by the caller.
 
     Steps already sent, in flight or failed are never planned again.
     """
     assert cart.abandoned_at is not None
-    planned = []
+    new_rows = []
     for step in steps:
         if step_applies(step, cart, sms_allowed) is not None:
             continue
         seconds = first_offset_hours * 3600 if step.delay is None else step.delay
-        due: datetime = cart.abandoned_at + timing.span(seconds)
+        values = {
+            "channel": step.channel, "template": step.template, "due_at": cart.abandoned_at + timing.span(seconds),
+            "status": "planned", "reason": None, "claimed_at": None,
+        }
         row = existing.get(step.step)
-        if row is not None and row.status not in ("planned", "cancelled"):
-            continue  # sent, in flight or failed: never again for this cart
         if row is None:
-            row = t.RecoveryMessage(store_id=cart.store_id, cart_id=cart.id, step=step.step, attempts=0)
-            session.add(row)
-        row.channel, row.template, row.due_at = step.channel, step.template, due
-        row.status, row.reason, row.claimed_at = "planned", None, None
-        planned.append(row)
-    return planned
+            new_rows.append({**values, "store_id": cart.store_id, "cart_id": cart.id, "step": step.step, "attempts": 0,
+                             "created_at": cart.abandoned_at})
+        elif row.status in ("planned", "cancelled"):
+            for name, value in values.items():
+                setattr(row, name, value)
+    return new_rows

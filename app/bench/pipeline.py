@@ -2,7 +2,7 @@
 
 Runs on a scratch PostgreSQL database: N idle carts are abandoned (holdout assignment, send time scored
 for every cart, sequence planned), their first messages claimed and sent through the real Sender into a
-FakeChannel by 2 send worker processes (as `cartresq worker` runs them), in jobs of SEND_BATCH messages. The same run is repeated with a fixed send time instead of the ONNX model,
+FakeChannel by 2 send worker processes of 4 threads (as `cartresq worker` runs them), in jobs of SEND_BATCH messages. The same run is repeated with a fixed send time instead of the ONNX model,
 so the ratio shows what scoring costs.
 """
 
@@ -12,6 +12,7 @@ import random
 import tempfile
 import time
 import multiprocessing
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -53,14 +54,22 @@ def _seed_carts(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
         ])
 
 
-def _send_worker(url: str, batches: Any, done: Any) -> None:
-    """A send worker process, as `cartresq worker` would run: its own engine, the real Sender."""
-    engine = make_engine(url, pool_size=2)
+def _send_worker(url: str, batches: Any, done: Any, threads: int = 4) -> None:
+    """A send worker process, as `cartresq worker` runs one: its own engine, threads, the real Sender."""
+    engine = make_engine(url, pool_size=threads)
     sessions = make_sessionmaker(engine)
     channel = FakeChannel()
     sender = Sender(channels={"email": channel}, composer=Composer(LinkSigner("bench"), "https://app.example.com"))
-    while (ids := batches.get()) is not None:
-        sender.send_batch(sessions, ids)
+
+    def consume() -> None:
+        while (ids := batches.get()) is not None:
+            sender.send_batch(sessions, ids)
+
+    pool = [threading.Thread(target=consume) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
     done.put(len(channel.sent))
     engine.dispose()
 
@@ -86,7 +95,7 @@ def _run(url: str, send_time: Any, count: int, workers: int = 2) -> float:
             batches.put(claimed[i : i + SEND_BATCH])
         if not abandoned and not claimed:
             break
-    for _ in procs:
+    for _ in range(len(procs) * 4):  # one stop per consuming thread
         batches.put(None)
     sent = sum(done.get(timeout=600) for _ in procs)
     elapsed = time.perf_counter() - start
@@ -114,7 +123,7 @@ def run_pipeline(carts: int = 3000) -> dict[str, Any]:
 def format_pipeline(d: dict[str, Any]) -> str:
     verdict = "PASS" if d["onnx_rps"] >= d["target"] else "FAIL"
     return "\n".join([
-        f"pipeline: {d['carts']} abandoned carts → first message in a fake channel (PostgreSQL, dispatcher + 2 send processes)",
+        f"pipeline: {d['carts']} abandoned carts → first message in a fake channel (PostgreSQL, dispatcher + 2 send processes × 4 threads)",
         f"  baseline, fixed send time   {d['fixed_rps']:8.0f} carts/s",
         f"  ONNX send time (scored)     {d['onnx_rps']:8.0f} carts/s   ratio {d['ratio']:.2f}",
         f"  target ≥ {d['target']:.0f} carts/s: {verdict}",
