@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import tables as t
@@ -86,32 +87,41 @@ class Sender:
     ) -> str:
         handed_over = utcnow()
         # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check.
-        if not _transition(sessions, message_id, "queued", status="sending", claimed_at=handed_over, attempts=t.RecoveryMessage.attempts + 1):
+        if not _transition(sessions, "sending", message_id=message_id, at=handed_over):
             return "cancelled meanwhile"
         try:
             result = self.channels[channel].send(outbound)
         except PermanentSendError as exc:
-            _transition(sessions, message_id, "sending", status="failed", reason=f"provider refused: {exc}"[:500])
+            _transition(sessions, "failed", message_id=message_id, why=f"provider refused: {exc}"[:500])
             log.warning("message %s: provider refused it", message_id)
             return "failed: provider refused"
         except TransientSendError as exc:
-            _transition(sessions, message_id, "sending", status="queued", reason=f"provider unavailable: {exc}"[:500])
+            _transition(sessions, "requeued", message_id=message_id, why=f"provider unavailable: {exc}"[:500])
             raise  # the job's retry policy decides when to try again
         # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
-        _transition(
-            sessions, message_id, "sending", status="sent", sent_at=handed_over,
-            provider_message_id=result.provider_message_id[:128],
-        )
+        _transition(sessions, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
         log.info("message %s sent by %s", message_id, channel)
         return "sent"
 
 
-def _transition(sessions: sessionmaker[Session], message_id: int, expected: str, **values: object) -> bool:
-    """Compare-and-set on the row's status, committed at once (Core: this is the hot path)."""
+def _compare_and_set(expected: str, **values: Any) -> Any:
+    row = t.RecoveryMessage
+    return update(row).where(row.id == bindparam("message_id"), row.status == expected).values(**values)
+
+
+#: The status changes of a send, each a compare-and-set on the row's status. Built once: constructing a
+#: statement per message cost more CPU than running it.
+_TRANSITIONS = {
+    "sending": _compare_and_set(
+        "queued", status="sending", claimed_at=bindparam("at"), attempts=t.RecoveryMessage.attempts + 1
+    ),
+    "sent": _compare_and_set("sending", status="sent", sent_at=bindparam("at"), provider_message_id=bindparam("provider_id")),
+    "failed": _compare_and_set("sending", status="failed", reason=bindparam("why")),
+    "requeued": _compare_and_set("sending", status="queued", reason=bindparam("why")),
+}
+
+
+def _transition(sessions: sessionmaker[Session], kind: str, **params: object) -> bool:
+    """Apply one status change and commit it at once (Core: this is the hot path)."""
     with sessions.kw["bind"].begin() as conn:
-        result = conn.execute(
-            update(t.RecoveryMessage)
-            .where(t.RecoveryMessage.id == message_id, t.RecoveryMessage.status == expected)
-            .values(**values)
-        )
-        return bool(result.rowcount)
+        return bool(conn.execute(_TRANSITIONS[kind], params).rowcount)

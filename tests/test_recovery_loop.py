@@ -15,7 +15,7 @@ from app import create_app
 from app.runtime import Runtime, build_runtime
 from recovery import dispatch
 from recovery import tables as t
-from recovery.channels import FakeChannel, OutboundEmail, OutboundSms
+from recovery.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, cart, claim, messages, now, send_due, set_store
 from tests.support import shopify
@@ -392,3 +392,26 @@ def test_two_carts_of_one_shopper_abandoned_together_run_one_sequence(rt: Runtim
     with rt.sessions() as session:
         newer = session.scalars(select(t.Cart).where(t.Cart.checkout_token == "second-token")).one()
     assert {m.cart_id for m in messages(rt)} == {newer.id}
+
+
+@pytest.mark.parametrize("error, status", [(PermanentSendError("550 no such mailbox"), "failed"),
+                                           (TransientSendError("503 try later"), "queued")])
+def test_provider_errors_are_recorded_and_only_transient_ones_retried(
+    rt: Runtime, client, fake: FakeChannel, error: Exception, status: str
+) -> None:
+    deliver(rt, client, "checkouts_update")
+    at = now() + 2 * HOUR
+    abandon_all(rt, at)
+    [claimed] = claim(rt, at + 5 * HOUR)
+    fake.fail_with = error
+    if isinstance(error, TransientSendError):
+        with pytest.raises(TransientSendError):  # raised to the job, whose retry policy backs off
+            rt.sender.send(rt.sessions, claimed)
+    else:
+        assert rt.sender.send(rt.sessions, claimed) == "failed: provider refused"
+    row = messages(rt)[0]
+    assert (row.status, row.attempts, row.sent_at) == (status, 1, None)
+    assert str(error) in (row.reason or "")
+    if status == "queued":  # the retry sends it once the provider is back
+        fake.fail_with = None
+        assert rt.sender.send(rt.sessions, claimed) == "sent" and messages(rt)[0].attempts == 2
