@@ -46,6 +46,7 @@ def shopify_webhook() -> tuple[object, int]:
             delivery_id=meta.webhook_id,
             triggered_at=meta.triggered_at,
             payload=payload,
+            always=meta.topic in shopify.ALWAYS_PROCESSED,
         )
     if delivery_pk is not None:
         rt.enqueue(PROCESS_ACTOR, [delivery_pk])  # after commit; if the broker is down the sweeper sends it

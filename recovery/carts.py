@@ -10,7 +10,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
-from recovery.model import CartSnapshot, CartStatus, CheckoutDeleted, Contact, Event, OrderPlaced, strip_token
+from recovery.model import (
+    CartSnapshot,
+    CartStatus,
+    CheckoutDeleted,
+    Contact,
+    CustomerDataRequest,
+    CustomerRedact,
+    Event,
+    OrderPlaced,
+    ShopRedact,
+    strip_token,
+)
 from recovery.store_settings import effective
 from recovery.timing import Timing
 
@@ -25,7 +36,17 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         return apply_snapshot(session, store, event, timing)
     if isinstance(event, OrderPlaced):
         return apply_order(session, store, event, timing)
-    return apply_delete(session, store, event)
+    if isinstance(event, CheckoutDeleted):
+        return apply_delete(session, store, event)
+    from recovery import privacy  # privacy builds on this module
+
+    if isinstance(event, CustomerRedact):
+        return privacy.redact_customer(session, store, event.customer)
+    if isinstance(event, CustomerDataRequest):
+        return privacy.export_customer(session, store, event.customer, event.request_id)
+    if isinstance(event, ShopRedact):
+        return privacy.erase_shop(session, store)
+    return privacy.uninstall(session, store)
 
 
 def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot, timing: Timing = Timing()) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import defer
-from recovery.model import NormalizeResult
+from recovery.model import LIFECYCLE_EVENTS, NormalizeResult, ShopRedact
 from recovery.tables import utcnow
 from recovery.timing import Timing
 
@@ -49,6 +49,7 @@ def record_delivery(
     delivery_id: str,
     triggered_at: datetime | None,
     payload: Any,
+    always: bool = False,
 ) -> tuple[int | None, str]:
     """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
 
@@ -56,7 +57,8 @@ def record_delivery(
     (without their payload) and never processed. Core, not the ORM: this runs on every webhook.
     """
     store = conn.execute(_FIND_STORE, {"platform": platform, "domain": shop}).first()
-    serving = store is not None and store.uninstalled_at is None
+    # `always`: privacy and uninstall topics are processed for an uninstalled shop too.
+    serving = store is not None and (store.uninstalled_at is None or always)
     now = utcnow()
     values = {
         "platform": platform,
@@ -90,7 +92,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
         if delivery.store_id
         else None
     )
-    if store is None or not store.active:
+    if store is None:
         outcome = "shop not served"
     else:
         try:
@@ -101,7 +103,15 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             delivery.outcome = "rejected"
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
-        outcome = result.skipped or (apply_event(session, store, result.event, timing) if result.event else "no event")
+        if result.event is None or not (store.active or isinstance(result.event, LIFECYCLE_EVENTS)):
+            outcome = result.skipped or "shop not served"
+        else:
+            outcome = apply_event(session, store, result.event, timing)
+        if isinstance(result.event, ShopRedact):
+            # The store and every row of it, this delivery included, are gone.
+            session.expunge_all()
+            log.info("delivery for an erased shop: %s", outcome)
+            return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
     delivery.payload = None  # raw personal data is kept only as long as it is needed
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)

@@ -113,7 +113,40 @@ class CheckoutDeleted:
     cart_token: str | None
 
 
-Event = CartSnapshot | OrderPlaced | CheckoutDeleted
+@dataclass(frozen=True)
+class CustomerRef:
+    """Who a privacy request is about; platforms sometimes send only the email."""
+
+    platform_customer_id: str | None
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class CustomerRedact:
+    customer: CustomerRef
+
+
+@dataclass(frozen=True)
+class CustomerDataRequest:
+    customer: CustomerRef
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ShopRedact:
+    pass
+
+
+@dataclass(frozen=True)
+class AppUninstalled:
+    pass
+
+
+Event = CartSnapshot | OrderPlaced | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
+
+#: Events applied even to an uninstalled store: privacy law and the platform's lifecycle come first.
+LIFECYCLE_EVENTS = (CustomerRedact, CustomerDataRequest, ShopRedact, AppUninstalled)
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,15 @@ class Suppression(Base):
     address: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataExport(Base):
+    """A customer's data, exported for the merchant on a `customers/data_request`."""
+
+    __tablename__ = "data_exports"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -38,6 +38,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+CENTS = Decimal("0.01")
+
+
 class Money(TypeDecorator[Decimal]):
     """Exact decimal amounts. SQLite has no decimal type, so there they are stored as text."""
 
@@ -57,4 +60,9 @@ class Money(TypeDecorator[Decimal]):
         return str(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(str(value))
+        if value is None:
+            return None
+        # NUMERIC(18,4) pads to four places; show what was stored, with at least cents, on either backend.
+        amount = Decimal(str(value))
+        cents = amount.quantize(CENTS)
+        return cents if cents == amount else amount.normalize()

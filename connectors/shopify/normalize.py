@@ -7,7 +7,19 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from recovery.model import CartSnapshot, CheckoutDeleted, Contact, LineItem, NormalizeResult, OrderPlaced
+from recovery.model import (
+    AppUninstalled,
+    CartSnapshot,
+    CheckoutDeleted,
+    Contact,
+    CustomerDataRequest,
+    CustomerRedact,
+    CustomerRef,
+    LineItem,
+    NormalizeResult,
+    OrderPlaced,
+    ShopRedact,
+)
 
 
 class PayloadError(ValueError):
@@ -92,6 +104,21 @@ def normalize_checkout_delete(p: Mapping[str, Any]) -> NormalizeResult:
     return NormalizeResult(event=CheckoutDeleted(platform_checkout_id=_str(p, "id"), cart_token=_str(p, "cart_token")))
 
 
+def _customer_ref(p: Mapping[str, Any]) -> CustomerRef:
+    customer = _obj(p, "customer") or {}
+    email = _str(customer, "email")
+    return CustomerRef(_str(customer, "id"), email.lower() if email else None, _str(customer, "phone"))
+
+
+def normalize_customer_redact(p: Mapping[str, Any]) -> NormalizeResult:
+    return NormalizeResult(event=CustomerRedact(_customer_ref(p)))
+
+
+def normalize_data_request(p: Mapping[str, Any]) -> NormalizeResult:
+    request = _obj(p, "data_request") or {}
+    return NormalizeResult(event=CustomerDataRequest(_customer_ref(p), _required_str(request, "id")))
+
+
 Normalizer = Callable[[Mapping[str, Any]], NormalizeResult]
 
 #: Every topic the app handles; shopify.app.toml must subscribe to exactly these (a test checks).
@@ -100,8 +127,15 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     "checkouts/update": normalize_checkout,
     "checkouts/delete": normalize_checkout_delete,
     "orders/create": normalize_order,
+    "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
+    # The three mandatory compliance topics (platform-facts §2.5).
+    "customers/data_request": normalize_data_request,
+    "customers/redact": normalize_customer_redact,
+    "shop/redact": lambda p: NormalizeResult(event=ShopRedact()),
 }
 TOPICS = tuple(NORMALIZERS)
+#: Topics processed even for an uninstalled shop (shop/redact arrives 48 h after the uninstall).
+ALWAYS_PROCESSED = ("app/uninstalled", "customers/data_request", "customers/redact", "shop/redact")
 
 
 def normalize(topic: str, payload: Any) -> NormalizeResult:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 02:36:11.569335
+Create Date: 2026-11-28 03:48:25.449245
 """
 
 from __future__ import annotations
@@ -62,6 +62,18 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index('ix_customers_store_email', ['store_id', 'email'], unique=False)
         batch_op.create_index('ix_customers_store_phone', ['store_id', 'phone'], unique=False)
+
+    op.create_table('data_exports',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('store_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=False),
+    sa.Column('document', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_data_exports_store_id_stores'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_data_exports'))
+    )
+    with op.batch_alter_table('data_exports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_data_exports_store_id'), ['store_id'], unique=False)
 
     op.create_table('suppressions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -236,6 +248,10 @@ def downgrade() -> None:
 
     op.drop_table('webhook_deliveries')
     op.drop_table('suppressions')
+    with op.batch_alter_table('data_exports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_data_exports_store_id'))
+
+    op.drop_table('data_exports')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_store_phone')
         batch_op.drop_index('ix_customers_store_email')

@@ -1,0 +1,118 @@
+"""Privacy requests and uninstalls: export, redact a customer, erase a shop, stop work for a shop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from recovery import tables as t
+from recovery.carts import cancel_pending
+from recovery.model import CustomerRef
+from recovery.tables import utcnow
+
+
+def _customers(session: Session, store_id: int, ref: CustomerRef) -> list[t.Customer]:
+    clauses = []
+    if ref.platform_customer_id:
+        clauses.append(t.Customer.platform_customer_id == ref.platform_customer_id)
+    if ref.email:
+        clauses.append(t.Customer.email == ref.email)
+    if ref.phone:
+        clauses.append(t.Customer.phone == ref.phone)
+    if not clauses:
+        return []
+    return list(session.scalars(select(t.Customer).where(t.Customer.store_id == store_id, or_(*clauses))))
+
+
+def _carts(session: Session, store_id: int, ref: CustomerRef, customer_ids: list[int]) -> list[t.Cart]:
+    clauses = [t.Cart.customer_id.in_(customer_ids)] if customer_ids else []
+    if ref.email:
+        clauses.append(t.Cart.email == ref.email)
+    if ref.phone:
+        clauses.append(t.Cart.phone == ref.phone)
+    if not clauses:
+        return []
+    return list(session.scalars(select(t.Cart).where(t.Cart.store_id == store_id, or_(*clauses))))
+
+
+def _orders(session: Session, store_id: int, ref: CustomerRef, customer_ids: list[int], cart_ids: list[int]) -> list[t.Order]:
+    clauses = [t.Order.customer_id.in_(customer_ids), t.Order.cart_id.in_(cart_ids)]
+    if ref.email:
+        clauses.append(t.Order.email == ref.email)
+    if ref.phone:
+        clauses.append(t.Order.phone == ref.phone)
+    return list(session.scalars(select(t.Order).where(t.Order.store_id == store_id, or_(*clauses))))
+
+
+def export_customer(session: Session, store: t.Store, ref: CustomerRef, request_id: str) -> str:
+    """Everything held about the customer, stored for the merchant as one JSON document."""
+    customers = _customers(session, store.id, ref)
+    carts = _carts(session, store.id, ref, [c.id for c in customers])
+    orders = _orders(session, store.id, ref, [c.id for c in customers], [c.id for c in carts])
+    messages = session.scalars(
+        select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
+    ).all()
+    document: dict[str, Any] = {
+        "customers": [_row(c, ("platform_customer_id", "email", "phone", "first_name", "last_name", "locale", "country",
+                               "orders_count", "email_consent", "email_consent_source", "email_consent_at",
+                               "sms_consent", "sms_consent_source", "sms_consent_at")) for c in customers],
+        "carts": [_row(c, ("id", "email", "phone", "first_name", "locale", "country", "line_items", "currency",
+                           "total", "status", "last_activity_at", "abandoned_at", "completed_at")) for c in carts],
+        "orders": [_row(o, ("platform_order_id", "email", "phone", "currency", "total", "placed_at", "attribution"))
+                   for o in orders],
+        "messages": [_row(m, ("cart_id", "step", "channel", "template", "status", "sent_at", "opened_at",
+                              "clicked_at")) for m in messages],
+    }
+    session.add(t.DataExport(store_id=store.id, request_id=request_id, document=document))
+    return f"exported {len(customers)} customers, {len(carts)} carts, {len(orders)} orders"
+
+
+def redact_customer(session: Session, store: t.Store, ref: CustomerRef) -> str:
+    """Erase the customer's personal data; carts and orders stay only as anonymous figures."""
+    customers = _customers(session, store.id, ref)
+    carts = _carts(session, store.id, ref, [c.id for c in customers])
+    orders = _orders(session, store.id, ref, [c.id for c in customers], [c.id for c in carts])
+    cancel_pending(session, [c.id for c in carts], "customer data redacted")
+    for cart in carts:
+        cart.customer_id = None
+        cart.email = cart.phone = cart.first_name = cart.restore_url = None
+        cart.checkout_token = cart.cart_token = None
+    for order in orders:
+        order.customer_id, order.email, order.phone = None, None, None
+    addresses = [a for a in (ref.email, ref.phone) if a]
+    if addresses:
+        session.execute(delete(t.Suppression).where(t.Suppression.store_id == store.id, t.Suppression.address.in_(addresses)))
+    for customer in customers:
+        session.delete(customer)
+    # Raw payloads could name the customer; none is needed once processed (unprocessed ones are still work).
+    session.execute(
+        update(t.WebhookDelivery)
+        .where(t.WebhookDelivery.store_id == store.id, t.WebhookDelivery.processed_at.is_not(None))
+        .values(payload=None)
+        .execution_options(synchronize_session=False)
+    )
+    return f"redacted {len(customers)} customers, {len(carts)} carts, {len(orders)} orders"
+
+
+def erase_shop(session: Session, store: t.Store) -> str:
+    """Everything of the shop goes: every table's rows cascade from the store."""
+    session.execute(delete(t.WebhookDelivery).where(t.WebhookDelivery.shop == store.domain))
+    session.execute(delete(t.Store).where(t.Store.id == store.id))
+    return "shop erased"
+
+
+def uninstall(session: Session, store: t.Store) -> str:
+    """Idempotent: a second delivery, or one after the shop is gone, changes nothing more."""
+    if store.uninstalled_at is not None:
+        return "already uninstalled"
+    store.uninstalled_at, store.credentials = utcnow(), None
+    cart_ids = list(session.scalars(select(t.Cart.id).where(t.Cart.store_id == store.id)))
+    cancelled = cancel_pending(session, cart_ids, "store uninstalled")
+    return f"uninstalled, {cancelled} messages cancelled"
+
+
+def _row(obj: object, fields: tuple[str, ...]) -> dict[str, Any]:
+    values = {name: getattr(obj, name) for name in fields}
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if k == "total" else v) for k, v in values.items()}
