@@ -18,6 +18,7 @@ from recovery.model import (
     CustomerDataRequest,
     CustomerRedact,
     Event,
+    OrderCancelled,
     OrderPlaced,
     ShopRedact,
     strip_token,
@@ -38,6 +39,8 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         return apply_order(session, store, event, timing)
     if isinstance(event, CheckoutDeleted):
         return apply_delete(session, store, event)
+    if isinstance(event, OrderCancelled):
+        return apply_cancel(session, store, event)
     from recovery import privacy  # privacy builds on this module
 
     if isinstance(event, CustomerRedact):
@@ -125,6 +128,26 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced, timing: Ti
         if row.attribution == CartStatus.RECOVERED.value:
             cart.recovered_at = order.placed_at
     return f"order recorded ({row.attribution}, {'linked' if cart else 'no cart'})"
+
+
+def apply_cancel(session: Session, store: t.Store, cancelled: OrderCancelled) -> str:
+    """A cancelled order no longer counts: its cart is no longer recovered or completed."""
+    order = session.scalar(
+        select(t.Order).where(t.Order.store_id == store.id, t.Order.platform_order_id == cancelled.platform_order_id)
+    )
+    if order is None:
+        return "no such order"
+    if order.cancelled_at is not None:
+        return "order already cancelled"
+    order.cancelled_at = cancelled.cancelled_at
+    cart = session.get(t.Cart, order.cart_id) if order.cart_id else None
+    if cart is not None and cart.status in (CartStatus.RECOVERED.value, CartStatus.COMPLETED.value):
+        # Back to abandoned, without a new sequence: the shopper did decide, just not to keep it.
+        was = cart.status
+        cart.status = CartStatus.ABANDONED.value if cart.abandoned_at else CartStatus.ACTIVE.value
+        cart.recovered_at = cart.completed_at = None
+        return f"order cancelled; cart no longer {was}"
+    return "order cancelled"
 
 
 def apply_delete(session: Session, store: t.Store, deleted: CheckoutDeleted) -> str:

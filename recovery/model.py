@@ -108,6 +108,12 @@ class OrderPlaced:
 
 
 @dataclass(frozen=True)
+class OrderCancelled:
+    platform_order_id: str
+    cancelled_at: datetime
+
+
+@dataclass(frozen=True)
 class CheckoutDeleted:
     platform_checkout_id: str | None
     cart_token: str | None
@@ -143,7 +149,7 @@ class AppUninstalled:
     pass
 
 
-Event = CartSnapshot | OrderPlaced | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
+Event = CartSnapshot | OrderPlaced | OrderCancelled | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 
 #: Events applied even to an uninstalled store: privacy law and the platform's lifecycle come first.
 LIFECYCLE_EVENTS = (CustomerRedact, CustomerDataRequest, ShopRedact, AppUninstalled)

@@ -49,7 +49,9 @@ def deliver(rt: Runtime, client, name: str, **changes: object) -> None:  # type:
 
 def order_now(rt: Runtime, client, name: str = "orders_create") -> None:  # type: ignore[no-untyped-def]
     stamp = now().isoformat()
-    deliver(rt, client, name, created_at=stamp, processed_at=stamp)
+    payload = {**shopify.load("orders_create"), "created_at": stamp, "processed_at": stamp}
+    shopify.post(client, name, payload=payload)  # orders_paid carries the same order as orders_create
+    drain(rt)
 
 
 def test_idle_checkout_with_contact_is_abandoned_and_planned(rt: Runtime, client) -> None:
@@ -415,3 +417,26 @@ def test_provider_errors_are_recorded_and_only_transient_ones_retried(
     if status == "queued":  # the retry sends it once the provider is back
         fake.fail_with = None
         assert rt.sender.send(rt.sessions, claimed) == "sent" and messages(rt)[0].attempts == 2
+
+
+def test_a_cancelled_recovered_order_no_longer_counts(rt: Runtime, client) -> None:
+    from recovery.analytics import summarize
+
+    deliver(rt, client, "checkouts_update")
+    at = now() + 2 * HOUR
+    [cart_id] = abandon_all(rt, at)
+    send_due(rt, at + 5 * HOUR)
+    order_now(rt, client)
+    with rt.sessions() as session:
+        assert summarize(session).recovered_carts == 1
+    # orders/paid for the same order changes nothing; orders/cancelled takes the recovery back
+    order_now(rt, client, "orders_paid")
+    cancelled = {**shopify.load("orders_create"), "cancelled_at": now().isoformat(), "cancel_reason": "customer"}
+    shopify.post(client, "orders_cancelled", payload=cancelled)
+    drain(rt)
+    with rt.sessions() as session:
+        order = session.scalars(select(t.Order)).one()
+        summary = summarize(session)
+    assert order.cancelled_at is not None and (summary.recovered_carts, summary.recovered_revenue) == (0, {})
+    assert (cart(rt, cart_id).status, cart(rt, cart_id).recovered_at) == ("abandoned", None)
+    assert summary.treated.ordered == 0

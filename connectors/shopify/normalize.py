@@ -17,6 +17,7 @@ from recovery.model import (
     CustomerRef,
     LineItem,
     NormalizeResult,
+    OrderCancelled,
     OrderPlaced,
     ShopRedact,
 )
@@ -86,6 +87,11 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
     return NormalizeResult(event=order)
 
 
+def normalize_order_cancelled(p: Mapping[str, Any]) -> NormalizeResult:
+    cancelled_at = _time(p, "cancelled_at") or _required_time(p, "updated_at")
+    return NormalizeResult(event=OrderCancelled(_required_str(p, "id"), cancelled_at))
+
+
 def _order_total(p: Mapping[str, Any]) -> tuple[str, Decimal]:
     # Order totals are in the shop's currency; the shopper paid in the presentment currency, like the cart.
     presentment = _obj(_obj(p, "total_price_set"), "presentment_money")
@@ -127,6 +133,9 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     "checkouts/update": normalize_checkout,
     "checkouts/delete": normalize_checkout_delete,
     "orders/create": normalize_order,
+    # orders/paid also covers orders whose create delivery was lost; recording an order is idempotent.
+    "orders/paid": normalize_order,
+    "orders/cancelled": normalize_order_cancelled,
     "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
     # The three mandatory compliance topics (platform-facts §2.5).
     "customers/data_request": normalize_data_request,
