@@ -14,6 +14,7 @@ from recovery.model import (
     CartSnapshot,
     CartStatus,
     CheckoutDeleted,
+    ConsentChanged,
     Contact,
     CustomerDataRequest,
     CustomerRedact,
@@ -43,6 +44,8 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         return apply_cancel(session, store, event)
     from recovery import privacy  # privacy builds on this module
 
+    if isinstance(event, ConsentChanged):
+        return privacy.apply_consent(session, store, event)
     if isinstance(event, CustomerRedact):
         return privacy.redact_customer(session, store, event.customer)
     if isinstance(event, CustomerDataRequest):

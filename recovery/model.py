@@ -114,6 +114,16 @@ class OrderCancelled:
 
 
 @dataclass(frozen=True)
+class ConsentChanged:
+    """The platform's record of a customer's marketing consent; None means the payload says nothing."""
+
+    customer: CustomerRef
+    email: bool | None
+    sms: bool | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class CheckoutDeleted:
     platform_checkout_id: str | None
     cart_token: str | None
@@ -149,7 +159,7 @@ class AppUninstalled:
     pass
 
 
-Event = CartSnapshot | OrderPlaced | OrderCancelled | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
+Event = CartSnapshot | OrderPlaced | OrderCancelled | ConsentChanged | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 
 #: Events applied even to an uninstalled store: privacy law and the platform's lifecycle come first.
 LIFECYCLE_EVENTS = (CustomerRedact, CustomerDataRequest, ShopRedact, AppUninstalled)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.carts import cancel_pending
-from recovery.model import CustomerRef
+from recovery.model import ConsentChanged, CustomerRef
 from recovery.tables import utcnow
 
 
@@ -44,6 +45,54 @@ def _orders(session: Session, store_id: int, ref: CustomerRef, customer_ids: lis
     if ref.phone:
         clauses.append(t.Order.phone == ref.phone)
     return list(session.scalars(select(t.Order).where(t.Order.store_id == store_id, or_(*clauses))))
+
+
+def apply_consent(session: Session, store: t.Store, change: ConsentChanged) -> str:
+    """Consent given or withdrawn on the platform takes effect on what is pending, at once."""
+    customers = _customers(session, store.id, change.customer)
+    # Shopify retries the original payload for hours: an older consent record never overrides a newer one.
+    newest = max((at for c in customers for at in (c.email_consent_at, c.sms_consent_at) if at), default=None)
+    if newest is not None and newest > change.updated_at:
+        return "stale: a newer consent is stored"
+    carts = _carts(session, store.id, change.customer, [c.id for c in customers])
+    for customer in customers:
+        if change.email is not None:
+            customer.email_consent, customer.email_consent_source = change.email, "platform"
+            customer.email_consent_at = change.updated_at
+        if change.sms is not None:
+            customer.sms_consent, customer.sms_consent_source = change.sms, "platform"
+            customer.sms_consent_at = change.updated_at
+    withdrawn = [channel for channel, given in (("email", change.email), ("sms", change.sms)) if given is False]
+    for channel in [c for c, given in (("email", change.email), ("sms", change.sms)) if given is True]:
+        # Opting in again on the platform lifts only the suppression the platform's opt-out put there.
+        address = change.customer.email if channel == "email" else change.customer.phone
+        session.execute(
+            delete(t.Suppression).where(
+                t.Suppression.store_id == store.id, t.Suppression.channel == channel,
+                t.Suppression.address == (address or "").strip().lower(), t.Suppression.reason == "withdrawn on platform",
+            )
+        )
+    for channel in withdrawn:
+        address = change.customer.email if channel == "email" else change.customer.phone
+        if address:
+            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            session.execute(
+                insert(t.Suppression)
+                .values(store_id=store.id, channel=channel, address=address.strip().lower(),
+                        reason="withdrawn on platform", created_at=utcnow())
+                .on_conflict_do_nothing()
+            )
+        if channel == "sms":
+            for cart in carts:
+                cart.accepts_sms = False  # the checkout's tick no longer stands
+        session.execute(
+            update(t.RecoveryMessage)
+            .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]), t.RecoveryMessage.channel == channel,
+                   t.RecoveryMessage.status.in_(("planned", "queued")))
+            .values(status="cancelled", reason="consent withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+    return f"consent updated ({', '.join(withdrawn) or 'nothing'} withdrawn)"
 
 
 def export_customer(session: Session, store: t.Store, ref: CustomerRef, request_id: str) -> str:

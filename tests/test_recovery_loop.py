@@ -440,3 +440,49 @@ def test_a_cancelled_recovered_order_no_longer_counts(rt: Runtime, client) -> No
     assert order.cancelled_at is not None and (summary.recovered_carts, summary.recovered_revenue) == (0, {})
     assert (cart(rt, cart_id).status, cart(rt, cart_id).recovered_at) == ("abandoned", None)
     assert summary.treated.ordered == 0
+
+
+def test_consent_withdrawn_on_the_platform_cancels_pending_messages(rt: Runtime, client, fake: FakeChannel) -> None:
+    deliver(rt, client, "checkouts_update")  # email and SMS consent ticked at checkout
+    at = now() + 2 * HOUR
+    [cart_id] = abandon_all(rt, at)
+    shopify.post(client, "customers_update__unsubscribed")
+    drain(rt)
+    assert {(m.status, m.reason) for m in messages(rt, cart_id)} == {("cancelled", "consent withdrawn")}
+    with rt.sessions() as session:
+        customer = session.scalars(select(t.Customer)).one()
+        suppressed = sorted(session.scalars(select(t.Suppression.channel)))
+    assert (customer.email_consent, customer.sms_consent, customer.sms_consent_source) == (False, False, "platform")
+    assert suppressed == ["email", "sms"] and cart(rt, cart_id).accepts_sms is False
+    assert send_due(rt, at + 200 * HOUR) == [] and fake.sent == []
+
+
+def test_opting_in_again_on_the_platform_lifts_only_that_suppression(rt: Runtime, client) -> None:
+    deliver(rt, client, "checkouts_update")
+    shopify.post(client, "customers_update__unsubscribed")
+    drain(rt)
+    with rt.sessions.begin() as session:  # the shopper also used our one-click unsubscribe for email
+        session.execute(t.Suppression.__table__.update().where(t.Suppression.channel == "email").values(reason="unsubscribed"))
+    again = shopify.load("customers_update__unsubscribed")
+    again["email_marketing_consent"]["state"] = again["sms_marketing_consent"]["state"] = "subscribed"
+    again["updated_at"] = "2026-09-21T09:00:00-04:00"
+    shopify.post(client, "customers_update", payload=again)
+    drain(rt)
+    with rt.sessions() as session:
+        left = [(s.channel, s.reason) for s in session.scalars(select(t.Suppression))]
+        customer = session.scalars(select(t.Customer)).one()
+    assert left == [("email", "unsubscribed")]  # our own unsubscribe stands
+    assert (customer.email_consent, customer.sms_consent) == (True, True)
+
+
+def test_a_stale_consent_delivery_never_overrides_a_newer_one(rt: Runtime, client) -> None:
+    deliver(rt, client, "checkouts_update")
+    shopify.post(client, "customers_update__unsubscribed")  # withdrawn at 2026-09-20 09:15
+    drain(rt)
+    older = shopify.load("customers_update__unsubscribed")
+    older["email_marketing_consent"]["state"] = "subscribed"
+    older["updated_at"] = "2026-09-19T09:00:00-04:00"  # a retry of an older state
+    shopify.post(client, "customers_update", payload=older)
+    drain(rt)
+    with rt.sessions() as session:
+        assert session.scalars(select(t.Customer.email_consent)).one() is False

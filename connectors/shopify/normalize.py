@@ -11,6 +11,7 @@ from recovery.model import (
     AppUninstalled,
     CartSnapshot,
     CheckoutDeleted,
+    ConsentChanged,
     Contact,
     CustomerDataRequest,
     CustomerRedact,
@@ -92,6 +93,21 @@ def normalize_order_cancelled(p: Mapping[str, Any]) -> NormalizeResult:
     return NormalizeResult(event=OrderCancelled(_required_str(p, "id"), cancelled_at))
 
 
+def normalize_customer_update(p: Mapping[str, Any]) -> NormalizeResult:
+    email = _str(p, "email")
+
+    def consent(key: str) -> bool | None:
+        state = _str(_obj(p, key), "state")
+        # "not_subscribed" and "pending" are no withdrawal; only these two are decisions.
+        return {"subscribed": True, "unsubscribed": False}.get(state or "")
+
+    ref = CustomerRef(_required_str(p, "id"), email.lower() if email else None, _str(p, "phone"))
+    return NormalizeResult(
+        event=ConsentChanged(ref, consent("email_marketing_consent"), consent("sms_marketing_consent"),
+                             _required_time(p, "updated_at"))
+    )
+
+
 def _order_total(p: Mapping[str, Any]) -> tuple[str, Decimal]:
     # Order totals are in the shop's currency; the shopper paid in the presentment currency, like the cart.
     presentment = _obj(_obj(p, "total_price_set"), "presentment_money")
@@ -136,6 +152,7 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     # orders/paid also covers orders whose create delivery was lost; recording an order is idempotent.
     "orders/paid": normalize_order,
     "orders/cancelled": normalize_order_cancelled,
+    "customers/update": normalize_customer_update,
     "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
     # The three mandatory compliance topics (platform-facts §2.5).
     "customers/data_request": normalize_data_request,
