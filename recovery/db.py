@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,6 +82,11 @@ def _drop_deferred(session: Session) -> None:
     session.info.pop("deferred_jobs", None)
     if event.contains(session, "after_commit", _send_deferred):
         event.remove(session, "after_commit", _send_deferred)
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite spell it alike)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def ping(engine: Engine) -> None:

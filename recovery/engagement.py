@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
+from recovery.db import insert_for
 from recovery.links import LinkTarget
 from recovery.tables import utcnow
 
@@ -43,9 +43,8 @@ def unsubscribe(session: Session, target: LinkTarget, reason: str = "unsubscribe
     if message is None or cart is None or not cart.email:
         return None
     address = cart.email.strip().lower()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
-        insert(t.Suppression)
+        insert_for(session.get_bind().dialect.name)(t.Suppression)
         .values(store_id=cart.store_id, channel="email", address=address, reason=reason, created_at=utcnow())
         .on_conflict_do_nothing()
     )

@@ -9,13 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.carts import apply_event
-from recovery.db import defer
+from recovery.db import defer, insert_for
 from recovery.model import LIFECYCLE_EVENTS, NormalizeResult, ShopRedact
 from recovery.tables import utcnow
 from recovery.timing import Timing
@@ -36,8 +35,7 @@ _FIND_STORE = select(t.Store.id, t.Store.uninstalled_at).where(
 
 @functools.cache
 def _insert_delivery(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(t.WebhookDelivery).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
+    return insert_for(dialect)(t.WebhookDelivery).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
 
 
 def record_delivery(

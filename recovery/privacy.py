@@ -5,45 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.carts import cancel_pending
+from recovery.db import insert_for
 from recovery.model import ConsentChanged, CustomerRef
 from recovery.tables import utcnow
 
 
+def _same_contact(model: Any, ref: CustomerRef) -> list[Any]:
+    """Rows of `model` (customers, carts, orders) with the reference's email or phone."""
+    return [column == value for column, value in ((model.email, ref.email), (model.phone, ref.phone)) if value]
+
+
 def _customers(session: Session, store_id: int, ref: CustomerRef) -> list[t.Customer]:
-    clauses = []
+    clauses = _same_contact(t.Customer, ref)
     if ref.platform_customer_id:
         clauses.append(t.Customer.platform_customer_id == ref.platform_customer_id)
-    if ref.email:
-        clauses.append(t.Customer.email == ref.email)
-    if ref.phone:
-        clauses.append(t.Customer.phone == ref.phone)
     if not clauses:
         return []
     return list(session.scalars(select(t.Customer).where(t.Customer.store_id == store_id, or_(*clauses))))
 
 
 def _carts(session: Session, store_id: int, ref: CustomerRef, customer_ids: list[int]) -> list[t.Cart]:
-    clauses = [t.Cart.customer_id.in_(customer_ids)] if customer_ids else []
-    if ref.email:
-        clauses.append(t.Cart.email == ref.email)
-    if ref.phone:
-        clauses.append(t.Cart.phone == ref.phone)
+    clauses = _same_contact(t.Cart, ref) + ([t.Cart.customer_id.in_(customer_ids)] if customer_ids else [])
     if not clauses:
         return []
     return list(session.scalars(select(t.Cart).where(t.Cart.store_id == store_id, or_(*clauses))))
 
 
 def _orders(session: Session, store_id: int, ref: CustomerRef, customer_ids: list[int], cart_ids: list[int]) -> list[t.Order]:
-    clauses = [t.Order.customer_id.in_(customer_ids), t.Order.cart_id.in_(cart_ids)]
-    if ref.email:
-        clauses.append(t.Order.email == ref.email)
-    if ref.phone:
-        clauses.append(t.Order.phone == ref.phone)
+    clauses = [t.Order.customer_id.in_(customer_ids), t.Order.cart_id.in_(cart_ids), *_same_contact(t.Order, ref)]
     return list(session.scalars(select(t.Order).where(t.Order.store_id == store_id, or_(*clauses))))
 
 
@@ -75,9 +68,8 @@ def apply_consent(session: Session, store: t.Store, change: ConsentChanged) -> s
     for channel in withdrawn:
         address = change.customer.email if channel == "email" else change.customer.phone
         if address:
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
             session.execute(
-                insert(t.Suppression)
+                insert_for(session.get_bind().dialect.name)(t.Suppression)
                 .values(store_id=store.id, channel=channel, address=address.strip().lower(),
                         reason="withdrawn on platform", created_at=utcnow())
                 .on_conflict_do_nothing()
