@@ -53,9 +53,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_sessionmaker(engine: Engine, enqueue: Enqueue | None = None) -> sessionmaker[Session]:
-    factory = sessionmaker(bind=engine, expire_on_commit=False, info={"enqueue": enqueue})
-    return factory
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose `defer()`ed jobs go to `info["enqueue"]`, which the composition root sets (none here)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info={"enqueue": None})
 
 
 def defer(session: Session, actor_name: str, *args: Any) -> None:

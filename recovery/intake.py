@@ -101,8 +101,10 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             delivery.outcome = "rejected"
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
-        if result.event is None or not (store.active or isinstance(result.event, LIFECYCLE_EVENTS)):
-            outcome = result.skipped or "shop not served"
+        if result.event is None:
+            outcome = result.skipped or "no event"
+        elif not (store.active or isinstance(result.event, LIFECYCLE_EVENTS)):
+            outcome = "shop not served"
         else:
             outcome = apply_event(session, store, result.event, timing)
         if isinstance(result.event, ShopRedact):
