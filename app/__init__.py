@@ -27,6 +27,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(health.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(dashboard.bp)
+    from app import auth as shopify_auth
+
+    app.register_blueprint(shopify_auth.bp)  # /auth/shopify, /auth/shopify/callback: install and tokens
+    from app import providers
+
+    app.register_blueprint(providers.bp)  # SendGrid events, Twilio inbound/status, POST /push/subscribe
+    from app import preview
+
+    app.register_blueprint(preview.bp)  # GET /preview/<template>: the sequence's messages with a sample cart
+    from app import track
+
+    app.register_blueprint(track.bp)  # POST /track: storefront tracker beacons
+    from app import woocommerce
+
+    app.register_blueprint(woocommerce.bp)  # /auth/woocommerce..., POST /webhooks/woocommerce/<store_key>
     bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_unavailable)

@@ -180,6 +180,28 @@ def store_show(shop: str, as_json: bool) -> None:
             click.echo(f"  {key:<20} {value}{'  (default)' if is_default else ''}")
 
 
+@main.command()
+@click.option("--template", "templates", multiple=True, help="gentle_reminder, value_proposition, offer or final_call (default: all)")
+@click.option("--locale", default="en-US", show_default=True, help="shopper locale, e.g. de-DE")
+@click.option("--channel", type=click.Choice(["email", "sms"]), default="email", show_default=True)
+def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
+    """Print each message of the sequence rendered with an invented sample cart (subject + text part)."""
+    from recovery.content import TEMPLATES, preview_sms
+    from recovery.content import preview as preview_email
+
+    for name in templates:
+        if name not in TEMPLATES:
+            raise click.BadParameter(f"{name!r}; expected one of {', '.join(TEMPLATES)}", param_hint="--template")
+    for name in templates or TEMPLATES:
+        click.echo(f"=== {name} ({channel}, {locale}) ===")
+        if channel == "sms":
+            click.echo(preview_sms(name, locale))
+        else:
+            rendered = preview_email(name, locale)
+            click.echo(f"Subject: {rendered.subject}\n\n{rendered.text.strip()}")
+        click.echo()
+
+
 class _sessions:
     """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, g, render_template
 from sqlalchemy import select
 
 from recovery import tables as t
 from recovery.analytics import summarize
+from app.auth import require_session
 
 bp = Blueprint("dashboard", __name__)
 
@@ -20,6 +21,7 @@ def mask(email: str | None) -> str:
 
 
 @bp.get("/")
+@require_session  # with Shopify configured: a valid session token, else 401 / the token bounce page
 def index() -> str:
     from app import runtime
 
@@ -34,4 +36,6 @@ def index() -> str:
     by_cart: dict[int, list[t.RecoveryMessage]] = {}
     for message in messages:
         by_cart.setdefault(message.cart_id, []).append(message)
-    return render_template("dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask)
+    return render_template(
+        "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status")
+    )

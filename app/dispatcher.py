@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,7 +45,39 @@ def run_once(runtime: Runtime) -> Pass:
         result.deliveries = len(intake.requeue_unprocessed(session, requeue_after))
     if result.requeued or result.interrupted or result.deliveries:
         log.warning("dispatcher recovered lost work: %s", result)
+    if runtime.shopify is not None:
+        # Token refresh, reconciliation, expired-code cleanup: time-gated, and run in their own thread.
+        runtime.shopify.tick(runtime._threads)
+    _woo_reconcile(runtime, now)
     return result
+
+
+_woo: dict[str, object] = {"next": 0.0, "thread": None}  # this process's WooCommerce time gate and thread
+
+
+def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
+    """At most every 30 s, reconcile due WooCommerce stores in a thread: their HTTP calls may be slow."""
+    thread = _woo["thread"]
+    if now.timestamp() < float(_woo["next"]) or (isinstance(thread, threading.Thread) and thread.is_alive()):  # type: ignore[arg-type]
+        return
+    _woo["next"] = now.timestamp() + 30
+    from connectors.woocommerce.reconcile import run_due
+    from recovery.crypto import Vault
+
+    def work() -> None:
+        try:
+            run_due(runtime.sessions, runtime.engine, Vault(runtime.settings.encryption_keys), now,
+                    every=runtime.settings.woo_reconcile_every, app_url=runtime.settings.app_url,
+                    allow_http=runtime.settings.woo_allow_http, enqueue=runtime.enqueue)
+        except Exception:  # one store's failure never stops the dispatcher
+            log.exception("woocommerce reconcile pass failed")
+
+    started = threading.Thread(target=work, name="woo-reconcile", daemon=True)
+    _woo["thread"] = started
+    started.start()
+    if thread in runtime._threads:
+        runtime._threads.remove(thread)  # finished: keep the list from growing
+    runtime._threads.append(started)  # joined by Runtime.close()
 
 
 def run_forever(runtime: Runtime, interval: float = 1.0, stop: threading.Event | None = None) -> None:

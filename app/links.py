@@ -6,7 +6,7 @@ import base64
 
 from flask import Blueprint, Response, redirect, render_template_string, request
 
-from recovery import engagement
+from recovery import engagement, offers
 from recovery.links import LinkError, LinkSigner
 
 bp = Blueprint("links", __name__)
@@ -46,6 +46,7 @@ def restore(token: str):  # type: ignore[no-untyped-def]
         return _bad_link(exc)
     with runtime().sessions.begin() as session:
         url = engagement.record_click(session, target)
+        url = offers.apply_code(session, target.message_id, url)  # an offer's code rides along: /discount/CODE
     if not url:
         return _page("This cart is no longer available", "Visit the store to start again.", 404)
     response = redirect(url, code=302)

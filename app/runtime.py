@@ -14,8 +14,13 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery import push, suppress
 from recovery.abandonment import Abandoner
 from recovery.channels import Channel, OutboxChannel
+from recovery.channels.sendgrid import SendGridChannel
+from recovery.channels.smtp import SmtpChannel, SmtpConfig
+from recovery.channels.twilio_sms import TwilioSmsChannel
+from recovery.channels.webpush import WebPushChannel
 from recovery.compose import Composer
 from recovery.db import make_engine, make_sessionmaker
 from recovery.links import LinkSigner
@@ -35,6 +40,8 @@ class Runtime:
     sender: Sender
     abandoner: Abandoner
     timing: Timing
+    #: connectors.shopify.services.ShopifyServices, or None without Shopify app credentials.
+    shopify: Any = None
     _worker: dramatiq.Worker | None = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -78,10 +85,75 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     return StubBroker()
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
-    """Provider adapters come with the messaging work; without provider keys everything goes to the outbox."""
+def build_channels(settings: Settings, sessions: sessionmaker[Session] | None = None) -> dict[str, Channel]:
+    """One adapter per channel from the provider keys present; a missing or unusable key selects the outbox.
+
+    email: SENDGRID_API_KEY → SendGrid, else SMTP_URL → SMTP, else outbox. sms: TWILIO_ACCOUNT_SID +
+    TWILIO_AUTH_TOKEN + (TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM) → Twilio. push: VAPID_PRIVATE_KEY +
+    VAPID_SUBJECT → web push. `sessions` lets adapters record what the provider told them (opt-outs, gone
+    subscriptions).
+    """
     outbox = OutboxChannel(settings.outbox_dir, message_domain=_host(settings.app_url))
-    return {"email": outbox, "sms": outbox, "push": outbox}
+    channels: dict[str, Channel] = {"email": outbox, "sms": outbox, "push": outbox}
+    for name, make in (("email", _email_channel), ("sms", _sms_channel), ("push", _push_channel)):
+        try:
+            adapter = make(settings, sessions)
+        except (ValueError, TypeError) as exc:  # a malformed key or URL must not take the app down
+            log.error("%s provider misconfigured (%s); using the local outbox", name, type(exc).__name__)
+            adapter = None
+        if adapter is not None:
+            channels[name] = adapter
+    log.info("channels: %s", ", ".join(f"{k}={type(v).__name__}" for k, v in channels.items()))
+    return channels
+
+
+def _email_channel(settings: Settings, sessions: sessionmaker[Session] | None) -> Channel | None:
+    if settings.sendgrid_api_key:
+        return SendGridChannel(
+            settings.sendgrid_api_key, base_url=settings.sendgrid_base_url, asm_group_id=settings.sendgrid_asm_group_id
+        )
+    if settings.smtp_url:
+        return SmtpChannel(SmtpConfig.from_url(settings.smtp_url), message_domain=_host(settings.app_url))
+    return None
+
+
+def _sms_channel(settings: Settings, sessions: sessionmaker[Session] | None) -> Channel | None:
+    s = settings
+    if not (s.twilio_account_sid and s.twilio_auth_token and (s.twilio_messaging_service_sid or s.twilio_from)):
+        return None
+
+    def opted_out(message_id: int) -> None:  # Twilio 21610: the number texted STOP to our sender
+        if sessions is not None:
+            try:
+                with sessions.begin() as session:
+                    suppress.sms_opted_out(session, message_id)
+            except Exception:  # the refusal itself is still recorded by the Sender; the next STOP/21610 retries
+                log.exception("message %s: could not record Twilio's opt-out", message_id)
+
+    return TwilioSmsChannel(
+        s.twilio_account_sid,
+        s.twilio_auth_token,
+        from_number=s.twilio_from,
+        messaging_service_sid=s.twilio_messaging_service_sid,
+        status_callback=f"{s.app_url}/sms/status",
+        base_url=s.twilio_base_url,
+        on_unsubscribed=opted_out,
+    )
+
+
+def _push_channel(settings: Settings, sessions: sessionmaker[Session] | None) -> Channel | None:
+    if not (settings.vapid_private_key and settings.vapid_subject):
+        return None
+
+    def gone(endpoint: str) -> None:
+        if sessions is not None:
+            try:
+                with sessions.begin() as session:
+                    push.delete_subscription(session, endpoint)
+            except Exception:  # a stale row only costs one more 410 later
+                log.exception("could not delete a gone push subscription")
+
+    return WebPushChannel(settings.vapid_private_key, settings.vapid_subject, on_gone=gone)
 
 
 def _host(url: str) -> str:
@@ -92,25 +164,35 @@ def build_runtime(
     settings: Settings, *, channels: dict[str, Channel] | None = None, seed: int | None = None
 ) -> Runtime:
     """Nothing here connects yet: engines, pools and Redis clients connect on first use."""
+    import dataclasses
     import random
 
     from app.sendtime import LazySendTime
     from app.worker import declare_actors
+    from recovery.subjects import subject_writer
 
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
     broker = build_broker(settings)
     timing = Timing(settings.time_scale)
     composer = Composer(LinkSigner(settings.secret_key), settings.app_url, f"reminders@{_host(settings.app_url)}")
-    sender = Sender(channels=channels or build_channels(settings), composer=composer)
+    composer = dataclasses.replace(composer, subjects=subject_writer(settings))  # None without OPENAI_API_KEY
+    from connectors.shopify import services as shopify_services
+
+    shopify = shopify_services.build(settings, sessions, timing)  # None without Shopify app credentials
+    if shopify is not None:
+        composer = dataclasses.replace(composer, offers=shopify.offers)
+    sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
     abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         broker=broker,
         sender=sender,
         abandoner=abandoner,
         timing=timing,
+        shopify=shopify,
     )
     runtime.sessions.configure(info={"enqueue": runtime.enqueue})
     declare_actors(runtime)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 import connectors
-from recovery import intake
+from recovery import intake, retry
 from recovery.channels import TransientSendError
 from recovery.sending import SEND_ACTOR
 
@@ -40,14 +40,25 @@ def declare_actors(runtime: Runtime) -> None:
         broker=runtime.broker,
         actor_name=SEND_ACTOR,
         queue_name="send",
-        # Transient provider errors only: at most 6 attempts, backing off within the hour.
-        max_retries=5,
-        min_backoff=5_000,
-        max_backoff=3_600_000,
-        retry_when=lambda retries, exc: isinstance(exc, TransientSendError) and retries < 5,
+        # Transient provider errors only (timeouts, 429, 5xx), at most 6 attempts within 6 hours: the delay
+        # comes from recovery.retry (exponential with jitter, Retry-After as a floor) through Retry(delay=...);
+        # each row also counts its own attempts and is failed at the sixth. Permanent errors never get here.
+        max_retries=retry.MAX_ATTEMPTS - 1,
+        min_backoff=retry.MIN_BACKOFF_MS,
+        max_backoff=retry.MAX_BACKOFF_MS,
+        retry_when=lambda retries, exc: isinstance(exc, dramatiq.Retry) and retries < retry.MAX_ATTEMPTS - 1,
     )
     def send_messages(message_ids: list[int]) -> None:
-        runtime.sender.send_batch(runtime.sessions, message_ids)
+        try:
+            runtime.sender.send_batch(runtime.sessions, message_ids)
+        except TransientSendError as exc:
+            with runtime.sessions.begin() as session:
+                delay = retry.plan_retry(session, message_ids, getattr(exc, "retry_after", None))
+            if delay is None:
+                log.warning("send job: provider unavailable, every message in the batch out of attempts")
+                return
+            log.info("send job: provider unavailable (%s); retrying in %d s", type(exc).__name__, delay // 1000)
+            raise dramatiq.Retry(str(exc), delay=delay) from exc
 
 
 def setup() -> None:

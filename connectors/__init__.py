@@ -13,4 +13,8 @@ def normalize(platform: str, topic: str, payload: Any) -> NormalizeResult:
         from connectors import shopify
 
         return shopify.normalize(topic, payload)
+    if platform == "woocommerce":
+        from connectors import woocommerce
+
+        return woocommerce.normalize(topic, payload)
     raise ValueError(f"no connector for platform {platform!r}")

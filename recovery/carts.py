@@ -9,8 +9,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery import consent
 from recovery import tables as t
 from recovery.model import (
+    CATALOG_EVENTS,
     CartSnapshot,
     CartStatus,
     CheckoutDeleted,
@@ -42,6 +44,10 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         return apply_delete(session, store, event)
     if isinstance(event, OrderCancelled):
         return apply_cancel(session, store, event)
+    if isinstance(event, CATALOG_EVENTS):
+        from recovery.catalog import apply_catalog_event
+
+        return apply_catalog_event(session, store, event)
     from recovery import privacy  # privacy builds on this module
 
     if isinstance(event, ConsentChanged):
@@ -55,13 +61,32 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
     return privacy.uninstall(session, store)
 
 
+def abandon_delay(store: t.Store, timing: Timing = Timing()) -> timedelta:
+    """The store's idle time before a cart counts as abandoned, as it passes in this process."""
+    return timing.span(effective(store.settings or {})["abandon_after"])
+
+
+def push_back_abandonment(cart: t.Cart, at: datetime, abandon_after: timedelta) -> None:
+    """Activity at `at` moves the abandonment time; older activity never moves it earlier."""
+    cart.last_activity_at = max(at, cart.last_activity_at or at)
+    cart.abandon_at = cart.last_activity_at + abandon_after
+
+
+def reopen_if_returned(session: Session, cart: t.Cart, at: datetime) -> None:
+    """The shopper came back and changed the cart: what was planned no longer fits it."""
+    if cart.status == CartStatus.ABANDONED.value and at > (cart.abandoned_at or at):
+        cart.status, cart.abandoned_at = CartStatus.ACTIVE.value, None
+        cancel_pending(session, [cart.id], "shopper returned to the cart")
+
+
 def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot, timing: Timing = Timing()) -> str:
-    abandon_after = timing.span(effective(store.settings or {})["abandon_after"])
+    abandon_after = abandon_delay(store, timing)
     cart = _find_cart(session, store.id, snap.checkout_token, snap.cart_token)
     if cart is None:
         cart = _insert_cart(session, store, snap, abandon_after)
         if cart is not None:
-            _link_earlier_order(session, store.id, cart)
+            consent.on_snapshot(session, store.id, cart, snap)  # consent records, bot carts (send policy)
+            link_earlier_order(session, store.id, cart)
             return "cart created"
         cart = _find_cart(session, store.id, snap.checkout_token, snap.cart_token)  # lost a race: update instead
         assert cart is not None
@@ -69,17 +94,15 @@ def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot, timing:
         return "stale: a newer state is stored"
     _copy_snapshot(cart, snap, abandon_after)
     cart.customer_id = _upsert_customer(session, store.id, snap.contact, snap.updated_at)
-    if cart.status == CartStatus.ABANDONED.value and snap.updated_at > (cart.abandoned_at or snap.updated_at):
-        # The shopper came back and changed the cart: what was planned no longer fits it.
-        cart.status, cart.abandoned_at = CartStatus.ACTIVE.value, None
-        cancel_pending(session, [cart.id], "shopper returned to the cart")
+    consent.on_snapshot(session, store.id, cart, snap)
+    reopen_if_returned(session, cart, snap.updated_at)
     if snap.completed_at and cart.status in OPEN:
         cart.status, cart.completed_at = CartStatus.COMPLETED.value, snap.completed_at
-    _link_earlier_order(session, store.id, cart)
+    link_earlier_order(session, store.id, cart)
     return "cart updated"
 
 
-def _link_earlier_order(session: Session, store_id: int, cart: t.Cart) -> None:
+def link_earlier_order(session: Session, store_id: int, cart: t.Cart) -> None:
     """The order may have been processed before this checkout: a bought cart must never look open."""
     if cart.status not in OPEN:
         return
@@ -235,8 +258,7 @@ def _copy_snapshot(cart: t.Cart, snap: CartSnapshot, abandon_after: timedelta) -
     cart.restore_url = snap.restore_url or cart.restore_url
     cart.device = snap.device or cart.device
     cart.platform_updated_at = snap.updated_at
-    cart.last_activity_at = max(snap.updated_at, cart.last_activity_at or snap.updated_at)
-    cart.abandon_at = cart.last_activity_at + abandon_after
+    push_back_abandonment(cart, snap.updated_at, abandon_after)
     if snap.created_at and cart.created_at is None:
         cart.created_at = snap.created_at
 

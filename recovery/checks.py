@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from recovery import bots, consent
 from recovery import tables as t
+from recovery.catalog import out_of_stock_carts
 from recovery.model import CartStatus
+from recovery.store_settings import effective
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, 
     sms_consent = set(
         session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
     )
+    out_of_stock = out_of_stock_carts(session, carts)
     reasons: dict[int, str] = {}
     for candidate in batch:
         message, cart, store = candidate.message, candidate.cart, candidate.store
@@ -55,6 +59,35 @@ def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, 
             reasons[message.id] = "no SMS consent"
         elif cart.id in holdout:
             reasons[message.id] = "holdout"
+        elif cart.id in out_of_stock:  # every item sold out: a reminder could only disappoint
+            reasons[message.id] = "out_of_stock"
+    reasons.update(_consent_and_bots(session, [c for c in batch if c.message.id not in reasons]))
+    return reasons
+
+
+def _consent_and_bots(session: Session, batch: Sequence[Candidate]) -> dict[int, str]:
+    """The store's consent policy and bot carts (recovery/consent.py, recovery/bots.py): two queries."""
+    if not batch:
+        return {}
+    customer_ids = {c.cart.customer_id for c in batch if c.cart.customer_id}
+    customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
+    records = consent.latest(session, [c.cart for c in batch])
+    reasons: dict[int, str] = {}
+    for candidate in batch:
+        message, cart, store = candidate.message, candidate.cart, candidate.store
+        customer = customers.get(cart.customer_id or 0)
+        address = consent.normalize("email" if message.channel == "email" else "sms", cart.email if message.channel == "email" else cart.phone)
+        record = records.get((store.id, message.channel, address or ""))
+        bot = bots.cart_reason(cart)
+        if bot:
+            reasons[message.id] = f"bot:{bot}"
+        elif message.channel == "email":
+            policy = effective(store.settings or {})["email_consent_policy"]
+            blocked = consent.email_block(policy, cart, customer, record)
+            if blocked:
+                reasons[message.id] = blocked
+        elif message.channel == "sms" and not consent.sms_allowed(cart, customer, record):
+            reasons[message.id] = "no SMS consent"
     return reasons
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+
+from sqlalchemy.orm import object_session
 
 from recovery import tables as t
+from recovery.catalog import item_views
 from recovery.channels import OutboundEmail, OutboundSms
-from recovery.content import ItemView, MessageContext, render_email, render_sms
+from recovery.content import MessageContext, render_email, render_sms
 from recovery.links import LinkSigner
+from recovery.offers import OfferProvider, offer_for
 from recovery.store_settings import effective
+from recovery.subjects import SubjectWriter
 
 
 @dataclass(frozen=True)
@@ -17,12 +21,18 @@ class Composer:
     links: LinkSigner
     app_url: str
     from_addr: str = "reminders@cartresq.local"
+    #: Generated subject lines (OPENAI_API_KEY set); None: the deterministic lines.
+    subjects: SubjectWriter | None = None
+    #: Makes the offer step's discount code (None: the offer step goes out as a plain reminder).
+    offers: OfferProvider | None = None
 
     def compose(self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage) -> OutboundEmail | OutboundSms:
         """Raises ValueError when the message cannot be built (e.g. an address the email package refuses)."""
         settings = effective(store.settings or {})
         restore = f"{self.app_url}/r/{self.links.sign('restore', message.id, cart.id)}"
         unsubscribe_token = self.links.sign("unsubscribe", message.id, cart.id)
+        session = object_session(message) if message.template == "offer" else None
+        offer = offer_for(session, self.offers, store, cart, message) if session is not None else None
         context = MessageContext(
             store_name=settings["sender_name"] or store.name or store.domain,
             store_url=f"https://{store.domain}",
@@ -30,27 +40,23 @@ class Composer:
             first_name=cart.first_name,
             locale=cart.locale or "en-US",
             currency=cart.currency,
-            items=tuple(
-                ItemView(
-                    title=str(i["title"]),
-                    variant_title=i.get("variant_title"),
-                    quantity=int(i["quantity"]),
-                    unit_price=Decimal(str(i["unit_price"])),
-                    image_url=i.get("image_url"),
-                )
-                for i in cart.line_items
-            ),
+            # Price drops and low stock only from recorded catalog facts (the send job's session).
+            items=item_views(object_session(cart), store, cart),
             total=cart.total,
             restore_url=restore,
             unsubscribe_url=f"{self.app_url}/u/{unsubscribe_token}",
             open_pixel_url=f"{self.app_url}/o/{self.links.sign('open', message.id, cart.id)}",
+            offer_code=offer.code if offer else None,
+            offer_percent=offer.percent if offer else None,
+            offer_expires_at=offer.ends_at if offer else None,
         )
         if message.channel == "sms":
-            # No discount engine yet: the offer step goes out as a plain reminder rather than a made-up code.
-            template = "gentle_reminder" if message.template == "offer" else message.template
+            # Without a real code (no offer set, no platform access) the offer step is a plain reminder.
+            template = "gentle_reminder" if message.template == "offer" and offer is None else message.template
             return OutboundSms(message.id, cart.id, message.step, cart.phone or "", render_sms(template, context))
-        template = "gentle_reminder" if message.template == "offer" else message.template
+        template = "gentle_reminder" if message.template == "offer" and offer is None else message.template
         rendered = render_email(template, context)
+        subject = self.subjects.subject(template, context, rendered.subject) if self.subjects else rendered.subject
         return OutboundEmail(
             message_id=message.id,
             cart_id=cart.id,
@@ -58,7 +64,7 @@ class Composer:
             to=cart.email or "",
             from_addr=self.from_addr,
             from_name=context.store_name,
-            subject=rendered.subject,
+            subject=subject,
             html=rendered.html,
             text=rendered.text,
             unsubscribe_url=context.unsubscribe_url,

@@ -220,5 +220,14 @@ def sample_context(locale: str = "en-US", currency: str = "USD") -> MessageConte
     )
 
 
+def _sample_currency(locale: str) -> str:
+    return "EUR" if _locale(locale).language == "de" else "USD"
+
+
 def preview(template: str, locale: str = "en-US") -> RenderedEmail:
-    return render_email(template, sample_context(locale))
+    """The email for the sample cart, in the locale's usual currency (EUR for German, else USD)."""
+    return render_email(template, sample_context(locale, _sample_currency(locale)))
+
+
+def preview_sms(template: str, locale: str = "en-US") -> str:
+    return render_sms(template, sample_context(locale, _sample_currency(locale)))

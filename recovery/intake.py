@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,6 +102,10 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             delivery.outcome = "rejected"
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
+        if getattr(result.event, "triggered_at", False) is None:
+            # Events that order by X-Shopify-Triggered-At (catalog) get it from the stored delivery.
+            stamped = replace(result.event, triggered_at=delivery.triggered_at)  # type: ignore[type-var]
+            result = replace(result, event=stamped)
         if result.event is None:
             outcome = result.skipped or "no event"
         elif not (store.active or isinstance(result.event, LIFECYCLE_EVENTS)):

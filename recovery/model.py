@@ -159,7 +159,45 @@ class AppUninstalled:
     pass
 
 
-Event = CartSnapshot | OrderPlaced | OrderCancelled | ConsentChanged | CheckoutDeleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
+@dataclass(frozen=True)
+class VariantPrice:
+    variant_id: str
+    price: Decimal
+    compare_at: Decimal | None
+    inventory_item_id: str | None
+    #: Shopify's inventory_policy "continue": the variant stays purchasable at zero stock.
+    oversell: bool = False
+
+
+@dataclass(frozen=True)
+class ProductUpdated:
+    """A product's variant prices as of `updated_at`, in the shop's currency (the payload states none)."""
+
+    product_id: str
+    variants: tuple[VariantPrice, ...]
+    updated_at: datetime
+    #: X-Shopify-Triggered-At of the delivery; breaks ties between payloads with the same updated_at.
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InventoryChanged:
+    """Stock of one inventory item at one location; `available` is None when the item is not tracked."""
+
+    inventory_item_id: str
+    location_id: str
+    available: int | None
+    updated_at: datetime
+    triggered_at: datetime | None = None
+
+
+#: Catalog events: facts for content and checks; they never touch carts.
+CATALOG_EVENTS = (ProductUpdated, InventoryChanged)
+
+Event = (
+    CartSnapshot | OrderPlaced | OrderCancelled | ConsentChanged | CheckoutDeleted | CustomerRedact
+    | CustomerDataRequest | ShopRedact | AppUninstalled | ProductUpdated | InventoryChanged
+)
 
 #: Events applied even to an uninstalled store: privacy law and the platform's lifecycle come first.
 LIFECYCLE_EVENTS = (CustomerRedact, CustomerDataRequest, ShopRedact, AppUninstalled)

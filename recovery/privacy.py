@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from recovery import consent
 from recovery import tables as t
 from recovery.carts import cancel_pending
 from recovery.db import insert_for
@@ -48,6 +49,13 @@ def apply_consent(session: Session, store: t.Store, change: ConsentChanged) -> s
     if newest is not None and newest > change.updated_at:
         return "stale: a newer consent is stored"
     carts = _carts(session, store.id, change.customer, [c.id for c in customers])
+    for channel, given in (("email", change.email), ("sms", change.sms)):
+        if given is not None:  # the consent record of the send policy (recovery/consent.py)
+            consent.record(
+                session, store.id, channel, change.customer.email if channel == "email" else change.customer.phone,
+                granted=given, basis="explicit_opt_in" if given else "withdrawn", source="customers_update",
+                at=change.updated_at, customer_id=customers[0].id if customers else None,
+            )
     for customer in customers:
         if change.email is not None:
             customer.email_consent, customer.email_consent_source = change.email, "platform"

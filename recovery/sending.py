@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,7 +15,10 @@ from recovery import tables as t
 from recovery.channels import Channel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from recovery.checks import Candidate, blocking_reasons
 from recovery.compose import Composer
+from recovery.policy import Guard, verdicts
+from recovery.policy import caps
 from recovery.tables import utcnow
+from recovery.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,9 @@ SEND_ACTOR = "send_messages"
 class Sender:
     channels: Mapping[str, Channel]
     composer: Composer
+    timing: Timing = field(default_factory=Timing)
+    #: The time policy decisions and hand-overs use (tests pass a fixed one).
+    clock: Callable[[], datetime] = utcnow
 
     @property
     def links(self):  # type: ignore[no-untyped-def]
@@ -39,13 +46,13 @@ class Sender:
         that row failed ("interrupted") instead of sending it again.
         """
         ready, outcomes = self._check(sessions, message_ids)
-        for message_id, channel, outbound in ready:
-            outcomes[message_id] = self._deliver(sessions, message_id, channel, outbound)
+        for message_id, channel, outbound, guard in ready:
+            outcomes[message_id] = self._deliver(sessions, message_id, channel, outbound, guard)
         return outcomes
 
     def _check(
         self, sessions: sessionmaker[Session], message_ids: Sequence[int]
-    ) -> tuple[list[tuple[int, str, OutboundEmail | OutboundSms]], dict[int, str]]:
+    ) -> tuple[list[tuple[int, str, OutboundEmail | OutboundSms, Guard | None]], dict[int, str]]:
         outcomes: dict[int, str] = {}
         ready = []
         with sessions.begin() as session:
@@ -67,11 +74,23 @@ class Sender:
             carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({m.cart_id for m in messages})))}
             batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
             reasons = blocking_reasons(session, batch)
+            # Quiet hours and caps: a message that may not go now is moved, not dropped (recovery/policy).
+            timed, guards = verdicts(session, [c for c in batch if c.message.id not in reasons], self.clock(), self.timing)
             for candidate in batch:
                 message = candidate.message
                 if message.id in reasons:
                     message.status, message.reason = "cancelled", reasons[message.id]
                     outcomes[message.id] = f"cancelled: {message.reason}"
+                    continue
+                verdict = timed.get(message.id)
+                if verdict is not None and verdict.action == "cancel":
+                    message.status, message.reason = "cancelled", verdict.reason
+                    outcomes[message.id] = f"cancelled: {verdict.reason}"
+                    continue
+                if verdict is not None:
+                    message.status, message.due_at, message.claimed_at = "planned", verdict.at, None
+                    message.reason = f"rescheduled: {verdict.reason}"
+                    outcomes[message.id] = message.reason
                     continue
                 try:
                     outbound = self.composer.compose(candidate.store, candidate.cart, message)
@@ -79,16 +98,19 @@ class Sender:
                     message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
                     outcomes[message.id] = f"failed: {message.reason}"
                     continue
-                ready.append((message.id, message.channel, outbound))
+                ready.append((message.id, message.channel, outbound, guards.get(message.id)))
         return ready, outcomes
 
     def _deliver(
-        self, sessions: sessionmaker[Session], message_id: int, channel: str, outbound: OutboundEmail | OutboundSms
+        self, sessions: sessionmaker[Session], message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
+        guard: Guard | None = None,
     ) -> str:
-        handed_over = utcnow()
-        # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check.
-        if not _transition(sessions, "sending", message_id=message_id, at=handed_over):
-            return "cancelled meanwhile"
+        handed_over = self.clock()
+        # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
+        # still hold with what other workers sent meanwhile.
+        held = _mark_sending(sessions, message_id, handed_over, guard)
+        if held:
+            return held
         try:
             result = self.channels[channel].send(outbound)
         except PermanentSendError as exc:
@@ -119,6 +141,20 @@ _TRANSITIONS = {
     "failed": _compare_and_set("sending", status="failed", reason=bindparam("why")),
     "requeued": _compare_and_set("sending", status="queued", reason=bindparam("why")),
 }
+
+
+def _mark_sending(sessions: sessionmaker[Session], message_id: int, at: datetime, guard: Guard | None) -> str | None:
+    """queued → sending, in one transaction with the cap re-check under the shopper's ledger row locks."""
+    with sessions.kw["bind"].begin() as conn:
+        if guard is not None:
+            blocked = caps.hold(conn, guard, message_id, at)
+            if blocked:
+                return blocked
+        if not conn.execute(_TRANSITIONS["sending"], {"message_id": message_id, "at": at}).rowcount:
+            return "cancelled meanwhile"
+        if guard is not None:
+            caps.record(conn, guard, message_id, at)
+    return None
 
 
 def _transition(sessions: sessionmaker[Session], kind: str, **params: object) -> bool:

@@ -20,6 +20,11 @@ class Settings:
     shopify_api_secret: str | None = None
     #: The previous client secret during a rotation: Shopify may sign with it for up to an hour.
     shopify_api_secret_old: str | None = None
+    #: Where Admin API and OAuth calls go: unset means https://{shop} (tests point it at a local fake).
+    shopify_admin_base: str | None = None
+    shopify_api_version: str = "2026-10"
+    #: Scopes asked for by the authorization-code grant (managed install takes them from shopify.app.toml).
+    shopify_scopes: str = "read_orders,read_customers,read_products,write_discounts"
     sendgrid_api_key: str | None = None
     smtp_url: str | None = None
     twilio_account_sid: str | None = None
@@ -28,7 +33,20 @@ class Settings:
     vapid_private_key: str | None = None
     vapid_public_key: str | None = None
     vapid_subject: str | None = None
+    # --- provider adapters (messaging) ---
+    #: SendGrid's signed event webhook public key (base64 DER, from the Mail Settings page).
+    sendgrid_verification_key: str | None = None
+    #: Unsubscribe group (ASM) attached to every recovery email; one-click unsubscribes land in it.
+    sendgrid_asm_group_id: int | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    # --- end provider adapters ---
     openai_api_key: str | None = None
+    #: OpenAI-compatible chat completions endpoint for subject lines (tests point it at a local fake).
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout: float = 3.0
     outbox_dir: Path = Path("var/outbox")
     var_dir: Path = Path("var")
     model_dir: Path = Path("var/model")
@@ -37,6 +55,15 @@ class Settings:
     #: Seconds before work whose job vanished (a stored delivery, a queued message) is enqueued again;
     #: a message still `sending` after twice that is marked failed (interrupted), never resent.
     requeue_after: float = 60.0
+    #: POST /track rate limits (`limits` notation, e.g. "120/minute"): per client IP and per shop.
+    track_ip_limit: str = "120/minute"
+    track_shop_limit: str = "6000/minute"
+    # --- WooCommerce ---
+    #: Seconds between reconciliations of each WooCommerce store (webhook health, order backfill).
+    woo_reconcile_every: float = 900.0
+    #: Plain-http store URLs, for local development and tests only; real stores need https.
+    woo_allow_http: bool = False
+    # --- end WooCommerce ---
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -59,6 +86,9 @@ class Settings:
             app_url=(env.get("APP_URL") or "http://127.0.0.1:8000").rstrip("/"),
             secret_key=env.get("SECRET_KEY") or _local_secret(var_dir),
             shopify_api_secret_old=env.get("SHOPIFY_API_SECRET_OLD") or None,
+            shopify_admin_base=(env.get("SHOPIFY_ADMIN_BASE") or "").rstrip("/") or None,
+            shopify_api_version=env.get("SHOPIFY_API_VERSION") or "2026-10",
+            shopify_scopes=env.get("SHOPIFY_SCOPES") or "read_orders,read_customers,read_products,write_discounts",
             encryption_keys=keys or (_local_secret(var_dir, "encryption_key", _fernet_key),),
             shopify_api_key=env.get("SHOPIFY_API_KEY") or None,
             shopify_api_secret=env.get("SHOPIFY_API_SECRET") or None,
@@ -70,12 +100,24 @@ class Settings:
             vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
             vapid_public_key=env.get("VAPID_PUBLIC_KEY") or None,
             vapid_subject=env.get("VAPID_SUBJECT") or None,
+            sendgrid_verification_key=env.get("SENDGRID_WEBHOOK_VERIFICATION_KEY") or None,
+            sendgrid_asm_group_id=int(env["SENDGRID_ASM_GROUP_ID"]) if env.get("SENDGRID_ASM_GROUP_ID") else None,
+            sendgrid_base_url=(env.get("SENDGRID_API_BASE") or "https://api.sendgrid.com").rstrip("/"),
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            twilio_base_url=(env.get("TWILIO_API_BASE") or "https://api.twilio.com").rstrip("/"),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=(env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/"),
+            openai_model=env.get("CARTRESQ_OPENAI_MODEL") or "gpt-4o-mini",
+            openai_timeout=float(env.get("CARTRESQ_OPENAI_TIMEOUT") or 3),
             outbox_dir=Path(env.get("CARTRESQ_OUTBOX_DIR") or var_dir / "outbox"),
             var_dir=var_dir,
             model_dir=Path(env.get("CARTRESQ_MODEL_DIR") or var_dir / "model"),
             time_scale=time_scale,
             requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
+            woo_reconcile_every=float(env.get("CARTRESQ_WOO_RECONCILE_EVERY") or 900),
+            woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
+            track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
+            track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
         )
 
 

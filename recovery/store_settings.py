@@ -85,6 +85,13 @@ def _origins(text: str) -> list[str]:
     return origins
 
 
+def _country(text: str) -> str:
+    code = str(text).strip().upper()
+    if code and not re.fullmatch(r"[A-Z]{2}", code):
+        raise SettingError(f"{text!r} is not an ISO 3166 country code such as US")
+    return code
+
+
 def _text(text: str) -> str:
     value = str(text).strip()
     if len(value) > 500:
@@ -99,6 +106,59 @@ def _sequence(text: str) -> list[dict[str, Any]]:
         return [step.to_json() for step in parse_sequence(text)]
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
         raise SettingError(str(exc)) from None
+
+
+def _low_stock(text: str) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise SettingError(f"{text!r} is not a whole number from 0 to 10") from None
+    if not 0 <= value <= 10:  # content never says "only N left" above 10: it would not be scarce
+        raise SettingError(f"{value} is outside 0..10")
+    return value
+
+
+#: WooCommerce order statuses (platform-facts §8.3); custom ones come from other plugins.
+_WOO_STATUSES = r"[a-z0-9][a-z0-9_-]{0,30}"
+
+
+def _woo_statuses(text: str) -> list[str]:
+    statuses = [s.strip().lower().removeprefix("wc-") for s in str(text).split(",") if s.strip()]
+    for status in statuses:
+        if not re.fullmatch(_WOO_STATUSES, status) or status in ("pending", "failed", "checkout-draft", "cancelled",
+                                                                 "refunded", "trash"):
+            raise SettingError(f"{status!r} cannot count as paid (use e.g. processing,completed,on-hold)")
+    if not statuses:
+        raise SettingError("name at least one paid status, e.g. processing,completed")
+    return statuses
+
+
+def _consent_policy(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in ("regional", "opt_in_only", "any_checkout_email"):
+        raise SettingError(f"{text!r} is not one of regional, opt_in_only, any_checkout_email")
+    return value
+
+
+def _window(text: str) -> str:
+    from recovery.policy.hours import Window
+
+    try:
+        Window.parse(text)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    return str(text).strip()
+
+
+def _quiet(text: str) -> str:
+    return _window(text) if str(text).strip() else ""
+
+
+def _cap(text: str) -> str:
+    from recovery.policy.caps import parse_cap
+
+    parse_cap(text)
+    return str(text).strip().lower()
 
 
 @dataclass(frozen=True)
@@ -124,7 +184,33 @@ SPECS: Mapping[str, Spec] = {
     "allowed_origins": Spec(_origins, [], "origins allowed to send tracker beacons", ",".join),
     "postal_address": Spec(_text, "", "postal address printed in every email (CAN-SPAM)"),
     "sender_name": Spec(_text, "", "From name on recovery emails"),
+    "low_stock_threshold": Spec(
+        _low_stock, 5, "\"only N left\" is said when the store's stock of an item is at most this (0..10)"
+    ),
+    # WooCommerce: which order statuses are purchases (the rest are carts in progress or undone).
+    "woo_paid_statuses": Spec(
+        _woo_statuses, ["processing", "completed", "on-hold"], "WooCommerce order statuses that count as paid", ",".join
+    ),
     "sequence": Spec(_sequence, None, "the store's own steps, as JSON (default: the built-in four)", json.dumps),
+    # Offers (recovery/offers.py): 0 = the offer step goes out as a plain reminder, no code is made.
+    "offer_percent": Spec(_percent, 0, "percent off in the offer step's single-use code (0: no code)"),
+    "offer_window": Spec(_positive_duration, 48 * 3600, "how long an offer's code stays valid", format_duration),
+    # Storefront tracker (POST /track).
+    "exit_popup": Spec(_bool, True, "show the tracker's exit-intent popup", lambda v: str(v).lower()),
+    "exit_offer": Spec(_text, "", "offer text shown on exit intent (empty: ask for an email instead)"),
+    "track_consent_required": Spec(
+        _bool, True, "keep tracker contact details only with the shopper's analytics/marketing consent",
+        lambda v: str(v).lower(),
+    ),
+    "country": Spec(_country, "", "the store's country (ISO 3166 alpha-2), for reading local phone numbers"),
+    # Send policy (recovery/policy, recovery/consent.py).
+    "email_consent_policy": Spec(
+        _consent_policy, "regional",
+        "regional (consent needed only in the EU/EEA and UK), opt_in_only or any_checkout_email",
+    ),
+    "sms_window": Spec(_window, "08:00-21:00", "local hours for SMS; never wider than the law (8-21, FL/OK 8-20)"),
+    "email_quiet_hours": Spec(_quiet, "", "local hours with no email, e.g. 22:00-07:00 (empty: off)"),
+    "shopper_cap": Spec(_cap, "1/16h", "at most one message per period to one shopper, any channel (or off)"),
 }
 
 

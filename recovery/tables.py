@@ -45,6 +45,19 @@ class Store(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     installed_at: Mapped[datetime] = mapped_column(default=utcnow)
     uninstalled_at: Mapped[datetime | None]
+    # --- Shopify install and tokens (migration 0105). `credentials` holds access AND refresh token in one
+    # ciphertext, so a refresh swaps both with one compare-and-set and an uninstall drops both.
+    #: When the access token expires (expiring offline tokens: 60 min); None for a non-expiring token.
+    access_token_expires_at: Mapped[datetime | None]
+    refresh_token_expires_at: Mapped[datetime | None]
+    #: A refresh failed for good: no platform calls until the merchant opens the app again.
+    needs_reauth_at: Mapped[datetime | None]
+    reauth_reason: Mapped[str | None] = mapped_column(String(200))
+    #: Orders and abandoned checkouts were reconciled up to here (the next run starts from it).
+    reconciled_at: Mapped[datetime | None]
+    #: What the last reconciliation found wrong (e.g. missing webhook subscriptions), for the dashboard.
+    platform_issue: Mapped[str | None] = mapped_column(Text)
+    # --- end Shopify install and tokens
 
     @property
     def active(self) -> bool:
@@ -122,6 +135,16 @@ class Cart(Base):
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # --- storefront tracker (POST /track, migration 0102) ---
+    #: Time (client clock, clamped to receipt) of the last tracker beacon applied to the items.
+    tracked_at: Mapped[datetime | None]
+    #: Where a tracker-captured email/phone came from ("tracker:contact", "tracker:popup", ...).
+    contact_source: Mapped[str | None] = mapped_column(String(32))
+    # --- end storefront tracker ---
+    # --- send policy (migration 0104) ---
+    #: Why this cart is a bot's or crawler's ("crawler_ua", "crawler_address", ...): kept, never messaged.
+    bot_reason: Mapped[str | None] = mapped_column(String(32))
+    # --- end send policy ---
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -187,6 +210,8 @@ class RecoveryMessage(Base):
     __table_args__ = (
         UniqueConstraint("cart_id", "step"),
         Index("ix_recovery_messages_status_due", "status", "due_at"),
+        # provider events and status callbacks find their message by the provider's id (migration 0103)
+        Index("ix_recovery_messages_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -205,6 +230,13 @@ class RecoveryMessage(Base):
     clicked_at: Mapped[datetime | None]
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # --- provider delivery events (SendGrid event webhook, Twilio status callbacks; migration 0103) ---
+    #: What the provider said after the hand-over: delivered, bounced, dropped, spamreport, undelivered,
+    #: failed. `status` stays "sent": the message did go out, and analytics count it.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivery_updated_at: Mapped[datetime | None]
+    # --- end provider delivery events ---
 
 
 class ExperimentAssignment(Base):
@@ -242,3 +274,221 @@ class DataExport(Base):
     request_id: Mapped[str] = mapped_column(String(64))
     document: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Shopify install and discounts (migration 0105) ---
+
+
+class OAuthState(Base):
+    """A single-use `state` of the authorization-code grant: deleted when used, useless after expiry."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), unique=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class DiscountCode(Base):
+    """A single-use code made for one offer message; deleted on the platform once expired and unused."""
+
+    __tablename__ = "discount_codes"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        UniqueConstraint("store_id", "code"),
+        Index("ix_discount_codes_cleanup", "deleted_at", "ends_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("recovery_messages.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    #: The platform's id for it (a Shopify DiscountCodeNode GID), used to delete it.
+    platform_id: Mapped[str | None] = mapped_column(String(128))
+    percent: Mapped[int] = mapped_column(Integer)
+    ends_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Deleted on the platform (expired, unused) or found used there; either way no more cleanup.
+    deleted_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+# --- storefront tracker (POST /track, migration 0102) ---
+class TrackEvent(Base):
+    """A storefront event worth keeping (exit intent, popup, checkout steps); never personal data."""
+
+    __tablename__ = "track_events"
+    __table_args__ = (Index("ix_track_events_store_at", "store_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="SET NULL"), index=True)
+    #: The tracker's anonymous, rotating session id.
+    sid: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+# --- WooCommerce activation, webhooks and reconciliation (migration 0106) ---
+
+
+class WooConnection(Base):
+    """A WooCommerce store's link to us; the REST keys themselves are in `Store.credentials`."""
+
+    __tablename__ = "woo_connections"
+    __table_args__ = (UniqueConstraint("store_id"), UniqueConstraint("store_key"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    #: Random path segment of our webhook URL: unguessable, and names no shop.
+    store_key: Mapped[str] = mapped_column(String(64))
+    store_url: Mapped[str] = mapped_column(String(500))
+    #: Fernet ciphertext of {"restore_secret": ...}, shared with the WordPress plugin.
+    plugin_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    plugin_configured_at: Mapped[datetime | None]
+    #: Orders modified up to here are known to us (the next backfill asks for what changed since).
+    orders_synced_to: Mapped[datetime | None]
+    next_reconcile_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WooWebhook(Base):
+    __tablename__ = "woo_webhooks"
+    __table_args__ = (UniqueConstraint("store_id", "topic"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(64))
+    #: WooCommerce's webhook id (X-WC-Webhook-ID on each delivery).
+    webhook_id: Mapped[int] = mapped_column(Integer)
+    #: Fernet ciphertext of {"secret": ...}: the HMAC key of this one webhook.
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    checked_at: Mapped[datetime | None]
+
+
+class WooActivation(Base):
+    """One started `/wc-auth/v1/authorize` grant; `user_id` is single-use and only its hash is kept."""
+
+    __tablename__ = "woo_activations"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    store_url: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+
+
+# --- catalog facts: variant prices and stock (migration 0107) ---
+
+
+class VariantPrice(Base):
+    """A variant's price as Shopify last reported it (products/update), for honest price-drop lines."""
+
+    __tablename__ = "variant_prices"
+    __table_args__ = (
+        UniqueConstraint("store_id", "variant_id"),
+        Index("ix_variant_prices_store_inventory_item", "store_id", "inventory_item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    variant_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(String(64))
+    #: Links the variant to its stock (inventory_levels/update speaks of inventory items only).
+    inventory_item_id: Mapped[str | None] = mapped_column(String(64))
+    price: Mapped[Decimal]
+    compare_at: Mapped[Decimal | None]
+    currency: Mapped[str] = mapped_column(String(3))
+    #: inventory_policy "continue": purchasable at zero stock, so never "out of stock" for us.
+    oversell: Mapped[bool] = mapped_column(default=False)
+    #: The payload's updated_at and the delivery's X-Shopify-Triggered-At: an older retry never wins.
+    platform_updated_at: Mapped[datetime]
+    triggered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InventoryLevel(Base):
+    """Stock of one inventory item at one location (inventory_levels/update)."""
+
+    __tablename__ = "inventory_levels"
+    __table_args__ = (UniqueConstraint("store_id", "inventory_item_id", "location_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    inventory_item_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    #: None: Shopify does not track this item's stock at this location.
+    available: Mapped[int | None] = mapped_column(Integer)
+    platform_updated_at: Mapped[datetime]
+    triggered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- end catalog facts ---
+
+
+# --- web push subscriptions captured by the storefront (migration 0103) ---
+class PushSubscription(Base):
+    """A browser's PushSubscription (endpoint + keys) for one store's shopper; deleted on 404/410."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (Index("ix_push_subscriptions_store_sid", "store_id", "sid"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="SET NULL"), index=True)
+    #: The storefront session id (the tracker's sid) the subscription was captured in.
+    sid: Mapped[str | None] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(2048), unique=True)
+    keys: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+# --- end web push subscriptions ---
+
+
+# --- send policy: consent records and the per-shopper send ledger (migration 0104) ---
+
+
+class Consent(Base):
+    """The latest consent known for one address on one channel of one store (latest `recorded_at` wins)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("store_id", "channel", "address"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    #: Lower-cased email or E.164 phone.
+    address: Mapped[str] = mapped_column(String(320))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    granted: Mapped[bool] = mapped_column(default=False)
+    #: explicit_opt_in, double_opt_in, existing_customer, checkout_email or withdrawn.
+    basis: Mapped[str] = mapped_column(String(24))
+    #: shopify_checkout, customers_update, tracker, sms_keyword, unsubscribe or merchant.
+    source: Mapped[str] = mapped_column(String(24))
+    recorded_at: Mapped[datetime]
+
+
+class ShopperSend(Base):
+    """The last message handed over per shopper key (cart, customer, email or phone hash): the row is the
+    lock that makes caps hold with several send workers."""
+
+    __tablename__ = "shopper_sends"
+    __table_args__ = (UniqueConstraint("store_id", "shopper_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    shopper_key: Mapped[str] = mapped_column(String(64))
+    last_sent_at: Mapped[datetime | None]
+    last_message_id: Mapped[int | None] = mapped_column(Id)
+
+
+# --- end send policy ---

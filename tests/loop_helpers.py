@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,6 +27,21 @@ def send_due(rt: Runtime, at: datetime) -> list[str]:
     claimed = claim(rt, at)
     outcomes = rt.sender.send_batch(rt.sessions, claimed) if claimed else {}
     return [outcomes.get(message_id, "nothing to do") for message_id in claimed]
+
+
+def send_at(rt: Runtime, at: datetime) -> list[str]:
+    """Like send_due, with the sender's clock at `at` too: quiet hours and caps are judged at that moment."""
+    claimed = claim(rt, at)
+    sender = dataclasses.replace(rt.sender, clock=lambda: at)
+    outcomes = sender.send_batch(rt.sessions, claimed) if claimed else {}
+    return [outcomes.get(message_id, "nothing to do") for message_id in claimed]
+
+
+def daytime(hour: int = 10, zone: str = "America/New_York", after: datetime | None = None) -> datetime:
+    """The first `hour`:00 local time from `after` (two hours from now): a base time whose SMS steps are legal."""
+    local = (after or now() + 2 * HOUR).astimezone(ZoneInfo(zone))
+    base = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (base if base >= local else base + timedelta(days=1)).astimezone(UTC)
 
 
 def claim(rt: Runtime, at: datetime) -> list[int]:

@@ -13,7 +13,7 @@ from app.runtime import Runtime, build_runtime
 from recovery import tables as t
 from recovery.channels import FakeChannel
 from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due, set_store
+from tests.loop_helpers import HOUR, abandon_all, daytime, messages, now, send_at, send_due, set_store
 from tests.support import shopify
 
 
@@ -26,7 +26,7 @@ def sent(database_url: str, tmp_path: Path) -> Iterator[tuple[Runtime, object, t
     client = create_app(runtime=rt).test_client()
     shopify.post(client, "checkouts_update")
     drain(rt)
-    at = now() + 2 * HOUR
+    at = daytime(10)  # its SMS step (48 h later) falls inside the shopper's legal SMS hours
     abandon_all(rt, at)
     send_due(rt, at + 5 * HOUR)
     yield rt, client, messages(rt)[0]
@@ -92,7 +92,8 @@ def test_unsubscribe_takes_effect_at_once(sent, method: str) -> None:  # type: i
     statuses = {m.step: (m.status, m.reason) for m in messages(rt)}
     assert statuses[2] == ("cancelled", "unsubscribed") and statuses[4] == ("cancelled", "unsubscribed")
     assert statuses[3][0] == "planned"  # the SMS consent is a separate matter
-    assert send_due(rt, now() + 200 * HOUR) == ["sent"]  # only the SMS
+    sms_due = next(m.due_at for m in messages(rt) if m.step == 3)
+    assert send_at(rt, sms_due) == ["sent"]  # only the SMS (when due: quiet hours, 48 h window, shopper cap)
 
 
 def test_forged_unsubscribe_changes_nothing(sent) -> None:  # type: ignore[no-untyped-def]

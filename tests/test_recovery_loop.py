@@ -17,7 +17,7 @@ from recovery import dispatch
 from recovery import tables as t
 from recovery.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, cart, claim, messages, now, send_due, set_store
+from tests.loop_helpers import HOUR, abandon_all, cart, claim, daytime, messages, now, send_at, send_due, set_store
 from tests.support import shopify
 
 
@@ -216,9 +216,11 @@ def test_returning_shopper_cancels_pending_and_sent_steps_never_repeat(rt: Runti
     assert cart(rt, cart_id).status == "active"
     assert [m.status for m in messages(rt, cart_id)] == ["sent", "cancelled", "cancelled", "cancelled"]
     # and leaves again: the sequence restarts without the step already sent
-    abandon_all(rt, at + 9 * HOUR)
+    back = daytime(8, after=at + 9 * HOUR)  # steps at +24/48/72 h land in the day (SMS quiet hours, 48 h SMS window)
+    abandon_all(rt, back)
     assert [m.status for m in messages(rt, cart_id)] == ["sent", "planned", "planned", "planned"]
-    send_due(rt, at + 200 * HOUR)
+    for hours in (24, 48, 72):  # each when due: one message per shopper per 16 h
+        send_at(rt, back + hours * HOUR)
     assert sorted(m.step for m in fake.sent) == [1, 2, 3, 4]
 
 
@@ -256,12 +258,12 @@ def test_suppressed_address_and_withdrawn_sms_consent_cancel_with_reasons(rt: Ru
 
 def test_sms_step_goes_out_as_sms(rt: Runtime, client, fake: FakeChannel) -> None:
     deliver(rt, client, "checkouts_update")
-    at = now() + 2 * HOUR
+    at = daytime(10)  # the SMS step, 48 h later, is inside the shopper's legal hours
     abandon_all(rt, at)
     with rt.sessions.begin() as session:  # only the SMS step is left
         for m in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.channel == "email")):
             m.status = "cancelled"
-    send_due(rt, at + 60 * HOUR)
+    send_at(rt, at + 48 * HOUR)
     [sms] = fake.sent
     assert isinstance(sms, OutboundSms) and sms.to == "+18285550147" and "STOP" in sms.body
 
@@ -369,9 +371,10 @@ def test_outbox_files_appear_for_each_channel(database_url: str, tmp_path: Path)
     set_store(runtime, holdout_percent=0)
     shopify.post(create_app(runtime=runtime).test_client(), "checkouts_update")
     drain(runtime)
-    at = now() + 2 * HOUR
+    at = daytime(10)
     abandon_all(runtime, at)
-    send_due(runtime, at + 200 * HOUR)
+    for hours in (5, 24, 48, 72):  # each step when due (caps: one message per shopper per 16 h)
+        send_at(runtime, at + hours * HOUR)
     runtime.close()
     outbox = tmp_path / "outbox"
     assert sorted(p.name for p in (outbox / "email").iterdir()) == ["1-step1.eml", "2-step2.eml", "4-step4.eml"]

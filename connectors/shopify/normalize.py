@@ -1,4 +1,4 @@
-"""Shopify REST payloads (checkouts, orders) → the common cart model. Payloads are untrusted."""
+"""Shopify REST payloads (checkouts, orders, products, stock) → the common model. Payloads are untrusted."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from recovery.model import (
     CustomerDataRequest,
     CustomerRedact,
     CustomerRef,
+    InventoryChanged,
     LineItem,
     NormalizeResult,
     OrderCancelled,
     OrderPlaced,
+    ProductUpdated,
     ShopRedact,
+    VariantPrice,
 )
 
 
@@ -141,6 +144,35 @@ def normalize_data_request(p: Mapping[str, Any]) -> NormalizeResult:
     return NormalizeResult(event=CustomerDataRequest(_customer_ref(p), _required_str(request, "id")))
 
 
+def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
+    """Variant prices (shop currency) and the variant → inventory item link that stock facts need."""
+    variants = []
+    for v in _list(p, "variants"):
+        if not isinstance(v, Mapping):
+            raise PayloadError("variants[] entry is not an object")
+        compare_at = _money(v, "compare_at_price") if v.get("compare_at_price") not in (None, "") else None
+        variants.append(
+            VariantPrice(
+                variant_id=_required_str(v, "id"),
+                price=_money(v, "price"),
+                compare_at=compare_at,
+                inventory_item_id=_str(v, "inventory_item_id"),
+                oversell=_str(v, "inventory_policy") == "continue",
+            )
+        )
+    event = ProductUpdated(_required_str(p, "id"), tuple(variants), _required_time(p, "updated_at"))
+    return NormalizeResult(event=event)
+
+
+def normalize_inventory_level(p: Mapping[str, Any]) -> NormalizeResult:
+    available = _int(p, "available")  # null: the item's inventory is not tracked
+    event = InventoryChanged(
+        _required_str(p, "inventory_item_id"), _required_str(p, "location_id"), available,
+        _required_time(p, "updated_at"),
+    )
+    return NormalizeResult(event=event)
+
+
 Normalizer = Callable[[Mapping[str, Any]], NormalizeResult]
 
 #: Every topic the app handles; shopify.app.toml must subscribe to exactly these (a test checks).
@@ -153,6 +185,8 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     "orders/paid": normalize_order,
     "orders/cancelled": normalize_order_cancelled,
     "customers/update": normalize_customer_update,
+    "products/update": normalize_product,
+    "inventory_levels/update": normalize_inventory_level,
     "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
     # The three mandatory compliance topics (platform-facts §2.5).
     "customers/data_request": normalize_data_request,

@@ -1,0 +1,144 @@
+"""POST /track: storefront tracker beacons (contract: README, "Storefront tracker").
+
+Cheapest checks first, so a burst is shed before it costs the database anything: the per-IP limit,
+content type and size (at most 8 KB + 1 byte is ever read), the schema, the per-shop limit; only
+then the store (404 unknown or uninstalled), its origins (403) and one short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from recovery.settings import Settings
+from recovery.tables import utcnow
+from recovery.tracking import allowed_origins, apply_beacon, find_store, normalize_origin, origin_known
+from recovery.tracking_schema import MAX_BEACON_BYTES, BeaconError, parse_beacon
+
+log = logging.getLogger(__name__)
+bp = Blueprint("track", __name__)
+LIMITER = "cartresq.track_limiter"
+CONTENT_TYPES = ("text/plain", "application/json")  # sendBeacon sends text/plain: no preflight
+
+
+class TrackLimiter:
+    """Moving-window limits, shared through Redis when there is one; in-memory (per process) otherwise.
+
+    If Redis fails, this process falls back to its own in-memory windows rather than refusing or
+    waving through everything; the failure is logged at most once a minute.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.per_ip: RateLimitItem = parse(settings.track_ip_limit)
+        self.per_shop: RateLimitItem = parse(settings.track_shop_limit)
+        self.local = MovingWindowRateLimiter(MemoryStorage())
+        self.shared = None
+        if settings.redis_url:
+            storage = storage_from_string(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+            self.shared = MovingWindowRateLimiter(storage)
+        self._warned_at = 0.0
+
+    def retry_after(self, item: RateLimitItem, *key: str) -> int | None:
+        """Count one hit; None when allowed, else the seconds until the window has room again."""
+        limiter = self.shared or self.local
+        try:
+            allowed = limiter.hit(item, "track", *key)
+        except Exception as exc:  # any storage failure: keep limiting locally
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning("rate-limit storage unavailable (%s); limiting per process", type(exc).__name__)
+            limiter = self.local
+            allowed = limiter.hit(item, "track", *key)
+        if allowed:
+            return None
+        try:
+            reset = limiter.get_window_stats(item, "track", *key).reset_time
+        except Exception:  # storage went away between the two calls
+            return int(item.get_expiry())
+        return max(1, math.ceil(reset - time.time()))
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    state.app.extensions[LIMITER] = TrackLimiter(state.app.extensions["cartresq"].settings)
+
+
+@bp.route("/track", methods=["POST", "OPTIONS"])
+def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    from app import runtime
+
+    rt = runtime()
+    limiter: TrackLimiter = current_app.extensions[LIMITER]
+    wait = limiter.retry_after(limiter.per_ip, "ip", request.remote_addr or "unknown")
+    if wait:
+        return _error(429, "too many requests from this address", {"Retry-After": str(wait)})
+    origin = normalize_origin(request.headers.get("Origin"))
+    if request.method == "OPTIONS":
+        return _preflight(origin)
+    if request.mimetype not in CONTENT_TYPES:
+        return _error(415, "send text/plain or application/json")
+    if (request.content_length or 0) > MAX_BEACON_BYTES:
+        return _error(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+    body = request.stream.read(MAX_BEACON_BYTES + 1)  # a lying or absent Content-Length reads no further
+    if len(body) > MAX_BEACON_BYTES:
+        return _error(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+    try:
+        beacon = parse_beacon(body)
+    except BeaconError as exc:
+        return _error(400, str(exc))
+    wait = limiter.retry_after(limiter.per_shop, "shop", beacon["shop"])
+    if wait:
+        return _error(429, "too many requests for this shop", {"Retry-After": str(wait)})
+    try:
+        with rt.sessions.begin() as session:
+            store = find_store(session, beacon["shop"], lock=True)
+            if store is None:
+                return _error(404, "unknown shop")
+            if origin is None or origin not in allowed_origins(store):
+                log.info("beacon for %s refused: origin %s not allowed", store.domain, origin or "missing")
+                return _error(403, "origin not allowed for this shop")
+            answer = apply_beacon(session, store, beacon, utcnow(), rt.timing)
+    except BeaconError as exc:  # raised before commit: the transaction rolled back, nothing written
+        return _error(400, str(exc))
+    response = jsonify(answer) if answer is not None else Response(status=204)
+    return _cors(response, origin)
+
+
+def _preflight(origin: str | None) -> Response | tuple[Response, int]:
+    """Only application/json senders preflight; the body (and so the shop) is not known yet."""
+    from app import runtime
+
+    if origin is None:
+        return _error(403, "Origin header required")
+    with runtime().sessions() as session:
+        if not origin_known(session, origin):
+            return _error(403, "origin not allowed")
+    response = Response(status=204)
+    response.headers.update({
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "7200",  # Chromium's cap; browsers cache the answer that long
+    })
+    return _cors(response, origin)
+
+
+def _cors(response: Response, origin: str) -> Response:
+    response.headers["Access-Control-Allow-Origin"] = origin  # echoed, never "*"
+    response.headers["Vary"] = "Origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(status: int, reason: str, headers: dict[str, Any] | None = None) -> tuple[Response, int]:
+    response = jsonify(error=reason)
+    response.headers.update(headers or {})
+    response.headers["Cache-Control"] = "no-store"
+    return response, status

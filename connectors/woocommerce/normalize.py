@@ -1,0 +1,242 @@
+"""WooCommerce REST v3 payloads (orders, products, customers) → the common cart model. Untrusted input.
+
+WooCommerce builds each payload at delivery time and coalesces deliveries, so every delivery is the
+latest state of one resource: orders map to idempotent upserts keyed by the order id and
+`date_modified_gmt` (the cart model ignores an older state; an order is recorded once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from recovery.model import CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced
+
+#: Block-checkout drafts, unpaid and failed orders are carts still in progress: WooCommerce's abandoned carts.
+CART_STATUSES = ("checkout-draft", "pending", "failed")
+#: Purchases unless the store says otherwise (store setting `woo_paid_statuses`).
+DEFAULT_PAID_STATUSES = ("processing", "completed", "on-hold")
+#: A purchase undone: it no longer counts as recovered or completed.
+UNDONE_STATUSES = ("cancelled", "refunded")
+#: Delivery context our own edge adds before storing (store settings, the signed restore link).
+CONTEXT_KEY = "_cartresq"
+
+
+class PayloadError(ValueError):
+    """The payload is JSON but not the shape WooCommerce documents; the message names the field."""
+
+
+def checkout_token(order_id: str) -> str:
+    """One order is one cart from `checkout-draft` to `completed`: the order id keys both."""
+    return f"wc-order-{order_id}"
+
+
+def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
+    status = _required_str(p, "status")
+    context = _obj(p, CONTEXT_KEY) or {}
+    paid = tuple(context.get("paid_statuses") or DEFAULT_PAID_STATUSES)
+    order_id = _required_str(p, "id")
+    modified = _required_gmt(p, "date_modified_gmt")
+    if status in CART_STATUSES:
+        return NormalizeResult(
+            event=_snapshot(p, order_id, modified, _opt_context_str(context, "restore_url"))
+        )
+    if status in paid:
+        placed = _gmt(p, "date_paid_gmt") or _gmt(p, "date_completed_gmt") or modified
+        currency, total = _currency(p), _money(p, "total")
+        number = _str(p, "number")
+        return NormalizeResult(
+            event=OrderPlaced(
+                platform_order_id=order_id,
+                checkout_token=checkout_token(order_id),
+                cart_token=None,
+                contact=_contact(p),
+                currency=currency,
+                total=total,
+                placed_at=placed,
+                name=f"#{number}" if number else None,
+                source=_str(p, "created_via"),
+            )
+        )
+    if status in UNDONE_STATUSES:
+        return NormalizeResult(event=OrderCancelled(order_id, modified))
+    return NormalizeResult(skipped=f"order status {status[:20]} is neither a cart nor a purchase")
+
+
+def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
+    # Price-drop and stock messages will read these; the cart model has no product table yet.
+    _required_str(p, "id")
+    price = _str(p, "price")
+    return NormalizeResult(
+        skipped="product update recorded only", extra={"product_id": str(p["id"]), "price": price}
+    )
+
+
+def normalize_customer(p: Mapping[str, Any]) -> NormalizeResult:
+    # WooCommerce customers carry no marketing-consent field, so an update changes nothing we keep.
+    _required_str(p, "id")
+    return NormalizeResult(skipped="customer update carries no consent")
+
+
+def _snapshot(
+    p: Mapping[str, Any], order_id: str, modified: datetime, restore_url: str | None
+) -> CartSnapshot:
+    items = tuple(_line_item(item) for item in _list(p, "line_items"))
+    subtotal = sum((_money(item, "subtotal") for item in _list(p, "line_items")), Decimal("0"))
+    return CartSnapshot(
+        checkout_token=checkout_token(order_id),
+        cart_token=None,  # cart_hash hashes the items only: two shoppers with equal carts share it
+        platform_checkout_id=order_id,
+        contact=_contact(p),
+        line_items=items,
+        currency=_currency(p),
+        subtotal=subtotal,
+        total=_money(p, "total"),
+        restore_url=restore_url,
+        updated_at=modified,
+        created_at=_gmt(p, "date_created_gmt"),
+    )
+
+
+def _contact(p: Mapping[str, Any]) -> Contact:
+    billing = _obj(p, "billing") or {}
+    email = _str(billing, "email")
+    customer_id = _str(p, "customer_id")
+    country = _str(billing, "country")
+    return Contact(
+        platform_customer_id=None if customer_id in (None, "0") else customer_id,  # 0 is a guest
+        email=email.strip().lower() if email else None,
+        phone=_str(billing, "phone"),
+        first_name=_str(billing, "first_name"),
+        last_name=_str(billing, "last_name"),
+        country=country.upper() if country and len(country) == 2 else None,
+        province=_str(billing, "state") if len(_str(billing, "state") or "") <= 8 else None,
+    )
+
+
+def _line_item(item: Any) -> LineItem:
+    if not isinstance(item, Mapping):
+        raise PayloadError("line_items[] entry is not an object")
+    quantity = item.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+        raise PayloadError("line_items[].quantity is missing or negative")
+    # `price` is a JSON float in REST v3; the line `subtotal` is an exact string, before discounts.
+    subtotal = _money(item, "subtotal")
+    unit = (subtotal / quantity).quantize(Decimal("0.01")) if quantity else Decimal("0")
+    variation = _str(item, "variation_id")
+    image = _obj(item, "image")
+    return LineItem(
+        variant_id=None if variation in (None, "0") else variation,
+        product_id=_str(item, "product_id"),
+        title=(_required_str(item, "name"))[:255],
+        variant_title=None,
+        quantity=quantity,
+        unit_price=unit,
+        sku=_str(item, "sku"),
+        image_url=_str(image, "src"),
+    )
+
+
+Normalizer = Callable[[Mapping[str, Any]], NormalizeResult]
+
+NORMALIZERS: Mapping[str, Normalizer] = {
+    "order.created": normalize_order,
+    "order.updated": normalize_order,
+    "product.updated": normalize_product,
+    "customer.updated": normalize_customer,
+}
+TOPICS = tuple(NORMALIZERS)
+
+
+def normalize(topic: str, payload: Any) -> NormalizeResult:
+    """Raise PayloadError for a payload that is not the documented shape."""
+    if not isinstance(payload, Mapping):
+        raise PayloadError("payload is not a JSON object")
+    normalizer = NORMALIZERS.get(topic)
+    if normalizer is None:
+        return NormalizeResult(skipped=f"topic {topic[:40]} is not handled")
+    try:
+        return normalizer(payload)
+    except PayloadError:
+        raise
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None
+
+
+def _obj(p: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    value = p.get(key) if p else None
+    if value is None or value == []:  # PHP encodes an empty object as []
+        return None
+    if not isinstance(value, Mapping):
+        raise PayloadError(f"{key} is not an object")
+    return value
+
+
+def _list(p: Mapping[str, Any], key: str) -> list[Any]:
+    value = p.get(key) or []
+    if not isinstance(value, list):
+        raise PayloadError(f"{key} is not a list")
+    return value
+
+
+def _str(p: Mapping[str, Any] | None, key: str) -> str | None:
+    value = p.get(key) if p else None
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{key} is not a string")
+    return str(value)
+
+
+def _opt_context_str(context: Mapping[str, Any], key: str) -> str | None:
+    value = context.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _required_str(p: Mapping[str, Any], key: str) -> str:
+    value = _str(p, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value
+
+
+def _money(p: Mapping[str, Any], key: str) -> Decimal:
+    """WooCommerce money is a decimal string in major units ("49.90"); floats would lose cents."""
+    value = p.get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{key} is not a decimal string")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise PayloadError(f"{key} is not a decimal string") from None
+    if not amount.is_finite():
+        raise PayloadError(f"{key} is not a finite amount")
+    return amount
+
+
+def _currency(p: Mapping[str, Any]) -> str:
+    code = _str(p, "currency")
+    if not code or len(code) != 3 or not code.isalpha():
+        raise PayloadError("currency is missing or not an ISO 4217 code")
+    return code.upper()
+
+
+def _gmt(p: Mapping[str, Any], key: str) -> datetime | None:
+    """`*_gmt` fields are UTC without an offset ("2026-09-14T18:42:11")."""
+    value = _str(p, key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{key} is not an ISO 8601 time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _required_gmt(p: Mapping[str, Any], key: str) -> datetime:
+    value = _gmt(p, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value

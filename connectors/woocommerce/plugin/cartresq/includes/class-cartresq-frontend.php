@@ -1,0 +1,74 @@
+<?php
+/**
+ * Storefront: enqueue the CartResQ tracker (served by the app) and the WooCommerce capture script.
+ *
+ * @package CartResQ
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Scripts on the storefront, deferred so they never block rendering.
+ */
+class CartResQ_Frontend {
+
+	/**
+	 * Hooks.
+	 */
+	public static function init() {
+		add_action( 'wp_enqueue_scripts', array( __CLASS__, 'enqueue' ) );
+		add_filter( 'script_loader_tag', array( __CLASS__, 'data_attributes' ), 10, 2 );
+	}
+
+	/**
+	 * Both scripts, with `defer` (WordPress 6.3+ loading strategies).
+	 */
+	public static function enqueue() {
+		$app = CartResQ_Settings::app_url();
+		if ( '' === $app || '' === CartResQ_Settings::get( 'store_key' ) ) {
+			return; // Not connected yet: nothing to report to.
+		}
+		wp_enqueue_script(
+			'cartresq-tracker',
+			$app . '/static/cartresq-tracker.js',
+			array(),
+			CARTRESQ_VERSION,
+			array(
+				'strategy'  => 'defer',
+				'in_footer' => true,
+			)
+		);
+		wp_enqueue_script(
+			'cartresq-woo',
+			plugins_url( 'assets/cartresq-woo.js', CARTRESQ_FILE ),
+			array(),
+			CARTRESQ_VERSION,
+			array(
+				'strategy'  => 'defer',
+				'in_footer' => true,
+			)
+		);
+	}
+
+	/**
+	 * Configure the scripts through `data-` attributes of their own tags (the tracker's contract).
+	 *
+	 * @param string $tag    The script tag.
+	 * @param string $handle The script handle.
+	 * @return string
+	 */
+	public static function data_attributes( $tag, $handle ) {
+		if ( 'cartresq-tracker' !== $handle && 'cartresq-woo' !== $handle ) {
+			return $tag;
+		}
+		$attributes = sprintf(
+			' data-endpoint="%s" data-shop="%s" data-platform="woocommerce"',
+			esc_attr( CartResQ_Settings::app_url() . '/track' ),
+			esc_attr( CartResQ_Settings::shop_domain() )
+		);
+		if ( 'cartresq-woo' === $handle ) {
+			$attributes .= sprintf( ' data-store-api="%s"', esc_attr( rest_url( 'wc/store/v1/cart' ) ) );
+		}
+		return preg_replace( '/<script\b/', '<script' . $attributes, $tag, 1 );
+	}
+}

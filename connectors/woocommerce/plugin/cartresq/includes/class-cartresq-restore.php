@@ -1,0 +1,129 @@
+<?php
+/**
+ * Restore links: `/?cartresq_restore=<payload>.<signature>` rebuilds the cart and opens checkout.
+ *
+ * The token is made by the app: base64url(JSON {v, o, i: [[product, variation, qty]], c: [coupons], e: expiry})
+ * and base64url(HMAC-SHA256(payload, restore secret)). It only fills a cart: it never logs anyone in,
+ * works on any device until it expires, and is refused once expired or altered.
+ *
+ * @package CartResQ
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Restore endpoint.
+ */
+class CartResQ_Restore {
+
+	const PARAM     = 'cartresq_restore';
+	const MAX_ITEMS = 50;
+
+	/**
+	 * Hooks.
+	 */
+	public static function init() {
+		add_action( 'wp_loaded', array( __CLASS__, 'maybe_restore' ), 20 );
+	}
+
+	/**
+	 * Handle a restore link, if this request is one.
+	 */
+	public static function maybe_restore() {
+		if ( ! isset( $_GET[ self::PARAM ] ) || is_admin() || wp_doing_ajax() ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- signed token, not a form.
+			return;
+		}
+		$token = sanitize_text_field( wp_unslash( $_GET[ self::PARAM ] ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
+		nocache_headers();
+		$cart = self::verify( $token, CartResQ_Settings::get( 'restore_secret' ), time() );
+		if ( is_wp_error( $cart ) ) {
+			wc_add_notice( __( 'This cart link has expired or is not valid. Your cart is as you left it.', 'cartresq' ), 'notice' );
+			wp_safe_redirect( wc_get_cart_url() );
+			exit;
+		}
+		self::rebuild( $cart );
+		wp_safe_redirect( wc_get_checkout_url() );
+		exit;
+	}
+
+	/**
+	 * Check the signature and expiry; return the decoded cart or a WP_Error.
+	 *
+	 * @param string $token  The token from the link.
+	 * @param string $secret The restore secret the app handed over.
+	 * @param int    $now    Current Unix time.
+	 * @return array|WP_Error
+	 */
+	public static function verify( $token, $secret, $now ) {
+		if ( '' === $secret || ! is_string( $token ) || strlen( $token ) > 4096 ) {
+			return new WP_Error( 'cartresq_invalid', 'invalid' );
+		}
+		$parts = explode( '.', $token );
+		if ( 2 !== count( $parts ) ) {
+			return new WP_Error( 'cartresq_invalid', 'invalid' );
+		}
+		$expected = self::b64url_encode( hash_hmac( 'sha256', $parts[0], $secret, true ) );
+		if ( ! hash_equals( $expected, $parts[1] ) ) {
+			return new WP_Error( 'cartresq_invalid', 'bad signature' );
+		}
+		$body = json_decode( self::b64url_decode( $parts[0] ), true );
+		if ( ! is_array( $body ) || 1 !== ( $body['v'] ?? 0 ) || ! isset( $body['e'], $body['i'] ) || ! is_array( $body['i'] ) ) {
+			return new WP_Error( 'cartresq_invalid', 'invalid' );
+		}
+		if ( (int) $body['e'] < $now ) {
+			return new WP_Error( 'cartresq_expired', 'expired' );
+		}
+		return $body;
+	}
+
+	/**
+	 * Replace the shopper's cart with the one from the token, then apply its coupons.
+	 *
+	 * @param array $cart Decoded token body.
+	 */
+	private static function rebuild( array $cart ) {
+		if ( null === WC()->cart ) {
+			return;
+		}
+		if ( WC()->session && ! WC()->session->has_session() ) {
+			WC()->session->set_customer_session_cookie( true ); // A guest keeps the cart across the redirect.
+		}
+		WC()->cart->empty_cart();
+		foreach ( array_slice( $cart['i'], 0, self::MAX_ITEMS ) as $item ) {
+			if ( ! is_array( $item ) || 3 !== count( $item ) ) {
+				continue;
+			}
+			list( $product_id, $variation_id, $quantity ) = array_map( 'absint', $item );
+			if ( $product_id && $quantity ) {
+				WC()->cart->add_to_cart( $product_id, $quantity, $variation_id );
+			}
+		}
+		foreach ( array_slice( (array) ( $cart['c'] ?? array() ), 0, 5 ) as $code ) {
+			$code = wc_format_coupon_code( (string) $code );
+			if ( '' !== $code && ! WC()->cart->has_discount( $code ) ) {
+				WC()->cart->apply_coupon( $code );
+			}
+		}
+	}
+
+	/**
+	 * Base64url without padding.
+	 *
+	 * @param string $data Raw bytes.
+	 * @return string
+	 */
+	public static function b64url_encode( $data ) {
+		return rtrim( strtr( base64_encode( $data ), '+/', '-_' ), '=' ); // phpcs:ignore WordPress.PHP.DiscouragedPHPFunctions.obfuscation_base64_encode
+	}
+
+	/**
+	 * Base64url decode (padding optional).
+	 *
+	 * @param string $data Encoded text.
+	 * @return string
+	 */
+	public static function b64url_decode( $data ) {
+		$data .= str_repeat( '=', ( 4 - strlen( $data ) % 4 ) % 4 );
+		return (string) base64_decode( strtr( $data, '-_', '+/' ), true ); // phpcs:ignore WordPress.PHP.DiscouragedPHPFunctions.obfuscation_base64_decode
+	}
+}

@@ -1,0 +1,85 @@
+"""Web push through pywebpush (RFC 8291 encryption, RFC 8292 VAPID) to the browser's push service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import requests
+from py_vapid import Vapid
+from pywebpush import WebPushException, webpush
+
+from recovery.channels.base import OutboundPush, PermanentSendError, SendResult
+from recovery.channels.http import ProviderBusy, retry_after
+
+#: Seconds: (connect, read), passed straight to requests.
+TIMEOUT = (3.0, 10.0)
+#: Seconds the push service keeps an undelivered notification: a reminder a day late is not worth showing.
+TTL = 12 * 3600
+
+
+class SubscriptionGone(PermanentSendError):
+    """404/410 from the push service: the browser dropped the subscription; the caller deletes it."""
+
+
+class WebPushChannel:
+    def __init__(
+        self,
+        vapid_private_key: str,
+        vapid_subject: str,
+        *,
+        on_gone: Callable[[str], None] | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        self._vapid = Vapid.from_string(private_key=vapid_private_key)
+        self.subject = (
+            vapid_subject if vapid_subject.startswith(("mailto:", "https:")) else f"mailto:{vapid_subject}"
+        )
+        self.on_gone, self.timeout = on_gone, timeout
+
+    def send(self, message: OutboundPush) -> SendResult:  # type: ignore[override]
+        if not isinstance(message, OutboundPush):
+            raise TypeError(f"web push sends push notifications, not {type(message).__name__}")
+        endpoint = message.subscription.get("endpoint")
+        keys = message.subscription.get("keys") or {}
+        if not isinstance(endpoint, str) or not endpoint.startswith("https://") and not _local(endpoint):
+            raise PermanentSendError("push subscription has no https endpoint")
+        if not isinstance(keys, dict) or not keys.get("p256dh") or not keys.get("auth"):
+            raise PermanentSendError("push subscription has no keys")
+        payload = json.dumps({"title": message.title, "body": message.body, "url": message.url})
+        try:
+            response = webpush(
+                {"endpoint": endpoint, "keys": keys},
+                payload,
+                vapid_private_key=self._vapid,
+                vapid_claims={"sub": self.subject},
+                timeout=self.timeout,  # type: ignore[arg-type]  # requests takes (connect, read)
+                ttl=TTL,
+                headers={"Urgency": "normal"},
+            )
+        except WebPushException as exc:
+            raise self._failure(endpoint, exc.response) from None  # the exception's text holds the body
+        except requests.Timeout as exc:
+            raise ProviderBusy(f"push: timed out ({type(exc).__name__})") from exc
+        except requests.RequestException as exc:
+            raise ProviderBusy(f"push: connection failed ({type(exc).__name__})") from exc
+        except ValueError as exc:  # keys that are not valid P-256 points / base64
+            raise PermanentSendError(f"push subscription keys unusable: {type(exc).__name__}") from exc
+        location = getattr(response, "headers", {}).get("Location")
+        return SendResult(location or f"push:{message.message_id}")
+
+    def _failure(self, endpoint: str, response: requests.Response | None) -> Exception:
+        status = response.status_code if response is not None else 0
+        if status in (404, 410):
+            if self.on_gone is not None:
+                self.on_gone(endpoint)
+            return SubscriptionGone(f"push {status}: subscription expired or unsubscribed")
+        if status == 429 or status >= 500 or status == 0:
+            after = retry_after(response.headers.get("Retry-After")) if response is not None else None
+            return ProviderBusy(f"push {status}: push service unavailable", after)
+        return PermanentSendError(f"push {status}: refused by the push service")
+
+
+def _local(endpoint: str) -> bool:
+    """Plain http only to this machine: the tests' fake push service."""
+    return endpoint.startswith(("http://127.0.0.1:", "http://localhost:"))

@@ -1,0 +1,211 @@
+"""A local fake of the Shopify endpoints we call, over real HTTP, speaking their request/response shapes.
+
+POST /admin/oauth/access_token: token exchange (session token → expiring offline token), refresh
+(`grant_type=refresh_token`, each refresh token works once) and the authorization-code grant.
+POST /admin/api/<version>/graphql.json: the queries and mutations we send, with
+`extensions.cost.throttleStatus` on every answer; `script` queues THROTTLED / 429 / 5xx answers.
+The shop is read from the Host header, as on Shopify. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+API_VERSION = "2026-10"
+
+
+@dataclass
+class Shop:
+    access_tokens: set[str] = field(default_factory=set)
+    refresh_tokens: set[str] = field(default_factory=set)
+    codes: set[str] = field(default_factory=set)
+    checkouts: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_topics: list[str] = field(default_factory=list)
+
+
+class FakeShopify:
+    def __init__(self, api_key: str, api_secret: str) -> None:
+        self.api_key, self.api_secret = api_key, api_secret
+        self.shops: dict[str, Shop] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.script: deque[tuple[str, Any]] = deque()  # ("throttled", None) | ("429", retry_after) | ("503", None)
+        self.refresh_error: str | None = None
+        self.exchange_error: str | None = None
+        #: Called (once) when a refresh request arrives, before it is answered: to interleave a second refresher.
+        self.on_refresh: Any = None
+        self._ids = itertools.count(1000)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> FakeShopify:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+    def shop(self, domain: str) -> Shop:
+        return self.shops.setdefault(domain, Shop())
+
+    def graphql_calls(self, shop: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"].endswith("/graphql.json") and (shop is None or r["shop"] == shop)]
+
+    # --- HTTP
+
+    def _app(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        shop = request.host.split(":")[0]
+        body = request.get_json(silent=True) or {}
+        self.requests.append({"path": request.path, "shop": shop, "body": body, "headers": dict(request.headers)})
+        if request.method == "POST" and request.path == "/admin/oauth/access_token":
+            response = self._token(shop, body)
+        elif request.method == "POST" and request.path == f"/admin/api/{API_VERSION}/graphql.json":
+            response = self._graphql(shop, request.headers.get("X-Shopify-Access-Token", ""), body)
+        else:
+            response = _json({"errors": "Not Found"}, 404)
+        return response(environ, start_response)
+
+    def _issue(self, shop: str) -> dict[str, Any]:
+        state = self.shop(shop)
+        access, refresh = f"shpat_{secrets.token_hex(16)}", f"shprt_{secrets.token_hex(16)}"
+        state.access_tokens.add(access)
+        state.refresh_tokens.add(refresh)
+        return {
+            "access_token": access,
+            "scope": "read_orders,read_customers,read_products,write_discounts",
+            "expires_in": 3600,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": 7776000,
+        }
+
+    def _token(self, shop: str, body: dict[str, Any]) -> Response:
+        if body.get("client_id") != self.api_key or body.get("client_secret") != self.api_secret:
+            return _json({"error": "invalid_client", "error_description": "Client credentials are invalid"}, 401)
+        grant = body.get("grant_type")
+        state = self.shop(shop)
+        if grant == "urn:ietf:params:oauth:grant-type:token-exchange" and self.exchange_error:
+            return _json({"error": self.exchange_error}, 400)
+        if grant == "urn:ietf:params:oauth:grant-type:token-exchange":
+            if (
+                body.get("subject_token_type") != "urn:ietf:params:oauth:token-type:id_token"
+                or body.get("requested_token_type") != "urn:shopify:params:oauth:token-type:offline-access-token"
+                or str(body.get("expiring")) != "1"
+            ):
+                return _json({"error": "invalid_request"}, 400)
+            try:
+                claims = jwt.decode(body.get("subject_token", ""), self.api_secret, algorithms=["HS256"], audience=self.api_key)
+            except jwt.PyJWTError:
+                return _json({"error": "invalid_subject_token"}, 400)
+            if claims.get("dest") != f"https://{shop}":
+                return _json({"error": "invalid_subject_token"}, 400)
+            return _json(self._issue(shop))
+        if grant == "refresh_token":
+            hook, self.on_refresh = self.on_refresh, None
+            if hook is not None:
+                hook()
+            token = body.get("refresh_token")
+            if self.refresh_error or token not in state.refresh_tokens:
+                return _json({"error": self.refresh_error or "invalid_grant"}, 400)
+            state.refresh_tokens.discard(token)  # each refresh token works once
+            state.access_tokens.clear()  # and the access tokens it replaced stop working
+            return _json(self._issue(shop))
+        if grant is None and body.get("code"):
+            if body["code"] not in state.codes or str(body.get("expiring")) != "1":
+                return _json({"error": "invalid_request", "error_description": "The authorization code was not found"}, 400)
+            state.codes.discard(body["code"])
+            return _json(self._issue(shop))
+        return _json({"error": "unsupported_grant_type"}, 400)
+
+    def _graphql(self, shop: str, token: str, body: dict[str, Any]) -> Response:
+        state = self.shop(shop)
+        if token not in state.access_tokens:
+            return _json({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}, 401)
+        if self.script:
+            kind, arg = self.script.popleft()
+            if kind == "throttled":
+                return _json(
+                    {
+                        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+                        "extensions": _cost(requested=10, available=2),
+                    }
+                )
+            if kind == "429":
+                return _json({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}, 429, {"Retry-After": str(arg)})
+            return _json({"errors": "Service Unavailable"}, int(kind))
+        query, variables = str(body.get("query", "")), body.get("variables") or {}
+        if "discountCodeBasicCreate" in query:
+            data = self._create_discount(state, variables["basicCodeDiscount"])
+        elif "discountCodeDelete" in query:
+            existed = state.discounts.pop(variables["id"], None)
+            data = {"discountCodeDelete": {"deletedCodeDiscountId": variables["id"] if existed else None, "userErrors": []}}
+        elif "codeDiscountNode(" in query:
+            found = state.discounts.get(variables["id"])
+            data = {"codeDiscountNode": {"id": variables["id"], "codeDiscount": {"asyncUsageCount": found["usage"]}} if found else None}
+        elif "abandonedCheckouts" in query:
+            data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "orders(" in query:
+            data = {"orders": {"nodes": state.orders, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "webhookSubscriptions" in query:
+            nodes = [{"id": f"gid://shopify/WebhookSubscription/{i}", "topic": topic} for i, topic in enumerate(state.webhook_topics)]
+            data = {"webhookSubscriptions": {"nodes": nodes}}
+        else:
+            return _json({"errors": [{"message": "Field doesn't exist on type 'QueryRoot'", "extensions": {"code": "undefinedField"}}]})
+        return _json({"data": data, "extensions": _cost(requested=10, available=990)})
+
+    def _create_discount(self, state: Shop, spec: dict[str, Any]) -> dict[str, Any]:
+        if any(d["input"]["code"] == spec.get("code") for d in state.discounts.values()):
+            return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]}}
+        gid = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
+        state.discounts[gid] = {"input": spec, "usage": 0}
+        return {"discountCodeBasicCreate": {"codeDiscountNode": {"id": gid}, "userErrors": []}}
+
+
+def _cost(requested: int, available: int) -> dict[str, Any]:
+    return {
+        "cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": requested,
+            "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": available, "restoreRate": 50.0},
+        }
+    }
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json", headers=headers or {})
+
+
+def session_token(shop: str, api_key: str, secret: str, *, now: float | None = None, **overrides: Any) -> str:
+    """An App Bridge session token as Shopify signs it (HS256 with the client secret, 1 minute)."""
+    import time
+
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": api_key,
+        "sub": "42",
+        "exp": issued + 60,
+        "nbf": issued,
+        "iat": issued,
+        "jti": secrets.token_hex(8),
+        "sid": secrets.token_hex(8),
+    }
+    claims.update(overrides)
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,375 @@
+"""A local fake WooCommerce store over real HTTP, speaking the shapes of the endpoints we call.
+
+REST (`/wp-json/wc/v3/...`, consumer key/secret by HTTP Basic or query string): system_status,
+webhooks (list/create/update/delete; create sends the unsigned `webhook_id=` ping), orders
+(`modified_after`, `dates_are_gmt`, paging headers), and the plugin's `cartresq/v1/settings`.
+`/wc-auth/v1/authorize` is a browser page, so `grant()` / `deny()` play the store's part: POST the
+keys to our callback (deleting them unless it answers exactly 200), then the return redirect.
+Deliveries are signed like class-wc-webhook.php: base64 HMAC-SHA256 of `wp_json_encode()` output.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
+MAX_FAILURES = 5  # woocommerce_max_webhook_delivery_failures
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def wp_json_encode(payload: Any) -> bytes:
+    """PHP json_encode defaults: compact, `\\/` for slashes, non-ASCII as \\uXXXX."""
+    return json.dumps(payload, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def sign(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def _gmt(value: datetime | None = None) -> str:
+    return (value or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class FakeWooCommerce:
+    def __init__(self) -> None:
+        self.keys: dict[str, dict[str, Any]] = {}  # consumer_key → {"secret", "key_id", "permissions"}
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self.secrets: dict[int, str] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.plugin_settings: dict[str, Any] | None = None
+        self.requests: list[tuple[str, str]] = []
+        self.pings: list[tuple[str, int]] = []
+        self._next_id = 100
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> FakeWooCommerce:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+    # --- the merchant's browser on /wc-auth/v1/authorize ---
+
+    def grant(self, authorize_url: str, permissions: str = "read_write") -> str:
+        """Approve: make keys, POST them to callback_url, send the browser to return_url (class-wc-auth)."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        assert urlsplit(authorize_url).path == "/wc-auth/v1/authorize"
+        assert set(query) == {"app_name", "scope", "user_id", "return_url", "callback_url"}
+        key, secret = "ck_" + secrets.token_hex(20), "cs_" + secrets.token_hex(20)
+        self._next_id += 1
+        self.keys[key] = {"secret": secret, "key_id": self._next_id, "permissions": permissions}
+        body = {
+            "key_id": self._next_id,
+            "user_id": query["user_id"],
+            "consumer_key": key,
+            "consumer_secret": secret,
+            "key_permissions": permissions,
+        }
+        answer = requests.post(
+            query["callback_url"],
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json;charset=UTF-8"},
+            timeout=60,
+        )
+        if answer.status_code != 200:
+            del self.keys[key]  # "Access denied": WooCommerce revokes keys the app did not accept
+            return ""
+        return f"{query['return_url']}?{urlencode({'success': 1, 'user_id': query['user_id']})}"
+
+    def deny(self, authorize_url: str) -> str:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        return f"{query['return_url']}?{urlencode({'success': 0, 'user_id': query['user_id']})}"
+
+    # --- webhook deliveries, as the store sends them ---
+
+    def hook_for(self, topic: str) -> dict[str, Any]:
+        [hook] = [h for h in self.webhooks.values() if h["topic"] == topic]
+        return hook
+
+    def signed(
+        self, topic: str, payload: dict[str, Any], *, secret: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        hook = self.hook_for(topic)
+        body = wp_json_encode(payload)
+        resource, event = topic.split(".", 1)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+            "X-WC-Webhook-Source": self.url + "/",
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": sign(body, secret or self.secrets[hook["id"]]),
+            "X-WC-Webhook-ID": str(hook["id"]),
+            "X-WC-Webhook-Delivery-ID": hashlib.md5(uuid.uuid4().bytes).hexdigest(),  # noqa: S324,  # wp_hash(id . time)
+        }
+        return body, headers
+
+    def deliver(self, topic: str, payload: dict[str, Any]) -> int | None:
+        """Send one delivery over HTTP unless the webhook is not active; count failures, disable after 5."""
+        hook = self.hook_for(topic)
+        if hook["status"] != "active":
+            return None
+        body, headers = self.signed(topic, payload)
+        status = requests.post(
+            hook["delivery_url"], data=body, headers=headers, timeout=60, allow_redirects=False
+        ).status_code
+        if 200 <= status <= 302:
+            hook["failure_count"] = 0
+        else:
+            hook["failure_count"] = hook.get("failure_count", 0) + 1
+            if hook["failure_count"] > MAX_FAILURES:
+                hook["status"] = "disabled"
+        return status
+
+    def put_order(self, order: dict[str, Any], modified: datetime | None = None) -> dict[str, Any]:
+        order = {**order, "date_modified_gmt": _gmt(modified)}
+        self.orders[int(order["id"])] = order
+        return order
+
+    # --- HTTP ---
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        self.requests.append((request.method, request.path))
+        return self._route(request)(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/wp-json/"):
+            if not self._authenticated(request):
+                return _json(
+                    {
+                        "code": "woocommerce_rest_authentication_error",
+                        "message": "Consumer key is invalid.",
+                        "data": {"status": 401},
+                    },
+                    401,
+                )
+            route = path[len("/wp-json/") :].rstrip("/")
+            if route == "wc/v3/system_status" and request.method == "GET":
+                return _json(self._system_status())
+            if route == "wc/v3/webhooks":
+                return self._webhooks(request)
+            if route.startswith("wc/v3/webhooks/"):
+                return self._webhook(request, int(route.rsplit("/", 1)[1]))
+            if route == "wc/v3/orders" and request.method == "GET":
+                return self._list_orders(request)
+            if route == "cartresq/v1/settings" and request.method in ("PUT", "POST"):
+                self.plugin_settings = request.get_json()
+                return _json({"saved": True})
+        return _json(
+            {
+                "code": "rest_no_route",
+                "message": "No route was found matching the URL and request method.",
+                "data": {"status": 404},
+            },
+            404,
+        )
+
+    def _authenticated(self, request: Request) -> bool:
+        auth = request.authorization
+        key, secret = (
+            (auth.username, auth.password)
+            if auth
+            else (request.args.get("consumer_key"), request.args.get("consumer_secret"))
+        )
+        found = self.keys.get(key or "")
+        return found is not None and hmac.compare_digest(found["secret"], secret or "")
+
+    def _system_status(self) -> dict[str, Any]:
+        return {
+            "environment": {
+                "home_url": self.url,
+                "site_url": self.url,
+                "version": "9.4.2",
+                "wp_version": "6.7.1",
+                "php_version": "8.2.26",
+            },
+            "database": {"wc_database_version": "9.4.2"},
+            "active_plugins": [{"plugin": "cartresq/cartresq.php", "name": "CartResQ", "version": "0.1.0"}],
+            "settings": {
+                "api_enabled": True,
+                "currency": "EUR",
+                "currency_symbol": "€",
+                "currency_position": "right_space",
+                "thousand_separator": ".",
+                "decimal_separator": ",",
+                "number_of_decimals": 2,
+            },
+            "security": {"secure_connection": False, "hide_errors": True},
+        }
+
+    def _webhook_view(self, hook: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in hook.items() if k != "failure_count"}  # secret is write-only, never shown
+
+    def _webhooks(self, request: Request) -> Response:
+        if request.method == "GET":
+            rows = [
+                self._webhook_view(h)
+                for h in self.webhooks.values()
+                if request.args.get("status", "all") in ("all", h["status"])
+            ]
+            return _paged(rows, request)
+        if request.method != "POST":
+            return _json({"code": "rest_no_route", "message": "No route", "data": {"status": 404}}, 404)
+        body = request.get_json()
+        if body.get("topic") not in {
+            f"{r}.{e}"
+            for r in ("coupon", "customer", "order", "product")
+            for e in ("created", "updated", "deleted", "restored")
+        }:
+            return _json(
+                {
+                    "code": "woocommerce_rest_webhook_invalid_topic",
+                    "message": "Webhook topic is required and must be valid.",
+                    "data": {"status": 400},
+                },
+                400,
+            )
+        self._next_id += 1
+        now = _gmt()
+        resource, event = body["topic"].split(".")
+        hook = {
+            "id": self._next_id,
+            "name": body.get("name", ""),
+            "status": body.get("status", "active"),
+            "topic": body["topic"],
+            "resource": resource,
+            "event": event,
+            "hooks": [f"woocommerce_{'new' if event == 'created' else 'update'}_{resource}"],
+            "delivery_url": body["delivery_url"],
+            "date_created": now,
+            "date_created_gmt": now,
+            "date_modified": now,
+            "date_modified_gmt": now,
+            "failure_count": 0,
+            "_links": {"self": [{"href": f"{self.url}/wp-json/wc/v3/webhooks/{self._next_id}"}]},
+        }
+        self.webhooks[hook["id"]] = hook
+        self.secrets[hook["id"]] = body.get("secret") or hashlib.md5(b"1|admin").hexdigest()  # noqa: S324  (WooCommerce's default)
+        response = _json(self._webhook_view(hook), 201)
+        self._ping(hook)  # sent after the 201 is built; its answer is ignored on REST creation
+        return response
+
+    def _ping(self, hook: dict[str, Any]) -> None:
+        try:
+            status = requests.post(
+                hook["delivery_url"], data={"webhook_id": hook["id"]}, timeout=10
+            ).status_code
+        except requests.RequestException:
+            status = 0
+        self.pings.append((hook["delivery_url"], status))
+
+    def _webhook(self, request: Request, webhook_id: int) -> Response:
+        hook = self.webhooks.get(webhook_id)
+        if hook is None:
+            return _json(
+                {
+                    "code": "woocommerce_rest_webhook_invalid_id",
+                    "message": "Invalid ID.",
+                    "data": {"status": 404},
+                },
+                404,
+            )
+        if request.method == "DELETE":
+            del self.webhooks[webhook_id]
+            return _json(self._webhook_view(hook))
+        if request.method in ("PUT", "POST"):
+            body = request.get_json()
+            for field in ("name", "status", "delivery_url"):
+                if field in body:
+                    hook[field] = body[field]
+            if body.get("status") == "active":
+                hook["failure_count"] = 0
+            if "secret" in body:
+                self.secrets[webhook_id] = body["secret"]
+            hook["date_modified_gmt"] = _gmt()
+        return _json(self._webhook_view(hook))
+
+    def _list_orders(self, request: Request) -> Response:
+        rows = list(self.orders.values())
+        after = request.args.get("modified_after")
+        if after:
+            # dates_are_gmt=true: the filter compares with date_modified_gmt
+            assert request.args.get("dates_are_gmt") == "true"
+            rows = [o for o in rows if o["date_modified_gmt"] > after]
+        if request.args.get("orderby") == "modified":
+            rows.sort(key=lambda o: o["date_modified_gmt"], reverse=request.args.get("order") == "desc")
+        return _paged(rows, request)
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, headers=headers, mimetype="application/json")
+
+
+def _paged(rows: list[dict[str, Any]], request: Request) -> Response:
+    per_page = int(request.args.get("per_page", 10))
+    page = int(request.args.get("page", 1))
+    pages = max(1, -(-len(rows) // per_page))
+    chunk = rows[(page - 1) * per_page : page * per_page]
+    return _json(chunk, headers={"X-WP-Total": str(len(rows)), "X-WP-TotalPages": str(pages)})
+
+
+@contextmanager
+def running() -> Iterator[FakeWooCommerce]:
+    store = FakeWooCommerce().start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+class LiveApp:
+    """Our Flask app on a real port, so the fake store can call it back (key POST, ping, deliveries)."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+    def start(self, app: Any) -> None:
+        self.app = app
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+def activate(app_url: str, store: FakeWooCommerce) -> requests.Response:
+    """The merchant's whole activation: our start URL → the store's grant → our return page."""
+    start = requests.get(
+        f"{app_url}/auth/woocommerce", params={"store_url": store.url}, allow_redirects=False, timeout=30
+    )
+    assert start.status_code == 302, start.text
+    back = store.grant(start.headers["Location"])
+    assert back, "our callback did not answer 200"
+    return requests.get(back, timeout=60)

@@ -1,0 +1,120 @@
+"""Admin GraphQL: throttling, retries, discount codes (creation shape, restore link, cleanup)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import select
+
+from connectors.shopify.admin import AdminClient, AdminError
+from recovery import offers
+from recovery import tables as t
+from tests.conftest import drain
+from tests.loop_helpers import HOUR, abandon_all, now
+from tests.shopify_app_helpers import SECRET, fake, install, rt, web  # noqa: F401
+from tests.support import shopify
+from tests.support.fake_shopify import FakeShopify
+from tests.support.shopify import SHOP
+
+QUERY = "query OurWebhooks { webhookSubscriptions(first: 100) { nodes { id topic } } }"
+
+
+def client(rt, delays: list[float], **kw) -> AdminClient:  # type: ignore[no-untyped-def]
+    return AdminClient(rt.shopify.config, rt.shopify.tokens, sleep=delays.append, **kw)
+
+
+def test_throttled_then_429_then_success_backs_off_as_told(rt, web, fake: FakeShopify) -> None:
+    install(web)
+    fake.script.extend([("throttled", None), ("429", 3)])
+    delays: list[float] = []
+    data = client(rt, delays).execute(SHOP, QUERY)
+    assert "webhookSubscriptions" in data
+    assert len(fake.graphql_calls()) == 3
+    # THROTTLED: (requested 10 − available 2) / restore 50 per s; 429: its Retry-After. The other
+    # waits are the cost budget: 2 points left, restored at 50/s, before the next call.
+    assert delays[0] == pytest.approx(0.16) and 3.0 in delays
+    assert all(d == 3.0 or d <= 0.16 + 1e-6 for d in delays)
+
+
+def test_transient_errors_retry_with_jittered_backoff_permanent_ones_do_not(rt, web, fake: FakeShopify) -> None:
+    install(web)
+    fake.script.extend([("503", None), ("502", None)])
+    delays: list[float] = []
+    assert "webhookSubscriptions" in client(rt, delays).execute(SHOP, QUERY)
+    assert len(delays) == 2 and 0 <= delays[0] <= 0.5 and 0 <= delays[1] <= 1.0
+    calls = len(fake.graphql_calls())
+    with pytest.raises(AdminError) as error:
+        client(rt, delays).execute(SHOP, "query { nonsense }")
+    assert error.value.permanent and len(fake.graphql_calls()) == calls + 1
+    fake.script.extend([("503", None)] * 3)
+    with pytest.raises(AdminError) as error:
+        client(rt, delays, max_attempts=3).execute(SHOP, QUERY)
+    assert not error.value.permanent
+
+
+def offer_cart(rt, web):  # type: ignore[no-untyped-def]
+    install(web)
+    with rt.sessions.begin() as session:
+        session.scalar(select(t.Store)).settings = {"holdout_percent": 0, "offer_percent": 15, "offer_window": 86400}
+    shopify.post(web, "checkouts_update", secret=SECRET)
+    drain(rt)
+    abandon_all(rt, now() + 2 * HOUR)
+    with rt.sessions.begin() as session:
+        message = session.scalars(select(t.RecoveryMessage).order_by(t.RecoveryMessage.step)).first()
+        message.template = "offer"
+        return message.id
+
+
+def test_an_offer_message_gets_a_unique_single_use_code_applied_by_its_restore_link(rt, web, fake: FakeShopify) -> None:
+    message_id = offer_cart(rt, web)
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, message_id)
+        store, cart = session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id)
+        email = rt.sender.composer.compose(store, cart, message)
+        again = rt.sender.composer.compose(store, cart, message)  # a retried send reuses the code
+    created = [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
+    assert len(created) == 1
+    spec = created[0]["body"]["variables"]["basicCodeDiscount"]
+    assert spec["usageLimit"] == 1 and spec["appliesOncePerCustomer"] is True
+    assert spec["customerGets"] == {"value": {"percentage": 0.15}, "items": {"all": True}}
+    assert spec["context"] == {"all": "ALL"} and spec["code"].startswith("CRQ-")
+    with rt.sessions() as session:
+        row = session.scalar(select(t.DiscountCode))
+    assert row.code == spec["code"] and row.platform_id in fake.shop(SHOP).discounts
+    assert timedelta(hours=23) < row.ends_at - row.created_at <= timedelta(hours=24)
+    assert spec["code"] in email.text and spec["code"] in again.text
+    restore = email.text.split("/r/", 1)[1].split()[0].rstrip(")>")
+    response = web.get(f"/r/{restore}")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(f"https://{SHOP}/discount/{spec['code']}?redirect=")
+    assert "/checkouts/" in unquote(location.split("redirect=", 1)[1])
+
+
+def test_without_platform_access_the_offer_step_is_a_plain_reminder(rt, web, fake: FakeShopify) -> None:
+    message_id = offer_cart(rt, web)
+    with rt.sessions.begin() as session:
+        session.scalar(select(t.Store)).needs_reauth_at = t.utcnow()
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, message_id)
+        email = rt.sender.composer.compose(session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id), message)
+    assert "CRQ-" not in email.text
+    assert not [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
+
+
+def test_expired_unused_codes_are_deleted_used_ones_kept(rt, web, fake: FakeShopify) -> None:
+    message_id = offer_cart(rt, web)
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, message_id)
+        rt.sender.composer.compose(session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id), message)
+    with rt.sessions.begin() as session:
+        row = session.scalar(select(t.DiscountCode))
+        row.ends_at = t.utcnow() - timedelta(minutes=1)
+        gid = row.platform_id
+    assert offers.cleanup_expired(rt.sessions, rt.shopify.offers) == {"deleted": 1, "used": 0, "failed": 0}
+    assert gid not in fake.shop(SHOP).discounts
+    with rt.sessions() as session:
+        assert session.scalar(select(t.DiscountCode)).outcome == "deleted"
+    assert offers.cleanup_expired(rt.sessions, rt.shopify.offers) == {"deleted": 0, "used": 0, "failed": 0}

@@ -1,0 +1,201 @@
+"""WooCommerce deliveries through the real endpoint, signed per webhook, into the shared recovery loop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from connectors.woocommerce.reconcile import run_due
+from connectors.woocommerce.restore import read_token
+from recovery import tables as t
+from recovery.crypto import Vault
+from recovery.tables import utcnow
+from tests.conftest import ENCRYPTION_KEY, drain
+from tests.loop_helpers import HOUR, abandon_all, cart, messages, now, send_due
+from tests.support.fake_woocommerce import load
+from tests.woo_helpers import Woo, woo, woo_any_broker  # noqa: F401  (fixtures)
+
+
+def _gmt(at) -> str:  # type: ignore[no-untyped-def]
+    return at.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _deliveries(w: Woo) -> int:
+    with w.rt.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(t.WebhookDelivery)) or 0)
+
+
+def _carts(w: Woo) -> list[t.Cart]:
+    with w.rt.sessions() as session:
+        return list(session.scalars(select(t.Cart).order_by(t.Cart.id)))
+
+
+def test_bad_or_missing_signature_is_401_and_writes_nothing(woo: Woo) -> None:  # noqa: F811
+    payload = load("order_created__classic_pending")
+    body, headers = woo.store.signed("order.created", payload, secret="not-the-secret")  # noqa: S106
+    assert woo.client.post(woo.webhook_path, data=body, headers=headers).status_code == 401
+    # another webhook's secret is not this one's
+    other = woo.store.secrets[woo.store.hook_for("product.updated")["id"]]
+    body, headers = woo.store.signed("order.created", payload, secret=other)
+    assert woo.client.post(woo.webhook_path, data=body, headers=headers).status_code == 401
+    # a valid signature over a changed body
+    body, headers = woo.store.signed("order.created", payload)
+    assert woo.client.post(woo.webhook_path, data=body + b" ", headers=headers).status_code == 401
+    del headers["X-WC-Webhook-Signature"]
+    answer = woo.client.post(woo.webhook_path, data=body, headers=headers)
+    assert answer.status_code == 401 and "X-WC-Webhook-Signature" in answer.get_json()["detail"]
+    assert _deliveries(woo) == 0 and _carts(woo) == []
+
+
+def test_signed_but_malformed_deliveries_are_precise_4xx(woo: Woo) -> None:  # noqa: F811
+    body, headers = woo.store.signed("order.created", {"id": 1})
+    del headers["X-WC-Webhook-Delivery-ID"]
+    answer = woo.client.post(woo.webhook_path, data=body, headers=headers)
+    assert answer.status_code == 400 and "Delivery-ID" in answer.get_json()["detail"]
+    assert _deliveries(woo) == 0
+
+
+def test_a_redelivered_delivery_id_is_stored_once(woo: Woo) -> None:  # noqa: F811
+    body, headers = woo.store.signed("order.created", load("order_created__classic_pending"))
+    first = woo.client.post(woo.webhook_path, data=body, headers=headers)
+    second = woo.client.post(woo.webhook_path, data=body, headers=headers)
+    assert (first.get_json()["status"], second.get_json()["status"]) == ("accepted", "duplicate")
+    drain(woo.rt)
+    assert _deliveries(woo) == 1 and len(_carts(woo)) == 1
+
+
+def test_pending_order_is_a_cart_that_gets_abandoned_and_planned(woo: Woo) -> None:  # noqa: F811
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()))
+    [row] = _carts(woo)
+    assert (row.checkout_token, row.email, row.phone, row.currency) == (
+        "wc-order-7311",
+        "lena.brandt@example.com",
+        "+49 341 5550123",
+        "EUR",
+    )
+    assert str(row.total) == "78.20" and [i["unit_price"] for i in row.line_items] == ["24.37", "12.61"]
+    # The restore link is the plugin's, signed with the secret the plugin holds
+    assert row.restore_url and row.restore_url.startswith(f"{woo.store.url}/?cartresq_restore=")
+    token = row.restore_url.split("=", 1)[1]
+    body = read_token(woo.store.plugin_settings["restore_secret"], token, now())  # type: ignore[index]
+    assert body["i"] == [[412, 418, 2], [377, 0, 1]] and body["o"] == 7311
+    at = now() + 2 * HOUR
+    assert abandon_all(woo.rt, at) == [row.id]
+    assert [(m.step, m.channel, m.status) for m in messages(woo.rt, row.id)][:2] == [
+        (1, "email", "planned"),
+        (2, "email", "planned"),
+    ]
+
+
+def test_block_checkout_draft_is_a_cart_too(woo: Woo) -> None:  # noqa: F811
+    woo.deliver("order_updated__block_checkout_draft", date_modified_gmt=_gmt(now()))
+    [row] = _carts(woo)
+    assert (row.email, row.status, row.currency, str(row.total)) == (
+        "jonas.weber@example.com",
+        "active",
+        "USD",
+        "29.90",
+    )
+
+
+def test_stale_state_never_overwrites_a_newer_one(woo: Woo) -> None:  # noqa: F811
+    stamp = now()
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(stamp), total="90.00")
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(stamp - HOUR), total="11.00")
+    [row] = _carts(woo)
+    assert str(row.total) == "90.00"
+
+
+def test_paid_order_after_a_message_is_recovered_and_stops_the_rest(woo_any_broker: Woo) -> None:  # noqa: F811
+    woo = woo_any_broker  # noqa: F811
+    # A US shopper: WooCommerce orders carry no marketing consent, and the policy needs one for the EU
+    us = {**load("order_created__classic_pending")["billing"], "country": "US", "state": "OR"}
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()), billing=us)
+    at = now() + 2 * HOUR
+    [cart_id] = abandon_all(woo.rt, at)
+    assert send_due(woo.rt, at + 5 * HOUR) == ["sent"]
+    [email] = woo.fake.sent
+    assert email.to == "lena.brandt@example.com" and "Linen Apron" in email.html  # type: ignore[union-attr]
+    paid = _gmt(now() + timedelta(minutes=1))  # *_gmt has whole seconds: strictly after the send
+    woo.deliver("order_updated__processing", date_paid_gmt=paid, date_modified_gmt=paid)
+    assert cart(woo.rt, cart_id).status == "recovered"
+    assert [m.status for m in messages(woo.rt, cart_id)][1:] == ["cancelled"] * (
+        len(messages(woo.rt, cart_id)) - 1
+    )
+    assert send_due(woo.rt, at + 200 * HOUR) == [] and len(woo.fake.sent) == 1
+    # and a cancellation afterwards un-counts the recovery
+    woo.deliver("order_updated__cancelled", date_modified_gmt=_gmt(now()))
+    with woo.rt.sessions() as session:
+        order = session.scalars(select(t.Order)).one()
+    assert order.cancelled_at is not None and cart(woo.rt, cart_id).status == "abandoned"
+
+
+def test_paid_statuses_follow_the_store_setting(woo: Woo) -> None:  # noqa: F811
+    with woo.rt.sessions.begin() as session:
+        store = session.scalars(select(t.Store)).one()
+        store.settings = {**store.settings, "woo_paid_statuses": ["processing", "completed"]}
+    woo.deliver("order_updated__processing", status="on-hold", date_modified_gmt=_gmt(now()))
+    with woo.rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(t.Order)) == 0
+        assert session.scalars(select(t.WebhookDelivery.outcome)).one().startswith("order status on-hold")
+
+
+def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
+    # Given orders changed on the store while no webhook reached us
+    start = now()
+    woo.store.put_order(load("order_created__classic_pending"), start + timedelta(seconds=5))
+    draft = load("order_updated__block_checkout_draft")
+    woo.store.put_order(draft, start + timedelta(seconds=6))
+    paid = {
+        **load("order_updated__processing"),
+        "id": 7500,
+        "number": "7500",
+        "date_paid_gmt": _gmt(start + timedelta(seconds=7)),
+    }
+    paid["billing"] = {**paid["billing"], "email": "ines.kraft@example.com"}
+    woo.store.put_order(paid, start + timedelta(seconds=7))
+    assert _carts(woo) == []
+    # When the periodic reconcile runs
+    with woo.rt.sessions.begin() as session:
+        session.scalars(select(t.WooConnection)).one().next_reconcile_at = utcnow()
+    [report] = run_due(
+        woo.rt.sessions,
+        woo.rt.engine,
+        Vault([ENCRYPTION_KEY]),
+        utcnow(),
+        every=900,
+        app_url=woo.live.url,
+        allow_http=True,
+        enqueue=woo.rt.enqueue,
+    )
+    drain(woo.rt)
+    # Then both carts and the order are there, and the next pass starts after the newest change
+    assert report.error is None and report.backfilled == 3
+    assert {c.checkout_token for c in _carts(woo)} == {"wc-order-7311", "wc-order-7402"}
+    with woo.rt.sessions() as session:
+        assert session.scalars(select(t.Order.platform_order_id)).all() == ["7500"]
+        synced = session.scalars(select(t.WooConnection.orders_synced_to)).one()
+    assert synced is not None and synced >= (start + timedelta(seconds=7)).replace(microsecond=0)
+    # A second pass stores no duplicates
+    with woo.rt.sessions.begin() as session:
+        session.scalars(select(t.WooConnection)).one().next_reconcile_at = utcnow()
+    [again] = run_due(
+        woo.rt.sessions,
+        woo.rt.engine,
+        Vault([ENCRYPTION_KEY]),
+        utcnow(),
+        every=900,
+        app_url=woo.live.url,
+        allow_http=True,
+        enqueue=woo.rt.enqueue,
+    )
+    assert again.backfilled == 0
+
+
+def test_product_update_is_accepted_without_touching_carts(woo: Woo) -> None:  # noqa: F811
+    answer = woo.post("product.updated", load("product_updated"))
+    assert answer.status_code == 200
+    drain(woo.rt)
+    with woo.rt.sessions() as session:
+        assert session.scalars(select(t.WebhookDelivery.outcome)).one() == "product update recorded only"
