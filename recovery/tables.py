@@ -292,19 +292,23 @@ class OAuthState(Base):
 
 
 class DiscountCode(Base):
-    """A single-use code made for one offer message; deleted on the platform once expired and unused."""
+    """A single-use code made for one offer message, or for one shopper's exit popup (migration 0108:
+    `exit_sid`, no message, maybe no cart); deleted on the platform once expired and unused."""
 
     __tablename__ = "discount_codes"
     __table_args__ = (
         UniqueConstraint("message_id"),
         UniqueConstraint("store_id", "code"),
+        UniqueConstraint("store_id", "exit_sid"),  # one exit code per tracker session
         Index("ix_discount_codes_cleanup", "deleted_at", "ends_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
-    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("recovery_messages.id", ondelete="CASCADE"))
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("recovery_messages.id", ondelete="CASCADE"))
+    #: The tracker session an exit-popup code was made for (None for a message's code).
+    exit_sid: Mapped[str | None] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(String(64))
     #: The platform's id for it (a Shopify DiscountCodeNode GID), used to delete it.
     platform_id: Mapped[str | None] = mapped_column(String(128))

@@ -1,8 +1,11 @@
 """The beacon contract (notes: POST /track) as a marshmallow schema. Beacons are untrusted input.
 
 Unknown fields are ignored on purpose (EXCLUDE): a newer tracker may send more than this server
-knows, and nothing outside the schema is ever stored. Every string is stripped and bounded; free
-text (titles, SKUs) must not carry markup, and is stored as plain text either way.
+knows, and nothing outside the schema is ever stored. Every string is stripped and bounded. Free text
+(titles, SKUs) is stored as plain text and escaped wherever it is shown, so ordinary `<`, `>` and `&`
+("Shirt <Limited>", "Tee \"Rock & Roll\" <3") are accepted; only script-like content is refused, since
+no real product is named that way and it is the one thing worth keeping out of every later renderer.
+An unusable browser time zone is dropped, not refused: losing one optional hint beats losing the beacon.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 MAX_BEACON_BYTES = 8192
 TYPES = ("cart", "contact", "exit", "popup", "checkout_started", "checkout_contact", "checkout_completed")
 MAX_MINOR_UNITS = 10**12  # a trillion cents: far above any real cart, far below overflow
-_MARKUP = re.compile(r"<\s*[a-zA-Z/!?]|javascript\s*:", re.IGNORECASE)
+#: Script-like content: active tags, script URLs and inline event handlers (`onerror=`, `onclick =`).
+_SCRIPT = re.compile(
+    r"<\s*/?\s*(?:script|iframe|frame|frameset|object|embed|applet|svg|math|style|link|meta|base|form)\b"
+    r"|(?:java|vb)script\s*:|data\s*:\s*text/html"
+    r"|(?:^|[\s\"'/;])on[a-z]{3,}\s*=",
+    re.IGNORECASE,
+)
+_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-=+/.:?&%]+")  # opaque platform tokens: printable, no spaces or markup
 _HOST = re.compile(r"(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?")
@@ -29,11 +39,11 @@ class BeaconError(ValueError):
 
 
 class Text(fields.String):
-    """Stripped, bounded, no control characters, no markup."""
+    """Stripped, bounded, no control characters, nothing script-like."""
 
-    def __init__(self, max_length: int, *, markup_ok: bool = False, **kwargs: Any) -> None:
+    def __init__(self, max_length: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.max_length, self.markup_ok = max_length, markup_ok
+        self.max_length = max_length
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = str(super()._deserialize(value, attr, data, **kwargs)).strip()
@@ -41,8 +51,8 @@ class Text(fields.String):
             raise ValidationError(f"longer than {self.max_length} characters")
         if _CONTROL.search(text):
             raise ValidationError("contains control characters")
-        if not self.markup_ok and _MARKUP.search(text):
-            raise ValidationError("contains markup or script")
+        if _SCRIPT.search(text):
+            raise ValidationError("contains script-like content")
         return text
 
 
@@ -79,11 +89,21 @@ def _int(low: int, high: int, **kwargs: Any) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(low, high), **kwargs)
 
 
-def _time_zone(value: str) -> None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("is not an IANA time zone") from None
+class TimeZone(fields.Field):
+    """An IANA zone name, or None for anything else (unknown, misspelt, not a string): never an error.
+
+    Browsers report zones this server's tz database may not know yet (or old aliases); the beacon is
+    still worth keeping, the cart simply has no browser zone then.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        if not isinstance(value, str) or not _ZONE.fullmatch(value.strip()) or len(value.strip()) > 64:
+            return None
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return None
+        return value.strip()
 
 
 def _currency(value: str) -> None:
@@ -154,7 +174,7 @@ class Beacon(Schema):
     )
     tos = _int(0, 10**8, load_default=None)
     device = fields.String(load_default=None, validate=validate.OneOf(("desktop", "mobile", "tablet")))
-    tz = Text(64, load_default=None, validate=_time_zone)
+    tz = TimeZone(load_default=None, allow_none=True)
     cart = fields.Nested(CartInfo, load_default=None)
     checkout_token = Token(255, load_default=None)
     contact = fields.Nested(ContactInfo, load_default=None)

@@ -206,7 +206,6 @@ BAD = [
     (json.dumps(beacon(shop="velvet fern")), "shop: is not a shop domain"),
     (json.dumps(beacon(kind="purchase")), "type:"),
     (json.dumps(beacon(sid="short")), "sid:"),
-    (json.dumps(beacon(tz="Mars/Olympus")), "tz:"),
     (json.dumps(beacon(kind="contact", cart={"token": TOKEN}, contact={"email": "not-an-email"})), "contact.email:"),
     (json.dumps(beacon(kind="contact", cart={"token": TOKEN}, contact={"phone": "+1 555"})), "contact.phone:"),
     (json.dumps(beacon(kind="contact", contact={"email": "a@example.com"})), "needs cart.token or checkout_token"),
@@ -223,10 +222,15 @@ def test_malformed_beacons_get_400_with_a_reason(client: Any, runtime: Runtime, 
 
 
 @pytest.mark.parametrize(("where", "value", "reason"), [
-    ("title", "<script>alert(1)</script>", "contains markup or script"),
+    ("title", "<script>alert(1)</script>", "contains script-like content"),
+    ("title", "Tote <SCRIPT src=//evil.example.com/x.js>", "contains script-like content"),
+    ("title", "Tote <iframe src=//evil.example.com>", "contains script-like content"),
+    ("title", "javascript:alert(1)", "contains script-like content"),
+    ("title", 'Tote" onmouseover="alert(1)', "contains script-like content"),
     ("title", "x" * 121, "longer than 120 characters"),
     ("title", "Tote\x00", "control characters"),
-    ("sku", "<img src=x onerror=alert(1)>", "contains markup or script"),
+    ("title", "Tote\x1b[31m", "control characters"),
+    ("sku", "<img src=x onerror=alert(1)>", "contains script-like content"),
     ("quantity", "1", "Not a valid integer"),
     ("price", 49.9, "Not a valid integer"),
     ("variant_id", {"id": 1}, "is not an id"),
@@ -246,6 +250,35 @@ def test_too_many_items_and_wrong_content_type(client: Any, runtime: Runtime, st
     assert send(client, body).json == {"error": "cart.items: Longer than maximum length 50."}
     assert send(client, beacon(), content_type="application/x-www-form-urlencoded").status_code == 415
     assert written(runtime) == 0
+
+
+@pytest.mark.parametrize(("title", "sku"), [
+    ("Shirt <Limited>", "SH-<L>"),
+    ('Tee "Rock & Roll" <3', "TEE&RR"),
+    ("Salt & Pepper <2-pack> (50% off!)", None),
+    ("<b>Bold</b> Mug", "A<B>C"),
+])
+def test_ordinary_angle_brackets_and_ampersands_are_accepted_as_plain_text(
+    client: Any, runtime: Runtime, store_id: int, title: str, sku: str | None
+) -> None:
+    body = beacon()
+    body["cart"]["items"][0].update(title=title, sku=sku)
+    response = send(client, body)
+    assert response.status_code == 204, response.data
+    item = carts(runtime)[0].line_items[0]
+    assert (item["title"], item["sku"]) == (title, sku)  # exactly as typed, never pre-escaped
+
+
+@pytest.mark.parametrize("tz", ["Mars/Olympus", "Europe/Nowhere", "", "../../etc/passwd", 123, "x" * 200, None])
+def test_an_unusable_time_zone_is_dropped_and_the_beacon_kept(client: Any, runtime: Runtime, store_id: int, tz: Any) -> None:
+    response = send(client, beacon(tz=tz, device="desktop"))
+    assert response.status_code == 204, response.data
+    [cart] = carts(runtime)
+    assert (cart.shopper_timezone, cart.device, cart.total) == (None, "desktop", Decimal("123.45"))
+    # A known zone from an earlier beacon is not wiped by a later unusable one.
+    assert send(client, beacon(tz="America/Argentina/Buenos_Aires")).status_code == 204
+    assert send(client, beacon(tz=tz)).status_code == 204
+    assert carts(runtime)[0].shopper_timezone == "America/Argentina/Buenos_Aires"
 
 
 def test_markup_in_titles_is_stored_as_plain_text_and_the_dashboard_escapes(client: Any, runtime: Runtime, store_id: int) -> None:
