@@ -32,7 +32,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(shopify_auth.bp)  # /auth/shopify, /auth/shopify/callback: install and tokens
     from app import providers
 
-    app.register_blueprint(providers.bp)  # SendGrid events, Twilio inbound/status, POST /push/subscribe
+    app.register_blueprint(providers.bp)  # SendGrid events, Twilio inbound/status
+    from app import push
+
+    app.register_blueprint(push.bp)  # web push: /push/key, /push/sw.js, /push/subscribe, app proxy routes
     from app import preview
 
     app.register_blueprint(preview.bp)  # GET /preview/<template>: the sequence's messages with a sample cart
@@ -42,6 +45,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import woocommerce
 
     app.register_blueprint(woocommerce.bp)  # /auth/woocommerce..., POST /webhooks/woocommerce/<store_key>
+    from app import assets
+
+    app.register_blueprint(assets.bp)  # GET /static/cartresq-tracker.js for the WordPress plugin
     bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_unavailable)

@@ -82,8 +82,9 @@ def callback() -> Any:
         log.warning("code exchange for %s failed: %s", shop, exc.code)
         return _fail(400, f"the authorization code was refused ({exc.code})")
     with shopify.sessions.begin() as session:
-        tokens.save_tokens(session, shopify.vault, shop, issued)
+        store_id = tokens.save_tokens(session, shopify.vault, shop, issued).id
     log.info("installed by authorization code: %s", shop)
+    shopify.sync_origins(store_id)  # the storefront's own domains may send tracker beacons
     return redirect(f"https://{shop}/admin/apps/{shopify.config.api_key}", code=302)
 
 
@@ -132,8 +133,9 @@ def _ensure_token(shopify: Any, check: auth.SessionCheck) -> dict[str, Any]:
             log.warning("token exchange for %s failed: %s", check.shop, exc.code)
         else:
             with shopify.sessions.begin() as session:
-                tokens.save_tokens(session, shopify.vault, str(check.shop), issued)
+                store_id = tokens.save_tokens(session, shopify.vault, str(check.shop), issued).id
             log.info("token exchange done for %s", check.shop)
+            shopify.sync_origins(store_id)  # the storefront's own domains may send tracker beacons
     with shopify.sessions() as session:
         store = session.scalar(select(t.Store).where(t.Store.platform == "shopify", t.Store.domain == check.shop))
         return {

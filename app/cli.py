@@ -202,6 +202,67 @@ def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
         click.echo()
 
 
+@main.group()
+def shopify() -> None:
+    """Shopify platform jobs."""
+
+
+@shopify.command("reconcile")
+@click.argument("shop", required=False)
+def shopify_reconcile(shop: str | None) -> None:
+    """Reconcile once now: SHOP, or every installed Shopify store with a usable token.
+
+    Reads abandoned checkouts and orders missed by webhooks, checks the webhook subscriptions and the
+    shop's storefront domains, exactly as the dispatcher's periodic job does. Exit code 1 on a failure.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from connectors.shopify import reconcile, services
+    from recovery import tables as t
+    from recovery.db import make_engine, make_sessionmaker
+    from recovery.schema import upgrade
+    from recovery.timing import Timing
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        platform = services.build(settings, sessions, Timing(settings.time_scale))
+        if platform is None:
+            raise click.ClickException("Shopify is not configured: set SHOPIFY_API_KEY and SHOPIFY_API_SECRET")
+        if shop is None:
+            outcomes = reconcile.reconcile_due(sessions, platform.admin, timedelta(0), platform.timing)
+            with sessions() as session:
+                names = {row.id: row.domain for row in session.execute(select(t.Store.id, t.Store.domain))}
+            for store_id, outcome in sorted(outcomes.items()):
+                click.echo(f"{names.get(store_id, store_id)}: {outcome}")
+            if not outcomes:
+                click.echo("no installed Shopify store with a usable token")
+            failed = any(o.startswith("failed") for o in outcomes.values())
+        else:
+            with sessions() as session:
+                store_id = session.scalar(
+                    select(t.Store.id).where(t.Store.platform == "shopify", t.Store.domain == shop.strip().lower())
+                )
+            if store_id is None:
+                raise click.ClickException(f"no Shopify store {shop!r}; add it with `cartresq store add`")
+            try:
+                report = reconcile.reconcile_store(sessions, platform.admin, store_id, platform.timing)
+            except Exception as exc:  # auth or API failure: say which, exit 1
+                click.echo(f"{shop}: failed: {type(exc).__name__}: {exc}"[:300], err=True)
+                raise SystemExit(1) from None
+            missing = f"; missing webhooks: {', '.join(report.missing_webhooks)}" if report.missing_webhooks else ""
+            click.echo(f"{shop}: {report.checkouts} checkouts, {report.orders} orders{missing}")
+            failed = False
+    finally:
+        engine.dispose()
+    if failed:
+        raise SystemExit(1)
+
+
 class _sessions:
     """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
 

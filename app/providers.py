@@ -1,4 +1,4 @@
-"""Provider callbacks (SendGrid events, Twilio inbound SMS and status) and web push subscription capture.
+"""Provider callbacks: SendGrid events, Twilio inbound SMS and status (web push capture: app/push.py).
 
 Every callback is verified on the raw request before anything is parsed; a bad or missing signature gets
 401 and writes nothing. Handlers are idempotent because providers retry.
@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Any
 from xml.sax.saxutils import escape
 
 from cryptography.exceptions import InvalidSignature
@@ -20,12 +19,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from recovery import push, suppress
-from recovery import tables as t
+from recovery import suppress
 from recovery.channels.twilio_sms import to_e164
 
 log = logging.getLogger(__name__)
@@ -149,54 +144,3 @@ def sms_status() -> tuple[Response, int]:
     with _runtime().sessions.begin() as session:
         suppress.twilio_status(session, sid, status, form.get("ErrorCode") or None)
     return Response(status=204), 204  # unknown sids too: Twilio must not retry what we cannot match
-
-
-# --- web push subscriptions ---------------------------------------------------------------------------
-
-
-class _Keys(Schema):
-    p256dh = fields.String(required=True, validate=validate.Length(min=40, max=200))
-    auth = fields.String(required=True, validate=validate.Length(min=16, max=64))
-
-
-class _Subscription(Schema):
-    endpoint = fields.Url(
-        required=True, schemes={"https"}, require_tld=True, validate=validate.Length(max=2048)
-    )
-    keys = fields.Nested(_Keys, required=True)
-    expirationTime = fields.Raw(load_default=None, allow_none=True)  # noqa: N815 (the browser's name)
-
-
-class SubscribeRequest(Schema):
-    shop = fields.String(required=True, validate=validate.Length(min=3, max=255))
-    sid = fields.String(load_default=None, validate=validate.Length(max=64))
-    cart_token = fields.String(load_default=None, validate=validate.Length(max=255))
-    subscription = fields.Nested(_Subscription, required=True)
-
-
-@bp.post("/push/subscribe")
-def push_subscribe() -> tuple[Response, int]:
-    try:
-        doc: dict[str, Any] = SubscribeRequest().load(request.get_json(force=True, silent=True) or {})
-    except ValidationError as exc:
-        return jsonify(error="Bad Request", detail=exc.messages), 400
-    rt = _runtime()
-    try:
-        with rt.sessions.begin() as session:
-            store = session.scalars(select(t.Store).where(t.Store.domain == doc["shop"].lower())).first()
-            if store is None or not store.active:
-                return jsonify(error="Not Found", detail="unknown shop"), 404
-            cart_id = None
-            if doc["cart_token"]:
-                cart_id = session.scalars(
-                    select(t.Cart.id).where(
-                        t.Cart.store_id == store.id, t.Cart.cart_token == doc["cart_token"]
-                    )
-                ).first()
-            sub = doc["subscription"]
-            push.save_subscription(
-                session, store.id, sub["endpoint"], sub["keys"], sid=doc["sid"], cart_id=cart_id
-            )
-    except IntegrityError:  # the same endpoint saved concurrently: the other request stored it
-        return jsonify(status="subscribed"), 200
-    return jsonify(status="subscribed"), 201

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,10 @@ def build_channels(settings: Settings, sessions: sessionmaker[Session] | None = 
 def _email_channel(settings: Settings, sessions: sessionmaker[Session] | None) -> Channel | None:
     if settings.sendgrid_api_key:
         return SendGridChannel(
-            settings.sendgrid_api_key, base_url=settings.sendgrid_base_url, asm_group_id=settings.sendgrid_asm_group_id
+            settings.sendgrid_api_key,
+            base_url=settings.sendgrid_base_url,
+            asm_group_id=settings.sendgrid_asm_group_id,
+            on_outcome_unknown=_outcome_unknown(sessions, events_will_tell=True),
         )
     if settings.smtp_url:
         return SmtpChannel(SmtpConfig.from_url(settings.smtp_url), message_domain=_host(settings.app_url))
@@ -138,6 +141,7 @@ def _sms_channel(settings: Settings, sessions: sessionmaker[Session] | None) -> 
         status_callback=f"{s.app_url}/sms/status",
         base_url=s.twilio_base_url,
         on_unsubscribed=opted_out,
+        on_outcome_unknown=_outcome_unknown(sessions, events_will_tell=False),
     )
 
 
@@ -153,7 +157,29 @@ def _push_channel(settings: Settings, sessions: sessionmaker[Session] | None) ->
             except Exception:  # a stale row only costs one more 410 later
                 log.exception("could not delete a gone push subscription")
 
-    return WebPushChannel(settings.vapid_private_key, settings.vapid_subject, on_gone=gone)
+    return WebPushChannel(
+        settings.vapid_private_key,
+        settings.vapid_subject,
+        on_gone=gone,
+        on_outcome_unknown=_outcome_unknown(sessions, events_will_tell=False),
+    )
+
+
+def _outcome_unknown(
+    sessions: sessionmaker[Session] | None, *, events_will_tell: bool
+) -> Callable[[int], None] | None:
+    """A provider read timeout: record it on the row (recovery.suppress.outcome_unknown) in its own commit."""
+    if sessions is None:
+        return None
+
+    def record(message_id: int) -> None:
+        try:
+            with sessions.begin() as session:
+                suppress.outcome_unknown(session, message_id, events_will_tell=events_will_tell)
+        except Exception:  # the Sender still records the send as failed/sent; only the exact wording is lost
+            log.exception("message %s: could not record an unknown send outcome", message_id)
+
+    return record
 
 
 def _host(url: str) -> str:
@@ -180,8 +206,12 @@ def build_runtime(
     from connectors.shopify import services as shopify_services
 
     shopify = shopify_services.build(settings, sessions, timing)  # None without Shopify app credentials
-    if shopify is not None:
-        composer = dataclasses.replace(composer, offers=shopify.offers)
+    from connectors import offers as platform_offers
+
+    # Offer codes go to the provider of each store's platform (Shopify discounts, WooCommerce coupons).
+    composer = dataclasses.replace(
+        composer, offers=platform_offers.build(settings, sessions, shopify.offers if shopify else None)
+    )
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
     abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
     runtime = Runtime(

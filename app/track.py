@@ -18,6 +18,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from recovery.offers import ExitOffers
 from recovery.settings import Settings
 from recovery.tables import utcnow
 from recovery.tracking import allowed_origins, apply_beacon, find_store, normalize_origin, origin_known
@@ -26,6 +27,7 @@ from recovery.tracking_schema import MAX_BEACON_BYTES, BeaconError, parse_beacon
 log = logging.getLogger(__name__)
 bp = Blueprint("track", __name__)
 LIMITER = "cartresq.track_limiter"
+EXIT_OFFERS = "cartresq.exit_offers"
 CONTENT_TYPES = ("text/plain", "application/json")  # sendBeacon sends text/plain: no preflight
 
 
@@ -68,7 +70,11 @@ class TrackLimiter:
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    state.app.extensions[LIMITER] = TrackLimiter(state.app.extensions["cartresq"].settings)
+    rt = state.app.extensions["cartresq"]
+    state.app.extensions[LIMITER] = TrackLimiter(rt.settings)
+    # The platform's OfferProvider for exit codes, with a budget short enough for a waiting browser.
+    provider = getattr(rt.shopify, "exit_offers", None)
+    state.app.extensions[EXIT_OFFERS] = ExitOffers(rt.sessions, provider)
 
 
 @bp.route("/track", methods=["POST", "OPTIONS"])
@@ -105,9 +111,15 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
             if origin is None or origin not in allowed_origins(store):
                 log.info("beacon for %s refused: origin %s not allowed", store.domain, origin or "missing")
                 return _error(403, "origin not allowed for this shop")
-            answer = apply_beacon(session, store, beacon, utcnow(), rt.timing)
+            applied = apply_beacon(session, store, beacon, utcnow(), rt.timing)
     except BeaconError as exc:  # raised before commit: the transaction rolled back, nothing written
         return _error(400, str(exc))
+    answer = applied.answer
+    if applied.wants_code is not None:  # committed already: no transaction is open during the platform call
+        try:
+            answer = current_app.extensions[EXIT_OFFERS].answer(applied.wants_code)
+        except Exception:  # whatever fails, the shopper still gets an answer (the fallback), never a 5xx
+            log.exception("exit code for store %s failed", applied.wants_code.store_id)
     response = jsonify(answer) if answer is not None else Response(status=204)
     return _cors(response, origin)
 

@@ -94,7 +94,7 @@ def format_report(d: Mapping[str, Any]) -> str:
         f"send-time scoring, {d['rows']} candidate offsets per call, {d['repeats']} repeats, 1 thread",
         f"model {d['model_version']}",
         f"{'':<26}{'p50 us':>10}{'p99 us':>10}",
-        f"{'onnxruntime (sess.run)':<26}{d['ort_p50_us']:>10.1f}{d['ort_p99_us']:>10.1f}",
+        f"{'onnxruntime (io binding)':<26}{d['ort_p50_us']:>10.1f}{d['ort_p99_us']:>10.1f}",
         f"{'scikit-learn predict_proba':<26}{d['sklearn_p50_us']:>10.1f}{d['sklearn_p99_us']:>10.1f}",
         f"{'best_offset (ort, e2e)':<26}{d['best_offset_p50_us']:>10.1f}{d['best_offset_p99_us']:>10.1f}",
         f"speed-up (sklearn p50 / ort p50): {d['speedup_p50']:.1f}x",

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
+from recovery import push
 from recovery import tables as t
 from recovery.carts import cancel_pending
 from recovery.model import CartStatus
@@ -56,6 +57,7 @@ class Abandoner:
         customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
         variants = self._assign(session, due, stores, now)
         superseded = _supersede(session, due)
+        subscribed = push.carts_with_subscription(session, ids)  # push steps only where a browser subscribed
         existing: dict[int, dict[int, t.RecoveryMessage]] = {}
         for message in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_(ids))):
             existing.setdefault(message.cart_id, {})[message.step] = message
@@ -64,7 +66,9 @@ class Abandoner:
             cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
             store = stores[cart.store_id]
             if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded:
-                new_rows += self._plan(store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}))
+                new_rows += self._plan(
+                    store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}), cart.id in subscribed
+                )
         if new_rows:  # one bulk insert per batch: ORM objects cost more than the rows themselves
             session.execute(insert(t.RecoveryMessage), new_rows)
         return ids
@@ -75,13 +79,14 @@ class Abandoner:
         cart: t.Cart,
         customer: t.Customer | None,
         existing: dict[int, t.RecoveryMessage],
+        has_push: bool = False,
     ) -> list[dict[str, object]]:
         settings = effective(store.settings or {})
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
         best = self.send_time.best_offset(cart_features(cart, customer, store), offsets)
         best = min(max(best, min(offsets)), max(offsets))  # a fallback policy may not know the window
-        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing)
+        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing, has_push)
 
     def _assign(
         self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store], now: datetime

@@ -8,10 +8,11 @@ from sqlalchemy.orm import object_session
 
 from recovery import tables as t
 from recovery.catalog import item_views
-from recovery.channels import OutboundEmail, OutboundSms
+from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
 from recovery.links import LinkSigner
 from recovery.offers import OfferProvider, offer_for
+from recovery.push_content import push_message
 from recovery.store_settings import effective
 from recovery.subjects import SubjectWriter
 
@@ -26,7 +27,7 @@ class Composer:
     #: Makes the offer step's discount code (None: the offer step goes out as a plain reminder).
     offers: OfferProvider | None = None
 
-    def compose(self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage) -> OutboundEmail | OutboundSms:
+    def compose(self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage) -> Outbound:
         """Raises ValueError when the message cannot be built (e.g. an address the email package refuses)."""
         settings = effective(store.settings or {})
         restore = f"{self.app_url}/r/{self.links.sign('restore', message.id, cart.id)}"
@@ -50,6 +51,8 @@ class Composer:
             offer_percent=offer.percent if offer else None,
             offer_expires_at=offer.ends_at if offer else None,
         )
+        if message.channel == "push":  # the browser's subscription, short text, the restore link
+            return push_message(message, cart, context)
         if message.channel == "sms":
             # Without a real code (no offer set, no platform access) the offer step is a plain reminder.
             template = "gentle_reminder" if message.template == "offer" and offer is None else message.template

@@ -9,7 +9,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Text, bindparam, cast, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,11 @@ _FIND_STORE = select(t.Store.id, t.Store.uninstalled_at).where(
 
 
 @functools.cache
-def _insert_delivery(dialect: str) -> Any:
-    return insert_for(dialect)(t.WebhookDelivery).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
+def _insert_delivery(dialect: str, raw: bool = False) -> Any:
+    stmt = insert_for(dialect)(t.WebhookDelivery)
+    if raw:  # PostgreSQL parses the body's own text into JSONB: no re-serializing of a parsed payload
+        stmt = stmt.values(payload=cast(bindparam("payload_text", type_=Text), JSONB))
+    return stmt.on_conflict_do_nothing().returning(t.WebhookDelivery.id)
 
 
 def record_delivery(
@@ -49,11 +53,14 @@ def record_delivery(
     triggered_at: datetime | None,
     payload: Any,
     always: bool = False,
+    raw: str | None = None,
 ) -> tuple[int | None, str]:
     """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
 
     The caller commits, then enqueues the id. Deliveries for unknown or uninstalled shops are recorded
     (without their payload) and never processed. Core, not the ORM: this runs on every webhook.
+    `raw`, when given, is `payload`'s own JSON text (already parsed and checked by the caller); on
+    PostgreSQL it is stored as is, which saves serializing the payload again on every webhook.
     """
     store = conn.execute(_FIND_STORE, {"platform": platform, "domain": shop}).first()
     # `always`: privacy and uninstall topics are processed for an uninstalled shop too.
@@ -71,7 +78,11 @@ def record_delivery(
         "processed_at": None if serving else now,
         "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
     }
-    delivery_pk = conn.execute(_insert_delivery(conn.dialect.name), values).scalar()
+    use_raw = raw is not None and serving and conn.dialect.name == "postgresql"
+    if use_raw:
+        del values["payload"]
+        values["payload_text"] = raw
+    delivery_pk = conn.execute(_insert_delivery(conn.dialect.name, use_raw), values).scalar()
     if delivery_pk is None:
         return None, "duplicate"
     return (delivery_pk, "accepted") if serving else (None, "not served")

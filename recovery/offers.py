@@ -8,12 +8,15 @@ that message applies it (`/discount/CODE?redirect=...`). Expired unused codes ar
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import tables as t
@@ -34,7 +37,7 @@ class IssuedCode:
 
 
 class OfferProvider(Protocol):
-    def create_code(self, store: t.Store, cart: t.Cart, percent: int, ends_at: datetime) -> IssuedCode:
+    def create_code(self, store: t.Store, cart: t.Cart | None, percent: int, ends_at: datetime) -> IssuedCode:
         """A new single-use code for `percent` % off, valid until `ends_at`; raises OfferUnavailable."""
         ...
 
@@ -93,6 +96,10 @@ def apply_code(session: Session, message_id: int, url: str | None) -> str | None
     if row is None:
         return url
     parts = urlsplit(url)
+    store = session.get(t.Store, row.store_id)
+    if store is not None and store.platform == "woocommerce":
+        # WooCommerce has no /discount/ URL: the CartResQ plugin's restore endpoint applies `coupon`.
+        return f"{url}{'&' if parts.query else '?'}coupon={quote(row.code, safe='')}"
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     return f"{parts.scheme}://{parts.netloc}/discount/{quote(row.code, safe='')}?redirect={quote(target, safe='')}"
 
@@ -122,3 +129,104 @@ def cleanup_expired(sessions: sessionmaker[Session], provider: OfferProvider, li
             row.deleted_at, row.outcome = utcnow(), outcome
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+# --- Exit-popup codes: one per tracker session (and cart), made after the beacon's transaction. ---------
+
+
+@dataclass(frozen=True)
+class ExitCodeRequest:
+    """An exit answer waiting for a code: made by `ExitOffers.answer` once the beacon is committed."""
+
+    store_id: int
+    cart_id: int | None
+    sid: str
+    percent: int
+    window: int
+    text: str
+    #: The answer when no code can be had: never promise a discount the shopper cannot redeem.
+    fallback: dict[str, object]
+
+
+def find_exit_code(session: Session, store_id: int, cart_id: int | None, sid: str) -> t.DiscountCode | None:
+    """The exit code already made for this session or this cart, live or not."""
+    match = t.DiscountCode.exit_sid == sid
+    if cart_id is not None:
+        match = or_(match, (t.DiscountCode.cart_id == cart_id) & t.DiscountCode.message_id.is_(None))
+    return session.scalars(
+        select(t.DiscountCode)
+        .where(t.DiscountCode.store_id == store_id, match)
+        .order_by(t.DiscountCode.id)
+        .limit(1)
+    ).first()
+
+
+def is_live(code: t.DiscountCode, now: datetime) -> bool:
+    return code.deleted_at is None and code.ends_at > now
+
+
+def offer_answer(code: str, text: str) -> dict[str, object]:
+    return {"popup": {"kind": "offer", "code": code, "text": text}}
+
+
+@dataclass
+class ExitOffers:
+    """Makes exit codes through `provider` with a short budget; a failing store is left alone for a while.
+
+    The shopper's browser is waiting for this answer, so after a platform failure the next exits of that
+    store get the fallback at once instead of each waiting out a timeout.
+    """
+
+    sessions: sessionmaker[Session]
+    provider: OfferProvider | None
+    cooldown: float = 60.0
+    _failed_at: dict[int, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, request: ExitCodeRequest) -> dict[str, object]:
+        code = self.code(request)
+        return offer_answer(code, request.text) if code else request.fallback
+
+    def code(self, request: ExitCodeRequest) -> str | None:
+        if self.provider is None or self._cooling(request.store_id):
+            return None
+        with self.sessions() as session:  # a short read; nothing is held during the platform call
+            store = session.get(t.Store, request.store_id)
+            cart = session.get(t.Cart, request.cart_id) if request.cart_id else None
+        if store is None or not store.active:
+            return None
+        ends_at = utcnow() + timedelta(seconds=request.window)
+        try:
+            issued = self.provider.create_code(store, cart, request.percent, ends_at)
+        except OfferUnavailable as exc:
+            with self._lock:
+                self._failed_at[request.store_id] = time.monotonic()
+            log.warning("store %s: no exit code (%s)", request.store_id, exc)
+            return None
+        return self._record(request, issued, ends_at)
+
+    def _record(self, request: ExitCodeRequest, issued: IssuedCode, ends_at: datetime) -> str | None:
+        def row(sid: str | None) -> t.DiscountCode:
+            return t.DiscountCode(
+                store_id=request.store_id, cart_id=request.cart_id, message_id=None, exit_sid=sid,
+                code=issued.code, platform_id=issued.platform_id, percent=request.percent, ends_at=ends_at,
+                created_at=utcnow(),
+            )
+
+        try:
+            with self.sessions.begin() as session:
+                session.add(row(request.sid))
+            return issued.code
+        except IntegrityError:
+            pass
+        # A concurrent exit of the same session won: keep ours recorded (cleanup deletes it once expired)
+        # and answer with the winner's, so the shopper only ever sees one code.
+        with self.sessions.begin() as session:
+            session.add(row(None))
+            winner = find_exit_code(session, request.store_id, None, request.sid)
+            return winner.code if winner is not None and is_live(winner, utcnow()) else None
+
+    def _cooling(self, store_id: int) -> bool:
+        with self._lock:
+            failed = self._failed_at.get(store_id)
+        return failed is not None and time.monotonic() - failed < self.cooldown

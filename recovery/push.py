@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -47,3 +48,13 @@ def subscription_for_cart(session: Session, cart_id: int) -> dict[str, Any] | No
         .order_by(t.PushSubscription.id.desc())
     ).first()
     return {"endpoint": row.endpoint, "keys": dict(row.keys)} if row else None
+
+
+def carts_with_subscription(session: Session, cart_ids: Collection[int]) -> set[int]:
+    """Which of these carts have a push subscription: one query for a batch (planning, pre-send checks)."""
+    if not cart_ids:
+        return set()
+    rows = session.scalars(
+        select(t.PushSubscription.cart_id).where(t.PushSubscription.cart_id.in_(list(cart_ids))).distinct()
+    )
+    return {cart_id for cart_id in rows if cart_id is not None}

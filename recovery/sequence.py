@@ -87,8 +87,12 @@ def first_offsets(settings: Mapping[str, Any], candidates: Sequence[float]) -> l
     return inside or [low]
 
 
-def step_applies(step: Step, cart: t.Cart, sms_allowed: bool) -> str | None:
-    """Why this step does not apply to this cart, or None."""
+def step_applies(step: Step, cart: t.Cart, sms_allowed: bool, has_push: bool = False) -> str | None:
+    """Why this step does not apply to this cart, or None.
+
+    A push step is planned only for a cart with a push subscription (POST /push/subscribe); push never
+    stands in for a missing email or phone: a store that wants push says so in its sequence.
+    """
     if step.min_total is not None and cart.total <= step.min_total:
         return f"cart total not above {step.min_total}"
     if step.channel == Channel.SMS.value and not sms_allowed:
@@ -97,6 +101,8 @@ def step_applies(step: Step, cart: t.Cart, sms_allowed: bool) -> str | None:
         return "no email address"
     if step.channel == Channel.SMS.value and not cart.phone:
         return "no phone number"
+    if step.channel == Channel.PUSH.value and not has_push:
+        return "no push subscription"
     return None
 
 
@@ -107,6 +113,7 @@ def plan(
     timing: Timing,
     sms_allowed: bool,
     existing: dict[int, t.RecoveryMessage],
+    has_push: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per applicable step: cancelled or planned rows in `existing` (the cart's rows by step) are
     re-armed in place; the new rows are returned as values for one bulk insert by the caller.
@@ -116,7 +123,7 @@ def plan(
     assert cart.abandoned_at is not None
     new_rows = []
     for step in steps:
-        if step_applies(step, cart, sms_allowed) is not None:
+        if step_applies(step, cart, sms_allowed, has_push) is not None:
             continue
         seconds = first_offset_hours * 3600 if step.delay is None else step.delay
         values = {

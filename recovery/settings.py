@@ -8,6 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The scopes CartResQ uses; shopify.app.toml `[access_scopes]` lists the same (a test checks).
+DEFAULT_SHOPIFY_SCOPES = (
+    "read_orders,read_customers,read_products,read_inventory,write_discounts,write_pixels,read_customer_events"
+    ",write_app_proxy"  # the app proxy that serves the web push service worker (app/push.py)
+)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,7 +30,7 @@ class Settings:
     shopify_admin_base: str | None = None
     shopify_api_version: str = "2026-10"
     #: Scopes asked for by the authorization-code grant (managed install takes them from shopify.app.toml).
-    shopify_scopes: str = "read_orders,read_customers,read_products,write_discounts"
+    shopify_scopes: str = DEFAULT_SHOPIFY_SCOPES
     sendgrid_api_key: str | None = None
     smtp_url: str | None = None
     twilio_account_sid: str | None = None
@@ -88,7 +94,7 @@ class Settings:
             shopify_api_secret_old=env.get("SHOPIFY_API_SECRET_OLD") or None,
             shopify_admin_base=(env.get("SHOPIFY_ADMIN_BASE") or "").rstrip("/") or None,
             shopify_api_version=env.get("SHOPIFY_API_VERSION") or "2026-10",
-            shopify_scopes=env.get("SHOPIFY_SCOPES") or "read_orders,read_customers,read_products,write_discounts",
+            shopify_scopes=env.get("SHOPIFY_SCOPES") or DEFAULT_SHOPIFY_SCOPES,
             encryption_keys=keys or (_local_secret(var_dir, "encryption_key", _fernet_key),),
             shopify_api_key=env.get("SHOPIFY_API_KEY") or None,
             shopify_api_secret=env.get("SHOPIFY_API_SECRET") or None,

@@ -198,6 +198,11 @@ SPECS: Mapping[str, Spec] = {
     # Storefront tracker (POST /track).
     "exit_popup": Spec(_bool, True, "show the tracker's exit-intent popup", lambda v: str(v).lower()),
     "exit_offer": Spec(_text, "", "offer text shown on exit intent (empty: ask for an email instead)"),
+    # Exit offer codes (recovery/offers.py: exit_code): one unique single-use code per shopper session.
+    "exit_offer_percent": Spec(
+        _percent, 10, "percent off in the exit offer's unique code (0: show exit_offer text only, no code)"
+    ),
+    "exit_offer_window": Spec(_positive_duration, 86400, "how long an exit offer's code stays valid", format_duration),
     "track_consent_required": Spec(
         _bool, True, "keep tracker contact details only with the shopper's analytics/marketing consent",
         lambda v: str(v).lower(),

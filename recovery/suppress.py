@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
+from recovery.channels.base import OUTCOME_UNKNOWN
 from recovery.db import insert_for
 from recovery.tables import utcnow
 
@@ -176,6 +177,31 @@ def sms_opted_out(session: Session, message_id: int) -> None:
     _cancel_pending(session, message.store_id, "sms", t.Cart.phone, {cart.phone}, "sms stop")
 
 
+# --- sends whose answer never came -------------------------------------------------------------------
+
+
+def outcome_unknown(session: Session, message_id: int, *, events_will_tell: bool) -> None:
+    """A provider read timeout on a row marked `sending`: the request went out, the answer did not come.
+
+    With `events_will_tell` (SendGrid's event webhook reports every accepted message by our message_id) the
+    row is left for the Sender to mark `sent`, with delivery_status "unknown" until an event settles it.
+    Otherwise it is failed now with the exact reason; the Sender's own sending → failed step then finds
+    nothing to change. Either way it is never sent again.
+    """
+    row = t.RecoveryMessage
+    values: dict[str, Any] = (
+        {"delivery_status": "unknown", "delivery_updated_at": utcnow()}
+        if events_will_tell
+        else {"status": "failed", "reason": OUTCOME_UNKNOWN}
+    )
+    session.execute(
+        update(row)
+        .where(row.id == message_id, row.status == "sending")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 # --- delivery events ------------------------------------------------------------------------------------
 
 
@@ -234,6 +260,14 @@ def _delivered(
     _set_delivery(m, "delivered", None, at)
 
 
+def _processed(
+    session: Session, m: t.RecoveryMessage, e: Mapping[str, Any], email: str, at: datetime
+) -> None:
+    # SendGrid accepted it: settles a send whose answer timed out ("unknown"); never downgrades later news.
+    if m.delivery_status in (None, "unknown"):
+        m.delivery_status, m.delivery_updated_at = "processed", at
+
+
 def _bounce(session: Session, m: t.RecoveryMessage, e: Mapping[str, Any], email: str, at: datetime) -> None:
     # type "blocked" is a temporary refusal by the receiving server: recorded, not suppressed.
     _set_delivery(m, "bounced", f"{e.get('type', 'bounce')} {e.get('status', '')}".strip(), at)
@@ -273,6 +307,7 @@ def _click(session: Session, m: t.RecoveryMessage, e: Mapping[str, Any], email: 
 
 
 _SENDGRID_KINDS = {
+    "processed": _processed,
     "delivered": _delivered,
     "bounce": _bounce,
     "dropped": _dropped,

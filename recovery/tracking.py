@@ -7,6 +7,7 @@ that was bought, and never replaces a contact a webhook provided.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from recovery import tables as t
 from recovery.carts import OPEN, abandon_delay, link_earlier_order, push_back_abandonment, reopen_if_returned
 from recovery.model import CartStatus, LineItem, strip_token
+from recovery.offers import ExitCodeRequest, find_exit_code, is_live, offer_answer
 from recovery.store_settings import effective
 from recovery.timing import Timing
 from recovery.tracking_schema import BeaconError
@@ -53,6 +55,26 @@ def allowed_origins(store: t.Store) -> set[str]:
     return {o for o in origins if o}
 
 
+#: Internal settings key: the origins last written from the platform (not a merchant setting).
+PLATFORM_ORIGINS = "allowed_origins_platform"
+
+
+def set_platform_origins(store: t.Store, origins: list[str]) -> bool:
+    """Store the shop's domains (from the platform) as `allowed_origins`, unless the merchant set them.
+
+    The merchant's value is the one `cartresq store set` wrote: stored, and not what the platform gave
+    last time. Returns whether anything changed.
+    """
+    stored = dict(store.settings or {})
+    clean = sorted({o for o in (normalize_origin(x) for x in origins) if o and o != f"https://{store.domain}"})
+    explicit = "allowed_origins" in stored and stored["allowed_origins"] != stored.get(PLATFORM_ORIGINS)
+    if explicit or (stored.get("allowed_origins") == clean and stored.get(PLATFORM_ORIGINS) == clean):
+        return False
+    stored["allowed_origins"] = stored[PLATFORM_ORIGINS] = clean
+    store.settings = stored  # a new dict, so the JSON column is seen as changed
+    return True
+
+
 def find_store(session: Session, shop: str, *, lock: bool = False) -> t.Store | None:
     """The active store named by a beacon; `lock` takes a KEY SHARE lock (see apply_beacon)."""
     query = select(t.Store).where(t.Store.domain == shop.lower(), t.Store.uninstalled_at.is_(None)).limit(1)
@@ -75,9 +97,17 @@ def origin_known(session: Session, origin: str) -> bool:
     return any(origin in allowed_origins(store) for store in candidates)
 
 
+@dataclass(frozen=True)
+class Applied:
+    #: The exit answer (None: answer 204).
+    answer: dict[str, Any] | None
+    #: Set when the answer needs a new code from the platform: made after this transaction commits.
+    wants_code: ExitCodeRequest | None = None
+
+
 def apply_beacon(
     session: Session, store: t.Store, beacon: dict[str, Any], now: datetime, timing: Timing = Timing()
-) -> dict[str, Any] | None:
+) -> Applied:
     """Apply one validated beacon inside the caller's transaction; the exit answer, or None.
 
     The caller found `store` with a KEY SHARE lock: it never blocks other beacons, but waits for a
@@ -107,9 +137,12 @@ def apply_beacon(
             push_back_abandonment(cart, at, abandon_delay(store, timing))
             cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
             cart.device = beacon.get("device") or cart.device
-    answer = _exit_answer(settings, cart) if kind == "exit" else None
+    answer, wants_code = None, None
     if kind == "exit":
-        detail = f"popup:{answer['popup']['kind'] if answer['popup'] else 'none'}"
+        answer, wants_code = _exit_answer(session, store, settings, cart, beacon["sid"], now)
+    if answer is not None:
+        shown = answer["popup"]["kind"] if answer["popup"] else "none"
+        detail = "popup:offer (new code)" if wants_code else f"popup:{shown}"
     elif kind == "popup":
         detail = beacon["popup"] + (f" {detail}" if detail else "")
     elif detail is None and kind in ("checkout_started", "checkout_completed"):
@@ -117,7 +150,7 @@ def apply_beacon(
     if kind != "cart":  # cart beacons are frequent and the cart row is their record
         session.add(t.TrackEvent(store_id=store.id, cart_id=cart.id if cart else None, sid=beacon["sid"],
                                  type=kind, detail=(detail or None) and detail[:64], at=at))
-    return answer
+    return Applied(answer, wants_code)
 
 
 def _find(session: Session, store_id: int, token: str | None, checkout_token: str | None) -> t.Cart | None:
@@ -231,12 +264,28 @@ def _attach_contact(cart: t.Cart, contact: dict[str, str | None], kind: str, all
     return "contact already known"
 
 
-def _exit_answer(settings: dict[str, Any], cart: t.Cart | None) -> dict[str, Any]:
+def _exit_answer(
+    session: Session, store: t.Store, settings: dict[str, Any], cart: t.Cart | None, sid: str, now: datetime
+) -> tuple[dict[str, Any], ExitCodeRequest | None]:
+    """The popup to show on exit intent, and whether a new unique code must be made for it.
+
+    With `exit_offer` text and `exit_offer_percent` > 0 the offer carries this session's (or cart's) one
+    code; when it cannot have one (no platform access, the platform failed, its code expired) it falls
+    back to asking for an email, since an offer without a usable code would be a broken promise. With
+    `exit_offer_percent=0` the merchant's text is shown as it is (it may name a code of their own).
+    """
     if not settings["exit_popup"]:
-        return {"popup": None}
-    if settings["exit_offer"]:
-        # Unique platform codes come with the discount work; until then the offer is text only.
-        return {"popup": {"kind": "offer", "code": None, "text": settings["exit_offer"]}}
-    if cart is not None and cart.email:
-        return {"popup": None}
-    return {"popup": {"kind": "capture"}}
+        return {"popup": None}, None
+    email_known = cart is not None and bool(cart.email)
+    fallback: dict[str, Any] = {"popup": None} if email_known else {"popup": {"kind": "capture"}}
+    text, percent = settings["exit_offer"], int(settings["exit_offer_percent"])
+    if not text:
+        return fallback, None
+    if percent <= 0:
+        return {"popup": {"kind": "offer", "code": None, "text": text}}, None
+    cart_id = cart.id if cart is not None else None
+    existing = find_exit_code(session, store.id, cart_id, sid)
+    if existing is not None:  # at most one code per session and cart: the same one again, or none
+        return (offer_answer(existing.code, text) if is_live(existing, now) else fallback), None
+    window = int(settings["exit_offer_window"])
+    return fallback, ExitCodeRequest(store.id, cart_id, sid, percent, window, text, fallback)

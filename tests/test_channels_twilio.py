@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+import uuid
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from recovery.channels import OutboundSms, PermanentSendError, TransientSendError
+from recovery.channels import OutboundSms, OutcomeUnknown, PermanentSendError, TransientSendError
+from recovery.channels.base import OUTCOME_UNKNOWN
 from recovery.channels.http import ProviderBusy
 from recovery.channels.twilio_sms import RecipientUnsubscribed, TwilioSmsChannel, to_e164
 from tests.support.fake_http import FakeServer, answer, serve
@@ -25,14 +30,31 @@ SMS = OutboundSms(
 )
 
 
-def created(request: Request) -> Response:
-    doc = {
-        "sid": "SM0123456789abcdef0123456789abcdef",
-        "status": "queued",
-        "to": request.form.get("To"),
-        "body": request.form.get("Body"),
-    }
-    return Response(json.dumps(doc), status=201, mimetype="application/json")
+class Twilio:
+    """Creates messages on POST (201, the Message resource) and lists them on GET, newest first."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, object]] = []
+
+    def create(self, request: Request) -> dict[str, object]:
+        doc: dict[str, object] = {
+            "sid": f"SM{uuid.uuid4().hex}",
+            "status": "queued",
+            "to": request.form.get("To"),
+            "from": request.form.get("From"),
+            "body": request.form.get("Body"),
+            "date_created": format_datetime(datetime.now(UTC), usegmt=False),
+        }
+        self.messages.insert(0, doc)
+        return doc
+
+    def __call__(self, request: Request) -> Response:
+        if request.method == "GET":
+            found = [m for m in self.messages if m["to"] == request.args.get("To")]
+            page = {"messages": found[: int(request.args.get("PageSize", 50))], "page": 0, "next_page_uri": None}
+            return Response(json.dumps(page), status=200, mimetype="application/json")
+        return Response(json.dumps(self.create(request)), status=201, mimetype="application/json")
+
 
 
 def twilio_error(status: int, code: int, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -46,8 +68,13 @@ def twilio_error(status: int, code: int, message: str, headers: dict[str, str] |
 
 
 @pytest.fixture
-def server() -> Iterator[FakeServer]:
-    with serve(FakeServer(created)) as fake:
+def twilio() -> Twilio:
+    return Twilio()
+
+
+@pytest.fixture
+def server(twilio: Twilio) -> Iterator[FakeServer]:
+    with serve(FakeServer(twilio)) as fake:
         yield fake
 
 
@@ -60,10 +87,10 @@ def channel(server: FakeServer, **kwargs: object) -> TwilioSmsChannel:
     return TwilioSmsChannel(SID, TOKEN, base_url=server.url, **options)  # type: ignore[arg-type]
 
 
-def test_posts_the_form_with_basic_auth_and_returns_the_sid(server: FakeServer) -> None:
+def test_posts_the_form_with_basic_auth_and_returns_the_sid(server: FakeServer, twilio: Twilio) -> None:
     result = channel(server).send(SMS)
 
-    assert result.provider_message_id == "SM0123456789abcdef0123456789abcdef"
+    assert result.provider_message_id == twilio.messages[0]["sid"] and result.provider_message_id.startswith("SM")
     [request] = server.requests
     assert (request.method, request.path) == ("POST", f"/2010-04-01/Accounts/{SID}/Messages.json")
     assert request.headers["Authorization"] == "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -122,10 +149,43 @@ def test_rate_limit_and_server_errors_are_transient(server: FakeServer, status: 
     assert caught.value.retry_after == 3.0
 
 
-def test_timeout_is_transient(server: FakeServer) -> None:
-    server.script.append(1.0)
-    with pytest.raises(TransientSendError, match="timed out"):
-        channel(server, timeout=httpx.Timeout(0.2)).send(SMS)
+def test_a_read_timeout_is_outcome_unknown_never_transient(server: FakeServer) -> None:
+    server.script.append(1.0)  # Twilio got the whole request and answers too late
+    unknown: list[int] = []
+    with pytest.raises(OutcomeUnknown) as caught:
+        channel(server, timeout=httpx.Timeout(0.2), on_outcome_unknown=unknown.append).send(SMS)
+    assert str(caught.value) == OUTCOME_UNKNOWN
+    assert not isinstance(caught.value, TransientSendError) and isinstance(caught.value, PermanentSendError)
+    assert unknown == [SMS.message_id]
+    # One POST, never repeated; one look-up in the Messages list, which did not show it yet.
+    assert [(r.method, r.path.split("?")[0]) for r in server.requests] == [
+        ("POST", f"/2010-04-01/Accounts/{SID}/Messages.json"),
+        ("GET", f"/2010-04-01/Accounts/{SID}/Messages.json"),
+    ]
+    assert "To=%2B16135550142" in server.requests[1].path
+
+
+def test_a_read_timeout_after_twilio_created_it_finds_the_sid(server: FakeServer, twilio: Twilio) -> None:
+    twilio.messages.append(  # an older text to the same number: not ours
+        {"sid": "SMold", "to": "+16135550142", "body": SMS.body, "date_created": "Mon, 01 Jan 2024 10:00:00 +0000"}
+    )
+
+    def created_then_stalled(request: Request) -> Response:
+        doc = twilio.create(request)
+        time.sleep(1.0)
+        return Response(json.dumps(doc), status=201, mimetype="application/json")
+
+    server.script.append(created_then_stalled)
+    unknown: list[int] = []
+    result = channel(server, timeout=httpx.Timeout(0.3), on_outcome_unknown=unknown.append).send(SMS)
+    assert result.provider_message_id == twilio.messages[0]["sid"] != "SMold"
+    assert unknown == [] and [r.method for r in server.requests] == ["POST", "GET"]
+
+
+def test_a_connection_that_never_opens_is_transient() -> None:
+    dead = TwilioSmsChannel(SID, TOKEN, from_number="+15005550006", base_url="http://127.0.0.1:9")
+    with pytest.raises(TransientSendError, match="connection failed"):
+        dead.send(SMS)
 
 
 def test_wrong_credentials_are_permanent(server: FakeServer) -> None:

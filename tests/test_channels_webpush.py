@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request, Response
 from app.runtime import build_channels
 from recovery import push
 from recovery import tables as t
-from recovery.channels import OutboundPush, PermanentSendError, TransientSendError
+from recovery.channels import OutboundPush, OutcomeUnknown, PermanentSendError, TransientSendError
 from recovery.channels.http import ProviderBusy
 from recovery.channels.webpush import SubscriptionGone, WebPushChannel
 from recovery.db import make_engine, make_sessionmaker
@@ -116,13 +116,27 @@ def test_rate_limit_and_server_errors_are_transient(
     assert caught.value.retry_after == 11.0
 
 
-def test_timeout_is_transient(service: tuple[FakeServer, PushService]) -> None:
+def test_a_read_timeout_is_outcome_unknown(service: tuple[FakeServer, PushService]) -> None:
     server, _ = service
     server.script.append(1.0)
-    with pytest.raises(TransientSendError, match="timed out"):
-        WebPushChannel(VAPID_PRIVATE, "ops@example.com", timeout=(0.2, 0.2)).send(
-            message(f"{server.url}/push/abc")
-        )
+    unknown: list[int] = []
+    channel = WebPushChannel(VAPID_PRIVATE, "ops@example.com", timeout=(0.2, 0.2), on_outcome_unknown=unknown.append)
+    with pytest.raises(OutcomeUnknown):
+        channel.send(message(f"{server.url}/push/abc"))
+    assert unknown == [5]
+
+
+def test_nothing_listening_is_transient() -> None:
+    with pytest.raises(TransientSendError, match="connection failed"):
+        WebPushChannel(VAPID_PRIVATE, "ops@example.com", timeout=(0.5, 0.5)).send(message("http://127.0.0.1:9/p"))
+
+
+def test_the_topic_header_lets_a_later_reminder_replace_an_unfetched_one(
+    service: tuple[FakeServer, PushService],
+) -> None:
+    server, _ = service
+    WebPushChannel(VAPID_PRIVATE, "ops@example.com").send(message(f"{server.url}/push/abc"))
+    assert server.requests[0].headers["Topic"] == "cart-2"
 
 
 def test_other_client_errors_and_bad_subscriptions_are_permanent(

@@ -274,7 +274,7 @@ def test_an_event_for_another_address_or_unknown_message_changes_nothing(
         [
             event("spamreport", message_id, email="someone-else@example.com"),
             event("spamreport", 999_999, sg_message_id="unknown.filter"),
-            event("processed", message_id),
+            event("deferred", message_id),  # a kind we do not act on
         ],
     )
     assert response.get_json() == {"applied": 0, "unmatched": 2, "ignored": 1}
@@ -436,6 +436,7 @@ SUBSCRIPTION = {
     "expirationTime": None,
     "keys": {"p256dh": "B" + "x" * 86, "auth": "y" * 22},
 }
+ORIGIN = {"Origin": "https://maple-test.myshopify.com"}
 
 
 def test_push_subscribe_stores_and_refreshes_one_row_per_endpoint(rt: Runtime, client) -> None:  # type: ignore[no-untyped-def]
@@ -447,9 +448,9 @@ def test_push_subscribe_stores_and_refreshes_one_row_per_endpoint(rt: Runtime, c
         "cart_token": "tok-shopper@example.com-" + str(store_id),
         "subscription": SUBSCRIPTION,
     }
-    assert client.post("/push/subscribe", json=doc).status_code == 201
+    assert client.post("/push/subscribe", json=doc, headers=ORIGIN).status_code == 201
     renewed = {**doc, "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "B" + "z" * 86, "auth": "w" * 22}}}
-    assert client.post("/push/subscribe", json=renewed).status_code == 201
+    assert client.post("/push/subscribe", json=renewed, headers=ORIGIN).status_code == 201
     with rt.sessions() as session:
         [row] = session.scalars(select(t.PushSubscription)).all()
         assert (row.store_id, row.cart_id, row.sid, row.keys["auth"]) == (store_id, cart_id, "s-1", "w" * 22)
@@ -468,16 +469,18 @@ def test_push_subscribe_refuses_bad_input_precisely(
 ) -> None:  # type: ignore[no-untyped-def]
     make_store(rt, "maple-test.myshopify.com", "Maple & Co")
     response = client.post(
-        "/push/subscribe", json={"shop": "maple-test.myshopify.com", "subscription": SUBSCRIPTION, **change}
+        "/push/subscribe",
+        json={"shop": "maple-test.myshopify.com", "subscription": SUBSCRIPTION, **change},
+        headers=ORIGIN,
     )
-    assert response.status_code == 400 and field in response.get_json()["detail"]
+    assert response.status_code == 400 and response.get_json()["error"].startswith(field)
     with rt.sessions() as session:
         assert session.scalars(select(t.PushSubscription)).all() == []
 
 
 def test_push_subscribe_for_an_unknown_shop_is_404(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
-        "/push/subscribe", json={"shop": "nobody-test.myshopify.com", "subscription": SUBSCRIPTION}
+        "/push/subscribe", json={"shop": "nobody-test.myshopify.com", "subscription": SUBSCRIPTION}, headers=ORIGIN
     )
     assert response.status_code == 404
 

@@ -27,11 +27,12 @@ def client(rt, delays: list[float], **kw) -> AdminClient:  # type: ignore[no-unt
 
 def test_throttled_then_429_then_success_backs_off_as_told(rt, web, fake: FakeShopify) -> None:
     install(web)
+    calls = len(fake.graphql_calls())  # install itself read the shop's domains
     fake.script.extend([("throttled", None), ("429", 3)])
     delays: list[float] = []
     data = client(rt, delays).execute(SHOP, QUERY)
     assert "webhookSubscriptions" in data
-    assert len(fake.graphql_calls()) == 3
+    assert len(fake.graphql_calls()) == calls + 3
     # THROTTLED: (requested 10 − available 2) / restore 50 per s; 429: its Retry-After. The other
     # waits are the cost budget: 2 points left, restored at 50/s, before the next call.
     assert delays[0] == pytest.approx(0.16) and 3.0 in delays

@@ -189,3 +189,19 @@ def test_uninstall_drops_the_tokens_and_a_reinstall_revives_the_store(rt, web, f
     back = store(rt)
     assert back.id == first.id and back.uninstalled_at is None
     assert credentials(rt)["access_token"] in fake.shop(SHOP).access_tokens
+
+
+def test_toml_scopes_are_exactly_the_default_shopify_scopes() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from recovery.settings import Settings
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / "shopify.app.toml").read_text())
+    declared = config["access_scopes"]["scopes"].split(",")
+    assert len(declared) == len(set(declared))
+    env = {"SECRET_KEY": "x", "CARTRESQ_ENCRYPTION_KEY": "k"}  # nothing is generated on disk
+    from_env = Settings.from_env(env).shopify_scopes.split(",")
+    assert set(declared) == set(Settings(database_url="sqlite://").shopify_scopes.split(",")) == set(from_env)
+    # What the code calls needs these (platform-facts: abandonedCheckouts → read_orders, discounts → write_discounts).
+    assert {"read_orders", "read_customers", "read_products", "read_inventory", "write_discounts"} <= set(declared)

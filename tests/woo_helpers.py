@@ -47,14 +47,20 @@ class Woo:
 
 
 def make_woo(
-    database_url: str, tmp_path: Path, *, activated: bool = True, redis_url: str | None = None
+    database_url: str,
+    tmp_path: Path,
+    *,
+    activated: bool = True,
+    redis_url: str | None = None,
+    outbox: bool = False,
 ) -> Iterator[Woo]:
+    """`outbox=True`: messages go through the real channels to the local outbox instead of a FakeChannel."""
     store = FakeWooCommerce().start()
     live = LiveApp()
     fake = FakeChannel()
     rt = build_runtime(
         make_settings(database_url, tmp_path, redis_url=redis_url, app_url=live.url, woo_allow_http=True),
-        channels={"email": fake, "sms": fake, "push": fake},
+        channels=None if outbox else {"email": fake, "sms": fake, "push": fake},
         seed=3,
     )
     app = create_app(runtime=rt)

@@ -83,6 +83,8 @@ class ShopifyOffers:
         raise OfferUnavailable("no unique code could be made")
 
     def delete_unused(self, store: t.Store, code: t.DiscountCode) -> str:
+        if store.platform != "shopify":  # another platform's code (cleaned up by its own connector)
+            raise OfferUnavailable(f"no discount support for {store.platform}")
         if not code.platform_id:
             return "deleted"
         node = self._call(store, USAGE, {"id": code.platform_id}).get("codeDiscountNode")

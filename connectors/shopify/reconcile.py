@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import connectors
+from connectors.shopify import domains
 from connectors.shopify.admin import AdminClient
 from connectors.shopify.normalize import ALWAYS_PROCESSED, TOPICS
 from recovery import tables as t
@@ -104,6 +105,8 @@ def reconcile_store(
         report.orders += len(nodes)
         _apply(sessions, store_id, "orders/create", [order_payload(n) for n in nodes], timing, report)
     found = {str(n.get("topic")) for n in (admin.execute(shop, SUBSCRIPTIONS).get("webhookSubscriptions") or {}).get("nodes") or []}
+    # A domain the merchant added since install starts sending beacons without anyone touching settings.
+    domains.sync_origins_quietly(sessions, admin, store_id)
     report.missing_webhooks = sorted(expected_webhook_topics() - found)
     with sessions.begin() as session:
         store = session.get(t.Store, store_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.shopify import reconcile, tokens
+from connectors.shopify import domains, reconcile, tokens
 from connectors.shopify.admin import AdminClient
 from connectors.shopify.auth import ShopifyConfig
 from connectors.shopify.discounts import ShopifyOffers
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 CADENCE = {"refresh": 60.0, "reconcile": 300.0, "cleanup": 600.0}
 #: Each store is reconciled at most this often.
 RECONCILE_EVERY = timedelta(minutes=15)
+#: Seconds an exit code may take on Shopify (connect and read) before the popup asks for an email instead.
+EXIT_TIMEOUT = 2.5
 
 
 @dataclass
@@ -36,12 +39,20 @@ class ShopifyServices:
     admin: AdminClient
     offers: ShopifyOffers
     timing: Timing = field(default_factory=Timing)
+    #: Exit-popup codes: the shopper's browser waits for them, so one try with a short timeout.
+    exit_offers: ShopifyOffers | None = None
+    #: Calls made while someone waits (install): few retries, short backoff.
+    quick_admin: AdminClient | None = None
     _last: dict[str, float] = field(default_factory=dict)
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         # First runs one cadence after start: a process that lives a few seconds (a CLI call, a test) makes no calls.
         self._last = {name: time.monotonic() for name in CADENCE}
+
+    def sync_origins(self, store_id: int) -> None:
+        """The shop's storefront domains into `allowed_origins` (after install); never raises."""
+        domains.sync_origins_quietly(self.sessions, self.quick_admin or self.admin, store_id)
 
     def due_jobs(self, clock: float | None = None) -> list[str]:
         clock = time.monotonic() if clock is None else clock
@@ -100,4 +111,9 @@ def build(settings: Settings, sessions: sessionmaker[Session], timing: Timing) -
     admin = AdminClient(config, source)
     # The send path holds row locks while it makes a code: a short retry budget there.
     send_admin = AdminClient(config, source, max_attempts=2, max_delay=2.0)
-    return ShopifyServices(config, vault, sessions, source, admin, ShopifyOffers(send_admin, vault), timing)
+    exit_config = dataclasses.replace(config, timeout=EXIT_TIMEOUT)
+    exit_admin = AdminClient(exit_config, source, max_attempts=1, max_delay=0.5)
+    return ShopifyServices(
+        config, vault, sessions, source, admin, ShopifyOffers(send_admin, vault), timing,
+        exit_offers=ShopifyOffers(exit_admin, vault), quick_admin=send_admin,
+    )

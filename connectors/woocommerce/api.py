@@ -20,11 +20,13 @@ TIMEOUT = (5.0, 30.0)
 
 
 class WooError(RuntimeError):
-    """A call failed; `status` is the HTTP status (None when the store was unreachable)."""
+    """A call failed; `status` is the HTTP status (None when the store was unreachable), `code` the
+    WordPress error code of the body (e.g. `woocommerce_rest_coupon_code_already_exists`)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 def normalize_store_url(url: str, *, allow_http: bool = False) -> str:
@@ -97,7 +99,7 @@ class WooClient:
         if response.status_code >= 400:
             code = _error_code(response)
             raise WooError(
-                f"{method} {path}: HTTP {response.status_code} {code}".strip(), response.status_code
+                f"{method} {path}: HTTP {response.status_code} {code}".strip(), response.status_code, code
             )
         return response
 
@@ -135,6 +137,16 @@ class WooClient:
             "status": "any",
         }
         return self._pages("wc/v3/orders", params)
+
+    def create_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("POST", "wc/v3/coupons", json=body).json())
+
+    def get_coupon(self, coupon_id: int) -> dict[str, Any]:
+        return dict(self.request("GET", f"wc/v3/coupons/{int(coupon_id)}").json())
+
+    def delete_coupon(self, coupon_id: int) -> None:
+        # Without force=true coupons (posts) go to the trash, where their code stays taken.
+        self.request("DELETE", f"wc/v3/coupons/{int(coupon_id)}", params={"force": "true"})
 
     def configure_plugin(self, settings: dict[str, Any]) -> None:
         """Hand our plugin its settings (app URL, store key, restore secret) through its REST route."""

@@ -44,7 +44,7 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
             event=_snapshot(p, order_id, modified, _opt_context_str(context, "restore_url"))
         )
     if status in paid:
-        placed = _gmt(p, "date_paid_gmt") or _gmt(p, "date_completed_gmt") or modified
+        placed = gmt_time(p, "date_paid_gmt") or gmt_time(p, "date_completed_gmt") or modified
         currency, total = _currency(p), _money(p, "total")
         number = _str(p, "number")
         return NormalizeResult(
@@ -75,7 +75,8 @@ def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
 
 
 def normalize_customer(p: Mapping[str, Any]) -> NormalizeResult:
-    # WooCommerce customers carry no marketing-consent field, so an update changes nothing we keep.
+    # WooCommerce customers carry no marketing-consent field (our opt-in rides on orders), so an
+    # update changes nothing we keep.
     _required_str(p, "id")
     return NormalizeResult(skipped="customer update carries no consent")
 
@@ -96,7 +97,7 @@ def _snapshot(
         total=_money(p, "total"),
         restore_url=restore_url,
         updated_at=modified,
-        created_at=_gmt(p, "date_created_gmt"),
+        created_at=gmt_time(p, "date_created_gmt"),
     )
 
 
@@ -113,7 +114,24 @@ def _contact(p: Mapping[str, Any]) -> Contact:
         last_name=_str(billing, "last_name"),
         country=country.upper() if country and len(country) == 2 else None,
         province=_str(billing, "state") if len(_str(billing, "state") or "") <= 8 else None,
+        accepts_email=_marketing_opt_in(p),
     )
+
+
+#: Order meta our plugin writes when the shopper ticks the checkout's marketing opt-in (classic checkout,
+#: and copied from the block checkout's additional field); WooCommerce also keeps the field's own key.
+OPT_IN_META = ("_cartresq_marketing_opt_in", "_wc_other/cartresq/marketing-opt-in")
+TRUTHY = ("yes", "1", "true")
+
+
+def _marketing_opt_in(p: Mapping[str, Any]) -> bool:
+    """WooCommerce orders have no consent field: only our plugin's recorded opt-in counts as consent."""
+    for meta in _list(p, "meta_data"):
+        if isinstance(meta, Mapping) and meta.get("key") in OPT_IN_META:
+            value = meta.get("value")
+            if value is True or (isinstance(value, str | int) and str(value).strip().lower() in TRUTHY):
+                return True
+    return False
 
 
 def _line_item(item: Any) -> LineItem:
@@ -223,8 +241,8 @@ def _currency(p: Mapping[str, Any]) -> str:
     return code.upper()
 
 
-def _gmt(p: Mapping[str, Any], key: str) -> datetime | None:
-    """`*_gmt` fields are UTC without an offset ("2026-09-14T18:42:11")."""
+def gmt_time(p: Mapping[str, Any], key: str) -> datetime | None:
+    """`*_gmt` fields are UTC without an offset ("2026-09-14T18:42:11"); public: reconcile reads them too."""
     value = _str(p, key)
     if value is None:
         return None
@@ -236,7 +254,7 @@ def _gmt(p: Mapping[str, Any], key: str) -> datetime | None:
 
 
 def _required_gmt(p: Mapping[str, Any], key: str) -> datetime:
-    value = _gmt(p, key)
+    value = gmt_time(p, key)
     if value is None:
         raise PayloadError(f"{key} is missing")
     return value

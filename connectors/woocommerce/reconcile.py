@@ -17,8 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.woocommerce.api import WooClient, WooError
+from connectors.woocommerce.coupons import WooOffers, cleanup_store
 from connectors.woocommerce.intake import find_connection, record
-from connectors.woocommerce.normalize import _gmt
+from connectors.woocommerce.normalize import gmt_time
 from connectors.woocommerce.webhooks import SUBSCRIBED
 from recovery import tables as t
 from recovery.crypto import Vault
@@ -36,6 +37,7 @@ Enqueue = Callable[[str, Sequence[Any]], None]
 class Report:
     webhooks: dict[str, str] = field(default_factory=dict)
     backfilled: int = 0
+    coupons: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -119,7 +121,7 @@ def backfill(
     """Store each order modified since `since` as a delivery, like a webhook: (count, newest change)."""
     newest, count = since, 0
     for order in client.orders_modified_after(since - OVERLAP):
-        modified = _gmt(order, "date_modified_gmt") or since
+        modified = gmt_time(order, "date_modified_gmt") or since
         # Idempotent: one delivery per order state; the cart model ignores states it already has.
         delivery_id = f"backfill-{order.get('id')}-{order.get('date_modified_gmt')}"[:128]
         with engine.begin() as conn:
@@ -170,6 +172,8 @@ def reconcile_store(
         with sessions.begin() as session:
             row = session.scalars(select(t.WooConnection).where(t.WooConnection.store_id == store_id)).one()
             row.orders_synced_to, row.last_error = newest, None
+        # Expired offer codes nobody used: deleted on the store (each failure is retried next pass).
+        report.coupons = cleanup_store(sessions, WooOffers(vault, sessions, allow_http=allow_http), store_id)
     except WooError as exc:
         report.error = str(exc)[:500]
         with sessions.begin() as session:

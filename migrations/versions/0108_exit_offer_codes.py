@@ -22,7 +22,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("exit_sid", sa.String(length=64), nullable=True))
         batch_op.alter_column("cart_id", existing_type=ID, nullable=True)
         batch_op.alter_column("message_id", existing_type=ID, nullable=True)
-        batch_op.create_unique_constraint(batch_op.f("uq_discount_codes_store_id_exit_sid"), ["store_id", "exit_sid"])
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_discount_codes_store_id_exit_sid"), ["store_id", "exit_sid"]
+        )
 
 
 def downgrade() -> None:

@@ -56,7 +56,23 @@ class PermanentSendError(Exception):
 
 
 class TransientSendError(Exception):
-    """Retried with backoff: the provider may accept it later (timeouts, 5xx, 429)."""
+    """Retried with backoff: the provider may accept it later (connect failures, 429, 5xx)."""
+
+
+#: The reason recorded when a request reached the provider and no answer came back.
+OUTCOME_UNKNOWN = "outcome_unknown: provider timed out after accepting the request"
+
+
+class OutcomeUnknown(PermanentSendError):
+    """The request was sent and the answer never came (read timeout): the provider may have sent it.
+
+    Never retried, because a retry could send the shopper the same reminder twice. A permanent error, so
+    a Sender that knows nothing of it still records it as failed and never retries it.
+    """
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(OUTCOME_UNKNOWN)
+        self.provider = provider
 
 
 class Channel(Protocol):

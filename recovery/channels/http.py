@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from recovery.channels.base import PermanentSendError, TransientSendError
+from recovery.channels.base import OutcomeUnknown, PermanentSendError, TransientSendError
 
 #: Connect fast or give up; a provider that accepted the connection gets longer to answer.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -53,9 +53,16 @@ def raise_for_status(
 
 
 def post(client: httpx.Client, provider: str, url: str, **kwargs: object) -> httpx.Response:
-    """POST with the client's explicit timeouts; a timeout or a broken connection is transient."""
+    """POST with the client's explicit timeouts.
+
+    Before the request is complete (connect, pool or write timeout, refused connection) the provider cannot
+    have acted on it: transient. A read timeout comes after the whole request was sent: the provider may
+    have accepted it, so it is OutcomeUnknown and never retried blindly.
+    """
     try:
         return client.post(url, **kwargs)  # type: ignore[arg-type]
+    except httpx.ReadTimeout as exc:
+        raise OutcomeUnknown(provider) from exc
     except httpx.TimeoutException as exc:
         raise ProviderBusy(f"{provider}: timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import httpx
 
-from recovery.channels.base import OutboundEmail, PermanentSendError, SendResult
+from recovery.channels.base import OutboundEmail, OutcomeUnknown, PermanentSendError, SendResult
 from recovery.channels.http import DEFAULT_TIMEOUT, post, raise_for_status
 
 # The same validation as the .eml path, so both adapters refuse the same messages.
 from recovery.channels.mime import _address, _list_unsubscribe
 
 API_BASE = "https://api.sendgrid.com"
+#: Provider id prefix of a send whose answer never came (no X-Message-Id to record).
+UNCONFIRMED = "sendgrid-unconfirmed:"
 
 
 class SendGridChannel:
@@ -24,8 +27,11 @@ class SendGridChannel:
         asm_group_id: int | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        on_outcome_unknown: Callable[[int], None] | None = None,
     ) -> None:
         self.asm_group_id = asm_group_id
+        # message id → record delivery_status "unknown" (the event webhook settles it later)
+        self.on_outcome_unknown = on_outcome_unknown
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
@@ -43,7 +49,15 @@ class SendGridChannel:
             body = self.body(message)
         except ValueError as exc:
             raise PermanentSendError(str(exc)) from exc
-        response = post(self._client, "sendgrid", "/v3/mail/send", content=json.dumps(body).encode())
+        try:
+            response = post(self._client, "sendgrid", "/v3/mail/send", content=json.dumps(body).encode())
+        except OutcomeUnknown:
+            # SendGrid had the whole request and said nothing. It almost always accepted it, and its event
+            # webhook will say so (processed/delivered/dropped/bounce, matched by our message_id custom arg),
+            # so the message counts as sent with delivery unknown rather than risking a second copy.
+            if self.on_outcome_unknown is not None:
+                self.on_outcome_unknown(message.message_id)
+            return SendResult(f"{UNCONFIRMED}{message.message_id}")
         raise_for_status("sendgrid", response, _errors(response))
         if response.status_code != 202:
             raise PermanentSendError(f"sendgrid {response.status_code}: unexpected answer to mail send")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 import phonenumbers
 
-from recovery.channels.base import OutboundSms, PermanentSendError, SendResult
+from recovery.channels.base import OutboundSms, OutcomeUnknown, PermanentSendError, SendResult
 from recovery.channels.http import DEFAULT_TIMEOUT, post, raise_for_status
 
 API_BASE = "https://api.twilio.com"
@@ -44,6 +46,7 @@ class TwilioSmsChannel:
         base_url: str = API_BASE,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         on_unsubscribed: Callable[[int], None] | None = None,
+        on_outcome_unknown: Callable[[int], None] | None = None,
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise ValueError("Twilio needs TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID")
@@ -51,6 +54,7 @@ class TwilioSmsChannel:
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.status_callback = status_callback
         self.on_unsubscribed = on_unsubscribed  # message id → suppress the number (a STOP we never saw)
+        self.on_outcome_unknown = on_outcome_unknown  # message id → record it failed, outcome unknown
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=timeout, auth=(account_sid, auth_token)
         )
@@ -74,7 +78,17 @@ class TwilioSmsChannel:
         if self.status_callback:
             form["StatusCallback"] = self.status_callback
         url = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        response = post(self._client, "twilio", url, data=form)
+        started = datetime.now(UTC)
+        try:
+            response = post(self._client, "twilio", url, data=form)
+        except OutcomeUnknown:
+            # Twilio may have queued it; a second POST would be a second text. Not retried, but looked up.
+            sid = self._find_created(to, message.body, started)
+            if sid is not None:
+                return SendResult(sid)
+            if self.on_outcome_unknown is not None:
+                self.on_outcome_unknown(message.message_id)
+            raise
         code, reason = _error(response)
         if code == UNSUBSCRIBED:
             if self.on_unsubscribed is not None:
@@ -85,6 +99,33 @@ class TwilioSmsChannel:
             return SendResult(str(response.json()["sid"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentSendError("twilio: answer without a message sid") from exc
+
+    def _find_created(self, to: str, body: str, since: datetime) -> str | None:
+        """After a read timeout: the sid of our message if Twilio's Messages list shows it, else None.
+
+        Newest first, filtered by recipient; ours is the one with our exact body (it holds a signed link
+        unique to the message) created since we sent. Absence proves nothing (Twilio may still be
+        creating it), so only a match changes the outcome.
+        """
+        url = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        try:
+            response = self._client.get(url, params={"To": to, "PageSize": 20})
+            found = response.json().get("messages") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        for item in found if isinstance(found, list) else []:
+            created = _created_at(item.get("date_created")) if isinstance(item, dict) else None
+            if created is not None and created >= since - timedelta(minutes=1) and item.get("body") == body:
+                return str(item.get("sid")) if item.get("sid") else None
+        return None
+
+
+def _created_at(value: object) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(str(value))  # Twilio dates are RFC 2822
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _error(response: httpx.Response) -> tuple[int | None, str]:

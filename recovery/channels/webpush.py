@@ -9,7 +9,7 @@ import requests
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
-from recovery.channels.base import OutboundPush, PermanentSendError, SendResult
+from recovery.channels.base import OutboundPush, OutcomeUnknown, PermanentSendError, SendResult
 from recovery.channels.http import ProviderBusy, retry_after
 
 #: Seconds: (connect, read), passed straight to requests.
@@ -29,13 +29,14 @@ class WebPushChannel:
         vapid_subject: str,
         *,
         on_gone: Callable[[str], None] | None = None,
+        on_outcome_unknown: Callable[[int], None] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
         self._vapid = Vapid.from_string(private_key=vapid_private_key)
         self.subject = (
             vapid_subject if vapid_subject.startswith(("mailto:", "https:")) else f"mailto:{vapid_subject}"
         )
-        self.on_gone, self.timeout = on_gone, timeout
+        self.on_gone, self.on_outcome_unknown, self.timeout = on_gone, on_outcome_unknown, timeout
 
     def send(self, message: OutboundPush) -> SendResult:  # type: ignore[override]
         if not isinstance(message, OutboundPush):
@@ -55,11 +56,16 @@ class WebPushChannel:
                 vapid_claims={"sub": self.subject},
                 timeout=self.timeout,  # type: ignore[arg-type]  # requests takes (connect, read)
                 ttl=TTL,
-                headers={"Urgency": "normal"},
+                # RFC 8030 Topic: a later reminder for the cart replaces one the browser has not fetched yet.
+                headers={"Urgency": "normal", "Topic": f"cart-{message.cart_id}"},
             )
         except WebPushException as exc:
             raise self._failure(endpoint, exc.response) from None  # the exception's text holds the body
-        except requests.Timeout as exc:
+        except requests.ReadTimeout as exc:  # the push service had the whole request: it may show it
+            if self.on_outcome_unknown is not None:
+                self.on_outcome_unknown(message.message_id)
+            raise OutcomeUnknown("push") from exc
+        except requests.Timeout as exc:  # connect timeout: nothing reached the push service
             raise ProviderBusy(f"push: timed out ({type(exc).__name__})") from exc
         except requests.RequestException as exc:
             raise ProviderBusy(f"push: connection failed ({type(exc).__name__})") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,9 +50,10 @@ class FakeServer:
 
 
 @contextmanager
-def serve(server: FakeServer) -> Iterator[FakeServer]:
-    httpd = make_server("127.0.0.1", 0, server, threaded=True)
-    server.url = f"http://127.0.0.1:{httpd.server_port}"
+def serve(server: FakeServer, ssl_context: ssl.SSLContext | None = None) -> Iterator[FakeServer]:
+    """`ssl_context` (e.g. from trustme) serves https, for clients that insist on it like browsers' push URLs."""
+    httpd = make_server("127.0.0.1", 0, server, threaded=True, ssl_context=ssl_context)
+    server.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{httpd.server_port}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -13,6 +13,7 @@ import itertools
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ class Shop:
     orders: list[dict[str, Any]] = field(default_factory=list)
     discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_topics: list[str] = field(default_factory=list)
+    #: Custom domains (hosts); the first is the primary one. None: the myshopify domain is primary.
+    custom_domains: list[str] = field(default_factory=list)
 
 
 class FakeShopify:
@@ -40,9 +43,11 @@ class FakeShopify:
         self.api_key, self.api_secret = api_key, api_secret
         self.shops: dict[str, Shop] = {}
         self.requests: list[dict[str, Any]] = []
-        self.script: deque[tuple[str, Any]] = deque()  # ("throttled", None) | ("429", retry_after) | ("503", None)
+        self.script: deque[tuple[str, Any]] = deque()  # ("throttled", None) | ("429", retry_after) | ("503", None) | ("sleep", s)
         self.refresh_error: str | None = None
         self.exchange_error: str | None = None
+        #: True: `Shop.domains` is gone from the API version (an `undefinedField` error, as Shopify answers).
+        self.shop_domains_removed = False
         #: Called (once) when a refresh request arrives, before it is answered: to interleave a second refresher.
         self.on_refresh: Any = None
         self._ids = itertools.count(1000)
@@ -137,7 +142,9 @@ class FakeShopify:
         state = self.shop(shop)
         if token not in state.access_tokens:
             return _json({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}, 401)
-        if self.script:
+        if self.script and self.script[0][0] == "sleep":  # a slow answer: past a client's timeout
+            time.sleep(self.script.popleft()[1])
+        elif self.script:
             kind, arg = self.script.popleft()
             if kind == "throttled":
                 return _json(
@@ -162,6 +169,16 @@ class FakeShopify:
             data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
         elif "orders(" in query:
             data = {"orders": {"nodes": state.orders, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "primaryDomain" in query:
+            wants_list = "domains" in query.replace("primaryDomain", "")
+            if self.shop_domains_removed and wants_list:
+                return _json({"errors": [{"message": "Field 'domains' doesn't exist on type 'Shop'",
+                                          "extensions": {"code": "undefinedField", "typeName": "Shop", "fieldName": "domains"}}]})
+            hosts = state.custom_domains + [shop]
+            domain = lambda host: {"host": host, "url": f"https://{host}", "sslEnabled": True}  # noqa: E731
+            data = {"shop": {"primaryDomain": domain(hosts[0])}}
+            if wants_list:
+                data["shop"]["domains"] = [domain(h) for h in hosts]
         elif "webhookSubscriptions" in query:
             nodes = [{"id": f"gid://shopify/WebhookSubscription/{i}", "topic": topic} for i, topic in enumerate(state.webhook_topics)]
             data = {"webhookSubscriptions": {"nodes": nodes}}
@@ -193,8 +210,6 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 def session_token(shop: str, api_key: str, secret: str, *, now: float | None = None, **overrides: Any) -> str:
     """An App Bridge session token as Shopify signs it (HS256 with the client secret, 1 minute)."""
-    import time
-
     issued = int(now if now is not None else time.time())
     claims = {
         "iss": f"https://{shop}/admin",

@@ -2,7 +2,9 @@
 
 REST (`/wp-json/wc/v3/...`, consumer key/secret by HTTP Basic or query string): system_status,
 webhooks (list/create/update/delete; create sends the unsigned `webhook_id=` ping), orders
-(`modified_after`, `dates_are_gmt`, paging headers), and the plugin's `cartresq/v1/settings`.
+(`modified_after`, `dates_are_gmt`, paging headers), coupons (create/get/delete, codes lower-cased and
+unique like wc_format_coupon_code, DELETE without force=true only trashes), and the plugin's
+`cartresq/v1/settings`.
 `/wc-auth/v1/authorize` is a browser page, so `grant()` / `deny()` play the store's part: POST the
 keys to our callback (deleting them unless it answers exactly 200), then the return redirect.
 Deliveries are signed like class-wc-webhook.php: base64 HMAC-SHA256 of `wp_json_encode()` output.
@@ -55,6 +57,7 @@ class FakeWooCommerce:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.secrets: dict[int, str] = {}
         self.orders: dict[int, dict[str, Any]] = {}
+        self.coupons: dict[int, dict[str, Any]] = {}
         self.plugin_settings: dict[str, Any] | None = None
         self.requests: list[tuple[str, str]] = []
         self.pings: list[tuple[str, int]] = []
@@ -178,6 +181,10 @@ class FakeWooCommerce:
                 return self._webhook(request, int(route.rsplit("/", 1)[1]))
             if route == "wc/v3/orders" and request.method == "GET":
                 return self._list_orders(request)
+            if route == "wc/v3/coupons" and request.method == "POST":
+                return self._create_coupon(request)
+            if route.startswith("wc/v3/coupons/") and route.rsplit("/", 1)[1].isdigit():
+                return self._coupon(request, int(route.rsplit("/", 1)[1]))
             if route == "cartresq/v1/settings" and request.method in ("PUT", "POST"):
                 self.plugin_settings = request.get_json()
                 return _json({"saved": True})
@@ -310,6 +317,75 @@ class FakeWooCommerce:
             hook["date_modified_gmt"] = _gmt()
         return _json(self._webhook_view(hook))
 
+    def coupon_by_code(self, code: str) -> dict[str, Any]:
+        [coupon] = [c for c in self.coupons.values() if c["code"] == code.lower()]
+        return coupon
+
+    def _create_coupon(self, request: Request) -> Response:
+        body = request.get_json()
+        code = str(body.get("code") or "").strip().lower()  # wc_format_coupon_code + wc_strtolower
+        if not code:
+            return _error("woocommerce_rest_empty_coupon_code", "The coupon code cannot be empty.", 400)
+        if any(c["code"] == code for c in self.coupons.values()):
+            return _error(
+                "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists", 400
+            )
+        if body.get("discount_type", "fixed_cart") not in ("percent", "fixed_cart", "fixed_product"):
+            return _error("rest_invalid_param", "Invalid parameter(s): discount_type", 400)
+        expires = body.get("date_expires")
+        # set_date_prop honours an explicit offset; this store's timezone is UTC
+        expires_gmt = _gmt(datetime.fromisoformat(expires)) if expires else None
+        self._next_id += 1
+        now = _gmt()
+        coupon = {
+            "id": self._next_id,
+            "code": code,
+            "amount": f"{float(body.get('amount') or 0):.2f}",
+            "status": "publish",
+            "date_created": now,
+            "date_created_gmt": now,
+            "date_modified": now,
+            "date_modified_gmt": now,
+            "discount_type": body.get("discount_type", "fixed_cart"),
+            "description": body.get("description", ""),
+            "date_expires": expires_gmt,
+            "date_expires_gmt": expires_gmt,
+            "usage_count": 0,
+            "individual_use": bool(body.get("individual_use", False)),
+            "product_ids": [],
+            "excluded_product_ids": [],
+            "usage_limit": body.get("usage_limit"),
+            "usage_limit_per_user": body.get("usage_limit_per_user"),
+            "limit_usage_to_x_items": None,
+            "free_shipping": False,
+            "product_categories": [],
+            "excluded_product_categories": [],
+            "exclude_sale_items": False,
+            "minimum_amount": "0.00",
+            "maximum_amount": "0.00",
+            "email_restrictions": [str(e).lower() for e in body.get("email_restrictions") or []],
+            "used_by": [],
+            "meta_data": [],
+            "_links": {
+                "self": [{"href": f"{self.url}/wp-json/wc/v3/coupons/{self._next_id}"}],
+                "collection": [{"href": f"{self.url}/wp-json/wc/v3/coupons"}],
+            },
+        }
+        self.coupons[coupon["id"]] = coupon
+        return _json(_coupon_view(coupon), 201)
+
+    def _coupon(self, request: Request, coupon_id: int) -> Response:
+        coupon = self.coupons.get(coupon_id)
+        if coupon is None:
+            return _error("woocommerce_rest_shop_coupon_invalid_id", "Invalid ID.", 404)
+        if request.method == "DELETE":
+            if request.args.get("force") == "true":
+                del self.coupons[coupon_id]
+            else:
+                coupon["status"] = "trash"  # trashed, and its code stays taken
+            return _json(_coupon_view(coupon))
+        return _json(_coupon_view(coupon))
+
     def _list_orders(self, request: Request) -> Response:
         rows = list(self.orders.values())
         after = request.args.get("modified_after")
@@ -320,6 +396,14 @@ class FakeWooCommerce:
         if request.args.get("orderby") == "modified":
             rows.sort(key=lambda o: o["date_modified_gmt"], reverse=request.args.get("order") == "desc")
         return _paged(rows, request)
+
+
+def _coupon_view(coupon: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in coupon.items() if k != "status"}
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return _json({"code": code, "message": message, "data": {"status": status}}, status)
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -28,6 +28,7 @@ require_once CARTRESQ_DIR . 'includes/class-cartresq-admin.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-rest.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-frontend.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-restore.php';
+require_once CARTRESQ_DIR . 'includes/class-cartresq-consent.php';
 
 /**
  * Wire the plugin once WooCommerce is loaded; without WooCommerce it does nothing.
@@ -40,6 +41,7 @@ function cartresq_init() {
 	CartResQ_Rest::init();
 	CartResQ_Frontend::init();
 	CartResQ_Restore::init();
+	CartResQ_Consent::init();
 }
 add_action( 'plugins_loaded', 'cartresq_init' );
 

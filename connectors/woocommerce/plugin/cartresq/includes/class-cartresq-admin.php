@@ -43,7 +43,12 @@ class CartResQ_Admin {
 		}
 		check_admin_referer( 'cartresq_save' );
 		$url = isset( $_POST['cartresq_app_url'] ) ? esc_url_raw( wp_unslash( $_POST['cartresq_app_url'] ), array( 'https' ) ) : '';
-		CartResQ_Settings::update( array( 'app_url' => untrailingslashit( $url ) ) );
+		CartResQ_Settings::update(
+			array(
+				'app_url'          => untrailingslashit( $url ),
+				'marketing_opt_in' => empty( $_POST['cartresq_marketing_opt_in'] ) ? '' : 'yes',
+			)
+		);
 		wp_safe_redirect( admin_url( 'admin.php?page=cartresq&updated=1' ) );
 		exit;
 	}
@@ -90,6 +95,16 @@ class CartResQ_Admin {
 						<td>
 							<input name="cartresq_app_url" id="cartresq_app_url" type="url" class="regular-text" placeholder="https://app.example.com" value="<?php echo esc_attr( CartResQ_Settings::get( 'app_url' ) ); ?>" />
 							<p class="description"><?php esc_html_e( 'The https address of your CartResQ app.', 'cartresq' ); ?></p>
+						</td>
+					</tr>
+					<tr>
+						<th scope="row"><?php esc_html_e( 'Marketing opt-in', 'cartresq' ); ?></th>
+						<td>
+							<label for="cartresq_marketing_opt_in">
+								<input name="cartresq_marketing_opt_in" id="cartresq_marketing_opt_in" type="checkbox" value="yes" <?php checked( 'yes', CartResQ_Settings::get( 'marketing_opt_in' ) ); ?> />
+								<?php esc_html_e( 'Ask for email marketing consent at checkout (classic checkout and Checkout block)', 'cartresq' ); ?>
+							</label>
+							<p class="description"><?php esc_html_e( 'Shoppers in the EU, the UK and other regions that need prior consent are only reminded by email when they tick it.', 'cartresq' ); ?></p>
 						</td>
 					</tr>
 				</table>

@@ -1,6 +1,7 @@
 <?php
 /**
- * Restore links: `/?cartresq_restore=<payload>.<signature>` rebuilds the cart and opens checkout.
+ * Restore links: `/?cartresq_restore=<payload>.<signature>[&coupon=<code>]` rebuilds the cart, applies
+ * the token's coupons and the offer code (WC()->cart->apply_coupon), and opens checkout.
  *
  * The token is made by the app: base64url(JSON {v, o, i: [[product, variation, qty]], c: [coupons], e: expiry})
  * and base64url(HMAC-SHA256(payload, restore secret)). It only fills a cart: it never logs anyone in,
@@ -41,9 +42,28 @@ class CartResQ_Restore {
 			wp_safe_redirect( wc_get_cart_url() );
 			exit;
 		}
+		$offer = self::offer_code();
+		if ( '' !== $offer ) {
+			$cart['c'] = array_merge( array( $offer ), (array) ( $cart['c'] ?? array() ) );
+		}
 		self::rebuild( $cart );
 		wp_safe_redirect( wc_get_checkout_url() );
 		exit;
+	}
+
+	/**
+	 * The offer code the app adds to a restore link (`&coupon=`). It is not signed, and needs no
+	 * signature: applying a code here grants nothing that typing it into the cart would not, and
+	 * WooCommerce still checks its expiry, usage limits and email restriction.
+	 *
+	 * @return string
+	 */
+	private static function offer_code() {
+		if ( ! isset( $_GET['coupon'] ) || ! is_string( $_GET['coupon'] ) ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only with a valid signed token.
+			return '';
+		}
+		$code = wc_format_coupon_code( sanitize_text_field( wp_unslash( $_GET['coupon'] ) ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
+		return strlen( $code ) <= 64 ? $code : '';
 	}
 
 	/**

@@ -23,10 +23,11 @@ class CartResQ_Settings {
 		return wp_parse_args(
 			$stored,
 			array(
-				'app_url'        => defined( 'CARTRESQ_APP_URL' ) ? CARTRESQ_APP_URL : '',
-				'store_key'      => '',
-				'restore_secret' => '',
-				'connected_at'   => 0,
+				'app_url'          => defined( 'CARTRESQ_APP_URL' ) ? CARTRESQ_APP_URL : '',
+				'store_key'        => '',
+				'restore_secret'   => '',
+				'connected_at'     => 0,
+				'marketing_opt_in' => '', // 'yes': the checkout asks for email marketing consent.
 			)
 		);
 	}

@@ -1,0 +1,62 @@
+"""The shop's storefront domains from the Admin API, allowed as tracker origins (POST /track).
+
+`shop { primaryDomain { host url } domains { host url } }`: the primary domain is what shoppers see;
+`domains` adds the others (e.g. www and bare, market domains). If an API version no longer has
+`Shop.domains`, the primary domain alone is asked for. Run after install and by reconciliation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.shopify.admin import AdminClient, AdminError
+from recovery import tables as t
+from recovery.tracking import normalize_origin, set_platform_origins
+
+log = logging.getLogger(__name__)
+
+DOMAINS = "query ShopDomains { shop { primaryDomain { host url } domains { host url } } }"
+PRIMARY = "query ShopPrimaryDomain { shop { primaryDomain { host url } } }"
+
+
+def fetch_origins(admin: AdminClient, shop: str) -> list[str]:
+    """https origins of every storefront domain of the shop; raises AdminError (or NeedsReauth)."""
+    try:
+        data = admin.execute(shop, DOMAINS)
+    except AdminError as exc:
+        if not (exc.permanent and exc.code == "graphql_errors" and "domains" in str(exc)):
+            raise
+        data = admin.execute(shop, PRIMARY)
+    node = data.get("shop") or {}
+    domains = [node.get("primaryDomain") or {}, *(node.get("domains") or [])]
+    # Storefronts are served over https only: an http:// URL from the API still means its https origin.
+    hosts = [d["host"] for d in domains if isinstance(d, dict) and isinstance(d.get("host"), str)]
+    origins = {normalize_origin(f"https://{host}") for host in hosts}
+    return sorted(o for o in origins if o)
+
+
+def sync_origins(sessions: sessionmaker[Session], admin: AdminClient, store_id: int) -> list[str] | None:
+    """Fetch and store the shop's origins (a merchant's own `allowed_origins` is kept); None if unchanged."""
+    with sessions() as session:
+        store = session.get(t.Store, store_id)
+        if store is None or not store.active or store.platform != "shopify":
+            return None
+        shop = store.domain
+    origins = fetch_origins(admin, shop)  # no transaction is open during the call
+    with sessions.begin() as session:
+        store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update())
+        if store is None or not set_platform_origins(store, origins):
+            return None
+    log.info("store %s: %d storefront origin(s) from Shopify", store_id, len(origins))
+    return origins
+
+
+def sync_origins_quietly(sessions: sessionmaker[Session], admin: AdminClient, store_id: int) -> None:
+    """For install and reconciliation: a failure is logged, and the next reconciliation tries again."""
+    try:
+        sync_origins(sessions, admin, store_id)
+    except Exception as exc:  # any platform or token failure: origins are a convenience, never a blocker
+        log.warning("store %s: storefront domains not read (%s)", store_id, type(exc).__name__)
