@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recovery import bots, consent
+from recovery import bots, consent, push
 from recovery import tables as t
 from recovery.catalog import out_of_stock_carts
 from recovery.model import CartStatus
@@ -41,16 +41,17 @@ def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, 
         session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
     )
     out_of_stock = out_of_stock_carts(session, carts)
+    subscribed = push.carts_with_subscription(session, [c.id for c in carts if c.id is not None])
     reasons: dict[int, str] = {}
     for candidate in batch:
         message, cart, store = candidate.message, candidate.cart, candidate.store
-        address = (cart.email if message.channel == "email" else cart.phone) or ""
+        address = _address(message.channel, cart, subscribed)
         if not store.active:
             reasons[message.id] = "store uninstalled"
         elif cart.status != CartStatus.ABANDONED.value:
             reasons[message.id] = f"cart is {cart.status}"
         elif not address:
-            reasons[message.id] = f"no {message.channel} address"
+            reasons[message.id] = "no_push_subscription" if message.channel == "push" else f"no {message.channel} address"
         elif cart.id in ordered:
             reasons[message.id] = "shopper ordered"
         elif (store.id, message.channel, address.strip().lower()) in suppressed:
@@ -63,6 +64,13 @@ def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, 
             reasons[message.id] = "out_of_stock"
     reasons.update(_consent_and_bots(session, [c for c in batch if c.message.id not in reasons]))
     return reasons
+
+
+def _address(channel: str, cart: t.Cart, subscribed: set[int]) -> str:
+    """A push message's address is the browser subscription, not a phone or an email."""
+    if channel == "push":
+        return "push" if cart.id in subscribed else ""
+    return (cart.email if channel == "email" else cart.phone) or ""
 
 
 def _consent_and_bots(session: Session, batch: Sequence[Candidate]) -> dict[int, str]:
@@ -82,9 +90,12 @@ def _consent_and_bots(session: Session, batch: Sequence[Candidate]) -> dict[int,
         if bot:
             reasons[message.id] = f"bot:{bot}"
         elif message.channel == "email":
-            policy = effective(store.settings or {})["email_consent_policy"]
-            blocked = consent.email_block(policy, cart, customer, record)
-            if blocked:
+            settings = effective(store.settings or {})
+            # CAN-SPAM: every commercial email carries a valid postal address; without one we send none.
+            blocked = consent.email_block(settings["email_consent_policy"], cart, customer, record)
+            if not str(settings["postal_address"] or "").strip():
+                reasons[message.id] = "missing_postal_address"
+            elif blocked:
                 reasons[message.id] = blocked
         elif message.channel == "sms" and not consent.sms_allowed(cart, customer, record):
             reasons[message.id] = "no SMS consent"

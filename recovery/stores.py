@@ -68,3 +68,13 @@ def set_settings(session: Session, store: t.Store, pairs: list[str]) -> dict[str
     if "currency" in changes:
         store.currency = changes["currency"]
     return changes
+
+
+def fill_postal_address(session: Session, store_id: int, address: str, name: str | None = None) -> bool:
+    """The platform's shop address as `postal_address` (CAN-SPAM), unless the merchant set one: theirs wins."""
+    store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update())
+    if store is None or not address.strip() or (store.settings or {}).get("postal_address"):
+        return False
+    store.settings = {**(store.settings or {}), "postal_address": address.strip()}  # a new dict: JSON change seen
+    store.name = store.name or name or None
+    return True

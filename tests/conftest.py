@@ -20,6 +20,8 @@ from recovery.settings import Settings
 from tests.support import services
 from tests.support.shopify import SECRET, SHOP
 
+POSTAL_ADDRESS = "1 Example Street, Springfield, EX 00000"
+
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
@@ -133,7 +135,7 @@ def store_id(runtime: Runtime) -> int:
 
 def add_store(rt: Runtime, domain: str = SHOP) -> int:
     with rt.sessions.begin() as session:
-        store = t.Store(platform="shopify", domain=domain, settings={}, timezone="UTC", currency="USD", plan="free")
+        store = t.Store(platform="shopify", domain=domain, settings={"postal_address": POSTAL_ADDRESS}, timezone="UTC", currency="USD", plan="free")
         session.add(store)
         session.flush()
         return store.id

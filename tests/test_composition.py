@@ -41,16 +41,17 @@ def test_embedded_default_is_sqlite_under_var_and_the_in_process_broker(tmp_path
 
 
 def test_environment_selects_postgresql_and_redis(tmp_path: Path) -> None:
+    k1, k2 = (Fernet.generate_key().decode() for _ in range(2))
     settings = Settings.from_env({
         "CARTRESQ_VAR_DIR": str(tmp_path),
         "DATABASE_URL": "postgres://app@db.example.com:5432/cartresq",
         "REDIS_URL": "redis://cache.example.com:6379/0",
         "CARTRESQ_TIME_SCALE": "3600",
-        "CARTRESQ_ENCRYPTION_KEY": "k1, k2",
+        "CARTRESQ_ENCRYPTION_KEY": f"{k1}, {k2}",
     })
     assert settings.database_url == "postgresql+psycopg://app@db.example.com:5432/cartresq"
     assert not settings.embedded and settings.time_scale == 3600
-    assert settings.encryption_keys == ("k1", "k2")
+    assert settings.encryption_keys == (k1, k2)
     # Building the runtime opens no connection: these hosts do not even resolve
     rt = build_runtime(settings)
     assert isinstance(rt.broker, RedisBroker)

@@ -180,11 +180,6 @@ def test_the_default_sequence_has_no_push_step(rt: Runtime, service: tuple[FakeS
     assert "push" not in {m.channel for m in messages(rt, cart_id)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery/checks.py takes a push message's address from cart.phone ('no push address'); "
-    "the fix is for its owner: use push.carts_with_subscription (see the push report)",
-)
 def test_a_shopper_without_a_phone_still_gets_push(
     rt: Runtime, service: tuple[FakeServer, PushService]
 ) -> None:
@@ -202,5 +197,5 @@ def test_a_shopper_without_a_phone_still_gets_push(
     assert client.post("/push/subscribe", json=doc, headers=ORIGIN).status_code == 201
     send_first_steps(rt)
     [first] = [m for m in messages(rt) if m.step == 1]
-    assert (first.status, first.reason) == ("sent", None)  # today: ("cancelled", "no push address")
+    assert (first.status, first.reason) == ("sent", None)
     assert len(handler.delivered) == 1

@@ -45,3 +45,20 @@ def test_hot_queries_have_indexes(database_url: str) -> None:
     assert ("store_id", "status", "last_activity_at") in carts
     assert ("status", "due_at") in messages
     assert ("platform", "shop", "delivery_id") in uniques
+
+
+def test_migrations_form_one_line_that_downgrades_and_upgrades(database_url: str) -> None:
+    # One head: two branches would let `upgrade head` fail on an operator's database.
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from recovery.schema import alembic_config
+
+    cfg = alembic_config(database_url)
+    assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
+    command.downgrade(cfg, "base")
+    engine = make_engine(database_url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    upgrade(database_url)
+    check(database_url)

@@ -66,3 +66,14 @@ def test_a_platform_failure_never_blocks_the_install_and_reconciliation_catches_
     assert store(rt).credentials is not None and origins(rt) == []
     reconcile.reconcile_store(rt.sessions, rt.shopify.admin, store(rt).id, rt.timing)
     assert origins(rt) == [f"https://{WWW}"]
+
+
+def test_install_fills_the_postal_address_from_the_shop_but_never_overwrites_the_merchants(rt, web, fake: FakeShopify) -> None:
+    install(web)
+    assert effective(store(rt).settings or {})["postal_address"] == "Maple Test Goods, 12 Example Road, Sampletown ON K1A 0B1, Canada"
+    assert store(rt).name == "Maple Test Goods"
+    with rt.sessions.begin() as session:
+        set_settings(session, get_store(session, SHOP), ["postal_address=PO Box 7, Exampleville"])
+    fake.shop(SHOP).address_lines = ["Elsewhere 1"]
+    reconcile.reconcile_store(rt.sessions, rt.shopify.admin, store(rt).id, rt.timing)
+    assert effective(store(rt).settings or {})["postal_address"] == "PO Box 7, Exampleville"

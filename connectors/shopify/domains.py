@@ -1,4 +1,4 @@
-"""The shop's storefront domains from the Admin API, allowed as tracker origins (POST /track).
+"""The shop's storefront domains (allowed tracker origins, POST /track) and postal address from the Admin API.
 
 `shop { primaryDomain { host url } domains { host url } }`: the primary domain is what shoppers see;
 `domains` adds the others (e.g. www and bare, market domains). If an API version no longer has
@@ -14,12 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.shopify.admin import AdminClient, AdminError
 from recovery import tables as t
+from recovery.stores import fill_postal_address
 from recovery.tracking import normalize_origin, set_platform_origins
 
 log = logging.getLogger(__name__)
 
 DOMAINS = "query ShopDomains { shop { primaryDomain { host url } domains { host url } } }"
 PRIMARY = "query ShopPrimaryDomain { shop { primaryDomain { host url } } }"
+# `shopAddress` replaced `billingAddress` in 2026-01; CAN-SPAM wants the sender's postal address in every email.
+ADDRESS = "query ShopAddress { shop { name shopAddress { formatted(withCompanyName: true) } } }"
 
 
 def fetch_origins(admin: AdminClient, shop: str) -> list[str]:
@@ -54,9 +57,29 @@ def sync_origins(sessions: sessionmaker[Session], admin: AdminClient, store_id: 
     return origins
 
 
+def sync_address(sessions: sessionmaker[Session], admin: AdminClient, store_id: int) -> bool:
+    """Fill the store's `postal_address` (and name) from Shopify when the merchant has not set one."""
+    with sessions() as session:
+        store = session.get(t.Store, store_id)
+        if store is None or not store.active or (store.settings or {}).get("postal_address"):
+            return False
+        shop = store.domain
+    node = admin.execute(shop, ADDRESS).get("shop") or {}
+    lines = (node.get("shopAddress") or {}).get("formatted") or []
+    address = ", ".join(str(line).strip() for line in lines if str(line).strip())
+    if not address:
+        return False
+    with sessions.begin() as session:
+        if not fill_postal_address(session, store_id, address, node.get("name")):
+            return False
+    log.info("store %s: postal address filled from Shopify", store_id)
+    return True
+
+
 def sync_origins_quietly(sessions: sessionmaker[Session], admin: AdminClient, store_id: int) -> None:
-    """For install and reconciliation: a failure is logged, and the next reconciliation tries again."""
-    try:
-        sync_origins(sessions, admin, store_id)
-    except Exception as exc:  # any platform or token failure: origins are a convenience, never a blocker
-        log.warning("store %s: storefront domains not read (%s)", store_id, type(exc).__name__)
+    """For install and reconciliation: domains and postal address; a failure is logged and retried next time."""
+    for step, what in ((sync_origins, "storefront domains"), (sync_address, "postal address")):
+        try:
+            step(sessions, admin, store_id)
+        except Exception as exc:  # any platform or token failure: a convenience, never a blocker
+            log.warning("store %s: %s not read (%s)", store_id, what, type(exc).__name__)

@@ -108,6 +108,18 @@ class WooClient:
     def system_status(self) -> dict[str, Any]:
         return dict(self.request("GET", "wc/v3/system_status").json())
 
+    def store_address(self) -> str:
+        """The shop's address from WooCommerce's general settings, one line (empty when unset)."""
+        values = {row.get("id"): str(row.get("value") or "").strip() for row in self._settings("general")}
+        city = " ".join(v for v in (values.get("woocommerce_store_city"), values.get("woocommerce_store_postcode")) if v)
+        country = values.get("woocommerce_default_country", "").replace(":", " ")  # "US:CA" is country:state
+        parts = (values.get("woocommerce_store_address"), values.get("woocommerce_store_address_2"), city, country)
+        return ", ".join(p for p in parts if p)
+
+    def _settings(self, group: str) -> list[dict[str, Any]]:
+        rows = self.request("GET", f"wc/v3/settings/{group}").json()
+        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
     def list_webhooks(self) -> list[dict[str, Any]]:
         return list(self._pages("wc/v3/webhooks", {}))
 

@@ -24,6 +24,7 @@ from connectors.woocommerce.webhooks import SUBSCRIBED
 from recovery import tables as t
 from recovery.crypto import Vault
 from recovery.intake import PROCESS_ACTOR
+from recovery.stores import fill_postal_address
 from recovery.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,13 @@ def reconcile_store(
         client = client_for(store, connection, vault, allow_http)
         store_key, since = connection.store_key, connection.orders_synced_to or connection.created_at
         plugin_done = connection.plugin_configured_at is not None
+        has_address = bool((store.settings or {}).get("postal_address"))
         plugin_secret = connection.plugin_secret
     try:
         report.webhooks = ensure_webhooks(sessions, vault, store_id, client, delivery_url(app_url, store_key))
+        if not has_address:
+            with sessions.begin() as session:
+                fill_postal_address(session, store_id, client.store_address())
         if not plugin_done and plugin_secret:
             configure_plugin(sessions, vault, store_id, client, app_url, store_key, plugin_secret)
         report.backfilled, newest = backfill(engine, vault, store_key, client, since, enqueue)

@@ -1,7 +1,7 @@
 """messaging: provider delivery events on recovery_messages, push_subscriptions
 
 Revision ID: 0103
-Revises: 0001
+Revises: 0102
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import recovery.types
 
 revision = "0103"
-down_revision = "0001"
+down_revision = "0102"
 branch_labels = None
 depends_on = None
 

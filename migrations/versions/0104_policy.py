@@ -1,7 +1,7 @@
 """send policy: consents, shopper_sends and carts.bot_reason
 
 Revision ID: 0104
-Revises: 0001
+Revises: 0103
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.types
 
 revision = "0104"
-down_revision = "0001"
+down_revision = "0103"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """shopify install, expiring tokens, oauth states, discount codes
 
 Revision ID: 0105
-Revises: 0001
+Revises: 0104
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.types
 
 revision = "0105"
-down_revision = "0001"
+down_revision = "0104"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """woocommerce connections, webhooks and activations
 
 Revision ID: 0106
-Revises: 0001
+Revises: 0105
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.types
 
 revision = "0106"
-down_revision = "0001"
+down_revision = "0105"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """catalog facts: variant prices and inventory levels
 
 Revision ID: 0107
-Revises: 0001
+Revises: 0106
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.types
 
 revision = "0107"
-down_revision = "0001"
+down_revision = "0106"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """exit-popup discount codes: discount_codes.exit_sid, message_id and cart_id optional
 
 Revision ID: 0108
-Revises: 0001 (needs 0105, which creates discount_codes)
+Revises: 0107
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0108"
-down_revision = "0001"
+down_revision = "0107"
 branch_labels = None
-depends_on = "0105"
+depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

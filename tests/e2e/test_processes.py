@@ -16,6 +16,7 @@ from sqlalchemy import select
 from recovery import tables as t
 from recovery.db import make_engine, make_sessionmaker
 from recovery.schema import upgrade
+from tests.conftest import POSTAL_ADDRESS
 from tests.e2e.stack import Stack, wait_for
 from tests.support import shopify
 
@@ -67,7 +68,7 @@ def start_all(stack: Stack, workers: int = 1, dispatchers: int = 1) -> None:
 
 def add_store(stack: Stack, **settings: object) -> None:
     with stack.sessions.begin() as session:  # type: ignore[attr-defined]
-        session.add(t.Store(platform="shopify", domain=shopify.SHOP, settings={"holdout_percent": 0, **settings},
+        session.add(t.Store(platform="shopify", domain=shopify.SHOP, settings={"holdout_percent": 0, "postal_address": POSTAL_ADDRESS, **settings},
                             timezone="UTC", currency="USD", plan="free"))
 
 

@@ -36,6 +36,9 @@ class Shop:
     webhook_topics: list[str] = field(default_factory=list)
     #: Custom domains (hosts); the first is the primary one. None: the myshopify domain is primary.
     custom_domains: list[str] = field(default_factory=list)
+    #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
+    name: str = "Maple Test Goods"
+    address_lines: list[str] = field(default_factory=lambda: ["Maple Test Goods", "12 Example Road", "Sampletown ON K1A 0B1", "Canada"])
 
 
 class FakeShopify:
@@ -169,6 +172,8 @@ class FakeShopify:
             data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
         elif "orders(" in query:
             data = {"orders": {"nodes": state.orders, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "shopAddress" in query:
+            data = {"shop": {"name": state.name, "shopAddress": {"formatted": list(state.address_lines)}}}
         elif "primaryDomain" in query:
             wants_list = "domains" in query.replace("primaryDomain", "")
             if self.shop_domains_removed and wants_list:

@@ -59,6 +59,13 @@ class FakeWooCommerce:
         self.orders: dict[int, dict[str, Any]] = {}
         self.coupons: dict[int, dict[str, Any]] = {}
         self.plugin_settings: dict[str, Any] | None = None
+        #: WooCommerce → Settings → General → Store Address (invented)
+        self.store_address: dict[str, str] = {
+            "woocommerce_store_address": "8 Example Gasse",
+            "woocommerce_store_city": "Beispielstadt",
+            "woocommerce_store_postcode": "10115",
+            "woocommerce_default_country": "DE",
+        }
         self.requests: list[tuple[str, str]] = []
         self.pings: list[tuple[str, int]] = []
         self._next_id = 100
@@ -175,6 +182,8 @@ class FakeWooCommerce:
             route = path[len("/wp-json/") :].rstrip("/")
             if route == "wc/v3/system_status" and request.method == "GET":
                 return _json(self._system_status())
+            if route == "wc/v3/settings/general" and request.method == "GET":
+                return _json(self._general_settings())
             if route == "wc/v3/webhooks":
                 return self._webhooks(request)
             if route.startswith("wc/v3/webhooks/"):
@@ -206,6 +215,21 @@ class FakeWooCommerce:
         )
         found = self.keys.get(key or "")
         return found is not None and hmac.compare_digest(found["secret"], secret or "")
+
+    def _general_settings(self) -> list[dict[str, Any]]:
+        """GET /wc/v3/settings/general: one object per option, as WooCommerce lists them."""
+        labels = {
+            "woocommerce_store_address": "Address line 1",
+            "woocommerce_store_address_2": "Address line 2",
+            "woocommerce_store_city": "City",
+            "woocommerce_default_country": "Country / State",
+            "woocommerce_store_postcode": "Postcode / ZIP",
+        }
+        return [
+            {"id": key, "label": label, "description": "", "type": "text", "default": "", "tip": "",
+             "value": self.store_address.get(key, "")}
+            for key, label in labels.items()
+        ]
 
     def _system_status(self) -> dict[str, Any]:
         return {
