@@ -26,8 +26,17 @@ def index() -> str:
     from app import runtime
 
     with runtime().sessions() as session:
-        summary = summarize(session)
-        carts = session.scalars(select(t.Cart).order_by(t.Cart.last_activity_at.desc()).limit(25)).all()
+        # Inside Shopify admin the session token names one shop: its merchant sees that store only.
+        stores = select(t.Store).where(t.Store.uninstalled_at.is_(None))
+        if g.get("shop"):
+            stores = stores.where(t.Store.platform == "shopify", t.Store.domain == g.shop)
+        visible = session.scalars(stores).all()
+        store_id = visible[0].id if g.get("shop") and visible else (-1 if g.get("shop") else None)
+        summary = summarize(session, store_id)
+        recent = select(t.Cart).order_by(t.Cart.last_activity_at.desc()).limit(25)
+        carts = session.scalars(recent if store_id is None else recent.where(t.Cart.store_id == store_id)).all()
+        # CAN-SPAM: without a postal address no email leaves (recovery/checks.py); say so where it is fixed.
+        no_address = [s.domain for s in visible if not str((s.settings or {}).get("postal_address") or "").strip()]
         messages = session.scalars(
             select(t.RecoveryMessage)
             .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
@@ -37,5 +46,6 @@ def index() -> str:
     for message in messages:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
-        "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status")
+        "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status"),
+        no_address=no_address
     )

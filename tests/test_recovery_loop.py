@@ -256,6 +256,19 @@ def test_suppressed_address_and_withdrawn_sms_consent_cancel_with_reasons(rt: Ru
     ]
 
 
+def test_no_email_leaves_without_the_stores_postal_address(rt: Runtime, client, fake: FakeChannel) -> None:
+    # CAN-SPAM: a commercial email must carry a valid postal address; the SMS step does not need one.
+    set_store(rt, postal_address="")
+    deliver(rt, client, "checkouts_update")
+    at = daytime(10)
+    [cart_id] = abandon_all(rt, at)
+    send_due(rt, at + 200 * HOUR)
+    assert {(m.channel, m.reason) for m in messages(rt, cart_id) if m.channel == "email"} == {
+        ("email", "missing_postal_address")
+    }
+    assert all(isinstance(m, OutboundSms) for m in fake.sent)
+
+
 def test_sms_step_goes_out_as_sms(rt: Runtime, client, fake: FakeChannel) -> None:
     deliver(rt, client, "checkouts_update")
     at = daytime(10)  # the SMS step, 48 h later, is inside the shopper's legal hours

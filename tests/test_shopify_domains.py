@@ -6,6 +6,7 @@ from typing import Any
 
 from app.runtime import Runtime
 from connectors.shopify import reconcile
+from recovery import tables as t
 from recovery.store_settings import effective
 from recovery.stores import get_store, set_settings
 from tests.shopify_app_helpers import fake, install, rt, store, web  # noqa: F401
@@ -77,3 +78,20 @@ def test_install_fills_the_postal_address_from_the_shop_but_never_overwrites_the
     fake.shop(SHOP).address_lines = ["Elsewhere 1"]
     reconcile.reconcile_store(rt.sessions, rt.shopify.admin, store(rt).id, rt.timing)
     assert effective(store(rt).settings or {})["postal_address"] == "PO Box 7, Exampleville"
+
+
+def test_the_embedded_dashboard_shows_one_shop_and_warns_when_its_address_is_missing(rt, web, fake: FakeShopify) -> None:
+    from tests.shopify_app_helpers import API_KEY, SECRET
+    from tests.support.fake_shopify import session_token
+
+    install(web)
+    other = "alder-test.myshopify.com"
+    with rt.sessions.begin() as session:
+        session.add(t.Store(platform="shopify", domain=other, settings={}, timezone="UTC", currency="USD", plan="free"))
+    headers = {"Authorization": f"Bearer {session_token(SHOP, API_KEY, SECRET)}"}
+    page = web.get("/", headers=headers).get_data(as_text=True)
+    assert "has no postal address" not in page  # ours came from Shopify; the other shop is not ours to see
+    with rt.sessions.begin() as session:
+        set_settings(session, get_store(session, SHOP), ["postal_address="])
+    page = web.get("/", headers=headers).get_data(as_text=True)
+    assert f"{SHOP} has no postal address" in page and other not in page
