@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+from functools import partial
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from recovery import push
 from recovery import tables as t
 from recovery.carts import cancel_pending
 from recovery.model import CartStatus
+from recovery.policy import fit_due
 from recovery.sequence import SendTimeModel, first_offsets, plan, store_sequence
 from recovery.store_settings import effective
 from recovery.timing import Timing
@@ -86,7 +88,8 @@ class Abandoner:
         offsets = first_offsets(settings, self.candidates)
         best = self.send_time.best_offset(cart_features(cart, customer, store), offsets)
         best = min(max(best, min(offsets)), max(offsets))  # a fallback policy may not know the window
-        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing, has_push)
+        fit = partial(fit_due, cart=cart, store=store, settings=settings, timing=self.timing)  # legal SMS hours
+        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing, has_push, fit)
 
     def _assign(
         self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store], now: datetime

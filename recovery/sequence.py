@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -114,6 +115,7 @@ def plan(
     sms_allowed: bool,
     existing: dict[int, t.RecoveryMessage],
     has_push: bool = False,
+    fit: Callable[[str, datetime], datetime] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per applicable step: cancelled or planned rows in `existing` (the cart's rows by step) are
     re-armed in place; the new rows are returned as values for one bulk insert by the caller.
@@ -126,8 +128,9 @@ def plan(
         if step_applies(step, cart, sms_allowed, has_push) is not None:
             continue
         seconds = first_offset_hours * 3600 if step.delay is None else step.delay
+        due = cart.abandoned_at + timing.span(seconds)
         values = {
-            "channel": step.channel, "template": step.template, "due_at": cart.abandoned_at + timing.span(seconds),
+            "channel": step.channel, "template": step.template, "due_at": fit(step.channel, due) if fit else due,
             "status": "planned", "reason": None, "claimed_at": None,
         }
         row = existing.get(step.step)

@@ -126,6 +126,18 @@ def test_sms_past_48_hours_is_cancelled(rt: Runtime, fake: FakeChannel) -> None:
     assert send_at(rt, at + 50 * HOUR) == ["cancelled: sms_window_expired"] and fake.sent == []
 
 
+def test_sms_whose_48_hours_end_at_night_is_planned_before_the_window_closes(rt: Runtime, fake: FakeChannel) -> None:
+    checkout(rt)  # America/New_York: SMS allowed 08:00-21:00
+    at = daytime(23)  # 48 h later is 23:00, and 08:00 the morning after would be past the 48 h limit
+    [cart_id] = abandon_all(rt, at)
+    [sms] = [m for m in messages(rt, cart_id) if m.channel == "sms"]
+    assert sms.due_at == at + 46 * HOUR - HOUR / 2 - HOUR / 60  # 20:29 local: over half an hour before 21:00
+    only_channel(rt, "sms")
+    assert send_at(rt, sms.due_at) == ["sent"]
+    [sms_out] = fake.sent
+    assert isinstance(sms_out, OutboundSms)
+
+
 def test_shopper_cap_moves_the_second_message_and_the_store_can_turn_it_off(rt: Runtime, fake: FakeChannel) -> None:
     checkout(rt)
     at = daytime(10)

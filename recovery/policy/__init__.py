@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.policy.caps import DISPATCH_LAG, MAX_PER_CART, SMS_MAX_AGE, Guard, ledger, parse_cap, sent_counts, shopper_keys
-from recovery.policy.hours import ANY_TIME, Window, next_allowed, sms_window
+from recovery.policy.hours import ANY_TIME, Window, last_allowed, next_allowed, sms_window
 from recovery.policy.zones import candidate_zones
 from recovery.store_settings import effective
 from recovery.timing import Timing
@@ -42,6 +42,27 @@ def window_for(channel: str, settings: dict[str, Any], cart: t.Cart) -> Window:
 
 def zones_for(cart: t.Cart, store: t.Store, settings: dict[str, Any]) -> tuple[str, ...]:
     return candidate_zones(cart.shopper_timezone, cart.country, cart.province, cart.phone, (store.settings or {}).get("timezone") or store.timezone)
+
+
+#: An SMS pulled earlier to fit its legal hours is planned this long before the window closes (dispatch lag).
+SMS_FIT_MARGIN = timedelta(minutes=30)
+
+
+def fit_due(channel: str, due: datetime, cart: t.Cart, store: t.Store, settings: dict[str, Any], timing: Timing) -> datetime:
+    """At planning: an SMS whose due time falls in quiet hours that last past its 48 h limit is planned
+    earlier, at the end of the last allowed window before the limit, instead of being cancelled later."""
+    if channel != "sms" or timing.time_scale != 1 or cart.abandoned_at is None:
+        return due
+    zones, window = zones_for(cart, store, settings), window_for(channel, settings, cart)
+    limit = cart.abandoned_at + SMS_MAX_AGE
+    moved = next_allowed(due, zones, window)
+    if moved is not None and moved <= limit:
+        return due  # the pre-send policy moves it within the limit
+    # The window shrunk by the margin, so a dispatch lag cannot carry it into quiet hours again.
+    margin = int(SMS_FIT_MARGIN.total_seconds() // 60)
+    inner = Window(tuple((start, end - margin) for start, end in window.spans if end - margin > start))
+    earlier = last_allowed(min(due, limit), cart.abandoned_at, zones, inner)
+    return earlier or due
 
 
 def verdicts(session: Session, batch: Sequence[Any], now: datetime, timing: Timing) -> tuple[dict[int, Verdict], dict[int, Guard]]:

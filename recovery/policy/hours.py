@@ -130,3 +130,21 @@ def next_allowed(at: datetime, zones: Sequence[str], window: Window, horizon_day
         if allowed_at(moment, zones, window):
             return moment
     return None
+
+
+def last_allowed(before: datetime, after: datetime, zones: Sequence[str], window: Window) -> datetime | None:
+    """The latest moment in [after, before] inside the window in every zone (a window's end or `before`)."""
+    if allowed_at(before, zones, window):
+        return before
+    candidates = set()
+    for zone in zones:
+        tz = ZoneInfo(zone)
+        day = before.astimezone(tz).date()
+        for offset in range(-((before - after).days + 2), 1):
+            for _, end in window.spans:
+                minute = end - 1  # spans are [start, end): the last allowed minute
+                local = datetime.combine(day + timedelta(days=offset), time(minute // 60, minute % 60), tzinfo=tz)
+                moment = local.astimezone(UTC)
+                if after <= moment <= before:
+                    candidates.add(moment)
+    return next((m for m in sorted(candidates, reverse=True) if allowed_at(m, zones, window)), None)
