@@ -95,3 +95,14 @@ def test_the_embedded_dashboard_shows_one_shop_and_warns_when_its_address_is_mis
         set_settings(session, get_store(session, SHOP), ["postal_address="])
     page = web.get("/", headers=headers).get_data(as_text=True)
     assert f"{SHOP} has no postal address" in page and other not in page
+
+
+def test_install_points_the_app_embed_at_our_track_endpoint_once(rt, web, fake: FakeShopify) -> None:
+    install(web)
+    assert fake.shop(SHOP).app_metafields[("cartresq", "track_url")] == f"{rt.settings.app_url}/track"
+    sets = [c for c in fake.graphql_calls() if "metafieldsSet" in c["body"]["query"]]
+    [call] = sets
+    [field] = call["body"]["variables"]["metafields"]
+    assert field["ownerId"].startswith("gid://shopify/AppInstallation/") and field["type"] == "single_line_text_field"
+    rt.shopify.sync_origins(store(rt).id)  # unchanged: read, not written again
+    assert len([c for c in fake.graphql_calls() if "metafieldsSet" in c["body"]["query"]]) == 1

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +24,12 @@ log = logging.getLogger(__name__)
 DOMAINS = "query ShopDomains { shop { primaryDomain { host url } domains { host url } } }"
 PRIMARY = "query ShopPrimaryDomain { shop { primaryDomain { host url } } }"
 # `shopAddress` replaced `billingAddress` in 2026-01; CAN-SPAM wants the sender's postal address in every email.
+#: The tracker's endpoint for the app embed (theme_extension/blocks/cartresq-embed.liquid reads
+#: `app.metafields.cartresq.track_url`): an app-data metafield on our AppInstallation.
+INSTALLATION = 'query AppInstallation { currentAppInstallation { id metafield(namespace: "cartresq", key: "track_url") { value } } }'
+SET_METAFIELD = """mutation SetTrackUrl($metafields: [MetafieldsSetInput!]!) {
+  metafieldsSet(metafields: $metafields) { metafields { id } userErrors { field message code } }
+}"""
 ADDRESS = "query ShopAddress { shop { name shopAddress { formatted(withCompanyName: true) } } }"
 
 
@@ -76,9 +84,33 @@ def sync_address(sessions: sessionmaker[Session], admin: AdminClient, store_id: 
     return True
 
 
-def sync_origins_quietly(sessions: sessionmaker[Session], admin: AdminClient, store_id: int) -> None:
-    """For install and reconciliation: domains and postal address; a failure is logged and retried next time."""
-    for step, what in ((sync_origins, "storefront domains"), (sync_address, "postal address")):
+def sync_track_url(sessions: sessionmaker[Session], admin: AdminClient, store_id: int, app_url: str) -> bool:
+    """Point the app embed at our `/track` (set only when it differs); True when it was written."""
+    with sessions() as session:
+        store = session.get(t.Store, store_id)
+        if store is None or not store.active or store.platform != "shopify":
+            return False
+        shop = store.domain
+    wanted = f"{app_url.rstrip('/')}/track"
+    node = admin.execute(shop, INSTALLATION).get("currentAppInstallation") or {}
+    if (node.get("metafield") or {}).get("value") == wanted or not node.get("id"):
+        return False
+    field = {"ownerId": node["id"], "namespace": "cartresq", "key": "track_url", "type": "single_line_text_field", "value": wanted}
+    result = admin.execute(shop, SET_METAFIELD, {"metafields": [field]}).get("metafieldsSet") or {}
+    if result.get("userErrors"):
+        raise AdminError(f"metafieldsSet: {result['userErrors'][0].get('message')}", permanent=True, code="user_errors")
+    return True
+
+
+def sync_origins_quietly(
+    sessions: sessionmaker[Session], admin: AdminClient, store_id: int, app_url: str | None = None
+) -> None:
+    """For install and reconciliation: domains, postal address and (given our URL) the tracker endpoint;
+    a failure is logged and retried next time."""
+    steps: list[tuple[Any, str]] = [(sync_origins, "storefront domains"), (sync_address, "postal address")]
+    if app_url:
+        steps.append((partial(sync_track_url, app_url=app_url), "tracker endpoint"))
+    for step, what in steps:
         try:
             step(sessions, admin, store_id)
         except Exception as exc:  # any platform or token failure: a convenience, never a blocker

@@ -52,7 +52,7 @@ class ShopifyServices:
 
     def sync_origins(self, store_id: int) -> None:
         """The shop's storefront domains into `allowed_origins` (after install); never raises."""
-        domains.sync_origins_quietly(self.sessions, self.quick_admin or self.admin, store_id)
+        domains.sync_origins_quietly(self.sessions, self.quick_admin or self.admin, store_id, self.config.app_url)
 
     def due_jobs(self, clock: float | None = None) -> list[str]:
         clock = time.monotonic() if clock is None else clock

@@ -36,6 +36,8 @@ class Shop:
     webhook_topics: list[str] = field(default_factory=list)
     #: Custom domains (hosts); the first is the primary one. None: the myshopify domain is primary.
     custom_domains: list[str] = field(default_factory=list)
+    #: App-data metafields on our AppInstallation: (namespace, key) → value
+    app_metafields: dict[tuple[str, str], str] = field(default_factory=dict)
     #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
     name: str = "Maple Test Goods"
     address_lines: list[str] = field(default_factory=lambda: ["Maple Test Goods", "12 Example Road", "Sampletown ON K1A 0B1", "Canada"])
@@ -172,6 +174,14 @@ class FakeShopify:
             data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
         elif "orders(" in query:
             data = {"orders": {"nodes": state.orders, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "currentAppInstallation" in query:
+            value = state.app_metafields.get(("cartresq", "track_url"))
+            data = {"currentAppInstallation": {"id": "gid://shopify/AppInstallation/1001",
+                                               "metafield": {"value": value} if value is not None else None}}
+        elif "metafieldsSet" in query:
+            for m in variables["metafields"]:
+                state.app_metafields[(m["namespace"], m["key"])] = m["value"]
+            data = {"metafieldsSet": {"metafields": [{"id": "gid://shopify/Metafield/1"}], "userErrors": []}}
         elif "shopAddress" in query:
             data = {"shop": {"name": state.name, "shopAddress": {"formatted": list(state.address_lines)}}}
         elif "primaryDomain" in query:
