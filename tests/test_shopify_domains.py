@@ -106,3 +106,17 @@ def test_install_points_the_app_embed_at_our_track_endpoint_once(rt, web, fake: 
     assert field["ownerId"].startswith("gid://shopify/AppInstallation/") and field["type"] == "single_line_text_field"
     rt.shopify.sync_origins(store(rt).id)  # unchanged: read, not written again
     assert len([c for c in fake.graphql_calls() if "metafieldsSet" in c["body"]["query"]]) == 1
+
+
+def test_install_activates_the_web_pixel_and_a_new_app_url_updates_it(rt, web, fake: FakeShopify) -> None:
+    import dataclasses
+    import json
+
+    install(web)
+    pixel = fake.shop(SHOP).web_pixel
+    assert pixel is not None and json.loads(pixel["settings"]) == {"endpoint": f"{rt.settings.app_url}/track"}
+    # The app moved: the next sync finds the pixel taken and updates its settings in place
+    rt.shopify.config = dataclasses.replace(rt.shopify.config, app_url="https://app2.example.com")
+    rt.shopify.sync_origins(store(rt).id)
+    assert json.loads(fake.shop(SHOP).web_pixel["settings"]) == {"endpoint": "https://app2.example.com/track"}
+    assert fake.shop(SHOP).web_pixel["id"] == pixel["id"]

@@ -14,6 +14,7 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.shopify import pixel
 from connectors.shopify.admin import AdminClient, AdminError
 from recovery import tables as t
 from recovery.stores import fill_postal_address
@@ -85,13 +86,14 @@ def sync_address(sessions: sessionmaker[Session], admin: AdminClient, store_id: 
 
 
 def sync_track_url(sessions: sessionmaker[Session], admin: AdminClient, store_id: int, app_url: str) -> bool:
-    """Point the app embed at our `/track` (set only when it differs); True when it was written."""
+    """Point the web pixel and the app embed at our `/track`; True when the embed's metafield was written."""
     with sessions() as session:
         store = session.get(t.Store, store_id)
         if store is None or not store.active or store.platform != "shopify":
             return False
         shop = store.domain
     wanted = f"{app_url.rstrip('/')}/track"
+    pixel.activate(admin, shop, wanted)  # checkout steps, where theme code cannot run
     node = admin.execute(shop, INSTALLATION).get("currentAppInstallation") or {}
     if (node.get("metafield") or {}).get("value") == wanted or not node.get("id"):
         return False

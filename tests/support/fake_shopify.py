@@ -36,6 +36,8 @@ class Shop:
     webhook_topics: list[str] = field(default_factory=list)
     #: Custom domains (hosts); the first is the primary one. None: the myshopify domain is primary.
     custom_domains: list[str] = field(default_factory=list)
+    #: Our web pixel record on the shop (webPixelCreate/Update): {"id", "settings" (a JSON string)}
+    web_pixel: dict[str, Any] | None = None
     #: App-data metafields on our AppInstallation: (namespace, key) → value
     app_metafields: dict[tuple[str, str], str] = field(default_factory=dict)
     #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
@@ -174,6 +176,19 @@ class FakeShopify:
             data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
         elif "orders(" in query:
             data = {"orders": {"nodes": state.orders, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
+        elif "webPixelCreate" in query:
+            if state.web_pixel is not None:
+                data = {"webPixelCreate": {"webPixel": None, "userErrors": [
+                    {"field": None, "message": "Web pixel is taken.", "code": "TAKEN"}]}}
+            else:
+                state.web_pixel = {"id": "gid://shopify/WebPixel/7", "settings": variables["webPixel"]["settings"]}
+                data = {"webPixelCreate": {"webPixel": dict(state.web_pixel), "userErrors": []}}
+        elif "webPixelUpdate" in query:
+            assert state.web_pixel is not None and variables["id"] == state.web_pixel["id"]
+            state.web_pixel["settings"] = variables["webPixel"]["settings"]
+            data = {"webPixelUpdate": {"webPixel": dict(state.web_pixel), "userErrors": []}}
+        elif "webPixel {" in query:
+            data = {"webPixel": dict(state.web_pixel) if state.web_pixel else None}
         elif "currentAppInstallation" in query:
             value = state.app_metafields.get(("cartresq", "track_url"))
             data = {"currentAppInstallation": {"id": "gid://shopify/AppInstallation/1001",
