@@ -46,8 +46,18 @@ class Sender:
         that row failed ("interrupted") instead of sending it again.
         """
         ready, outcomes = self._check(sessions, message_ids)
+        # One provider's outage must not hold up the others: after its first transient error the rest of
+        # that channel stays queued (no timeout per message), other channels go on; then the job retries.
+        down: dict[str, TransientSendError] = {}
         for message_id, channel, outbound, guard in ready:
-            outcomes[message_id] = self._deliver(sessions, message_id, channel, outbound, guard)
+            if channel in down:
+                continue
+            try:
+                outcomes[message_id] = self._deliver(sessions, message_id, channel, outbound, guard)
+            except TransientSendError as exc:
+                down[channel] = exc
+        if down:
+            raise next(iter(down.values()))
         return outcomes
 
     def _check(

@@ -502,3 +502,28 @@ def test_a_stale_consent_delivery_never_overrides_a_newer_one(rt: Runtime, clien
     drain(rt)
     with rt.sessions() as session:
         assert session.scalars(select(t.Customer.email_consent)).one() is False
+
+
+def test_an_email_outage_does_not_hold_up_sms_in_the_same_batch(database_url: str, tmp_path: Path) -> None:
+    email, sms = FakeChannel(TransientSendError("503 try later")), FakeChannel()
+    rt = build_runtime(make_settings(database_url, tmp_path), channels={"email": email, "sms": sms, "push": sms}, seed=3)
+    try:
+        add_store(rt)
+        set_store(rt, holdout_percent=0, shopper_cap="off")
+        deliver(rt, create_app(runtime=rt).test_client(), "checkouts_update")
+        at = daytime(10)
+        [cart_id] = abandon_all(rt, at)
+        claimed = claim(rt, at + 48 * HOUR + HOUR / 2)  # steps 1-3 due: email, email, SMS
+        assert len(claimed) == 3
+        with pytest.raises(TransientSendError):  # the job still retries the email
+            rt.sender.send_batch(rt.sessions, claimed)
+        rows = {m.channel + str(m.step): m for m in messages(rt, cart_id)}
+        assert rows["sms3"].status == "sent" and len(sms.sent) == 1
+        # the first email was tried once; the second was not tried against a provider known to be down
+        assert (rows["email1"].status, rows["email1"].attempts) == ("queued", 1)
+        assert (rows["email2"].status, rows["email2"].attempts) == ("queued", 0)
+        email.fail_with = None
+        rt.sender.send_batch(rt.sessions, claimed)
+        assert [m.step for m in email.sent] == [1, 2] and len(sms.sent) == 1
+    finally:
+        rt.close()
