@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -84,6 +85,53 @@ def offer_for(
     )
     session.flush()
     return Offer(issued.code, percent, ends_at)
+
+
+def prepare(sessions: sessionmaker[Session], provider: OfferProvider | None, message_ids: Sequence[int]) -> int:
+    """Make the codes a send batch's offer steps need before its transaction opens.
+
+    The platform call may take seconds; made inside the send transaction it would hold the row locks
+    (and the store's, which orders take) all that time. `offer_for` then finds the code recorded here.
+    Returns how many codes were made.
+    """
+    if provider is None or not message_ids:
+        return 0
+    with sessions() as session:
+        wanted = session.execute(
+            select(t.RecoveryMessage, t.Cart, t.Store)
+            .join(t.Cart, t.Cart.id == t.RecoveryMessage.cart_id)
+            .join(t.Store, t.Store.id == t.RecoveryMessage.store_id)
+            .outerjoin(t.DiscountCode, t.DiscountCode.message_id == t.RecoveryMessage.id)
+            .where(
+                t.RecoveryMessage.id.in_(list(message_ids)),
+                t.RecoveryMessage.status == "queued",
+                t.RecoveryMessage.template == "offer",
+                t.Cart.status == "abandoned",
+                t.DiscountCode.id.is_(None),
+            )
+        ).all()
+    made = 0
+    for message, cart, store in wanted:
+        settings = effective(store.settings or {})
+        percent = int(settings["offer_percent"])
+        if percent <= 0:
+            continue
+        ends_at = utcnow() + timedelta(seconds=int(settings["offer_window"]))
+        try:
+            issued = provider.create_code(store, cart, percent, ends_at)
+        except OfferUnavailable as exc:
+            log.warning("store %s: no offer for message %s (%s)", store.id, message.id, exc)
+            continue
+        try:
+            with sessions.begin() as session:
+                session.add(t.DiscountCode(
+                    store_id=store.id, cart_id=cart.id, message_id=message.id, code=issued.code,
+                    platform_id=issued.platform_id, percent=percent, ends_at=ends_at, created_at=utcnow(),
+                ))
+            made += 1
+        except IntegrityError:  # a duplicate job recorded one first: ours is single-use and expires unused
+            log.info("message %s: offer code already recorded", message.id)
+    return made
 
 
 def apply_code(session: Session, message_id: int, url: str | None) -> str | None:

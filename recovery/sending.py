@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery import offers
 from recovery import tables as t
 from recovery.channels import Channel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from recovery.checks import Candidate, blocking_reasons
@@ -45,6 +46,7 @@ class Sender:
         provider call, so a crash loses at most the one message in flight, and the dispatcher later marks
         that row failed ("interrupted") instead of sending it again.
         """
+        offers.prepare(sessions, self.composer.offers, message_ids)  # platform calls before any row lock
         ready, outcomes = self._check(sessions, message_ids)
         # One provider's outage must not hold up the others: after its first transient error the rest of
         # that channel stays queued (no timeout per message), other channels go on; then the job retries.

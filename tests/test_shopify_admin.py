@@ -58,7 +58,8 @@ def test_transient_errors_retry_with_jittered_backoff_permanent_ones_do_not(rt, 
 def offer_cart(rt, web):  # type: ignore[no-untyped-def]
     install(web)
     with rt.sessions.begin() as session:
-        session.scalar(select(t.Store)).settings = {"holdout_percent": 0, "offer_percent": 15, "offer_window": 86400}
+        store = session.scalar(select(t.Store))
+        store.settings = {**store.settings, "holdout_percent": 0, "offer_percent": 15, "offer_window": 86400}
     shopify.post(web, "checkouts_update", secret=SECRET)
     drain(rt)
     abandon_all(rt, now() + 2 * HOUR)
@@ -119,3 +120,28 @@ def test_expired_unused_codes_are_deleted_used_ones_kept(rt, web, fake: FakeShop
     with rt.sessions() as session:
         assert session.scalar(select(t.DiscountCode)).outcome == "deleted"
     assert offers.cleanup_expired(rt.sessions, rt.shopify.offers) == {"deleted": 0, "used": 0, "failed": 0}
+
+
+def test_a_slow_discount_call_holds_no_lock_an_order_needs(rt, web, fake: FakeShopify) -> None:
+    import threading
+    import time
+
+    from tests.loop_helpers import claim
+
+    message_id = offer_cart(rt, web)
+    assert claim(rt, now() + 9 * HOUR) == [message_id]
+    fake.script.append(("sleep", 1.5))  # Shopify takes 1.5 s to make the code
+    outcome: dict[int, str] = {}
+    sending = threading.Thread(target=lambda: outcome.update(rt.sender.send_batch(rt.sessions, [message_id])))
+    sending.start()
+    time.sleep(0.4)  # the send job is waiting on Shopify now
+    started = time.monotonic()
+    with rt.sessions.begin() as session:  # what recording an order takes: the store row, for update
+        session.scalars(select(t.Store).with_for_update()).one()
+    waited = time.monotonic() - started
+    sending.join(10)
+    assert waited < 0.8, f"an order would have waited {waited:.2f} s for the discount call"
+    assert outcome == {message_id: "sent"}
+    with rt.sessions() as session:
+        code = session.scalar(select(t.DiscountCode).where(t.DiscountCode.message_id == message_id))
+    assert code is not None and code.code.startswith("CRQ-")
