@@ -254,8 +254,8 @@ def shopify_reconcile(shop: str | None) -> None:
             except Exception as exc:  # auth or API failure: say which, exit 1
                 click.echo(f"{shop}: failed: {type(exc).__name__}: {exc}"[:300], err=True)
                 raise SystemExit(1) from None
-            missing = f"; missing webhooks: {', '.join(report.missing_webhooks)}" if report.missing_webhooks else ""
-            click.echo(f"{shop}: {report.checkouts} checkouts, {report.orders} orders{missing}")
+            filled = f"; {report.filled} filled in (missed webhooks)" if report.filled else ""
+            click.echo(f"{shop}: {report.checkouts} checkouts, {report.orders} orders{filled}")
             failed = False
     finally:
         engine.dispose()
