@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from recovery import tables as t
 from recovery.analytics import summarize
+from recovery.content import TEMPLATES
 from app.auth import require_session
 
 bp = Blueprint("dashboard", __name__)
@@ -47,5 +48,5 @@ def index() -> str:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
         "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status"),
-        no_address=no_address
+        no_address=no_address, templates=TEMPLATES
     )

@@ -129,6 +129,14 @@ def client(runtime: Runtime):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def self_hosted_client(runtime: Runtime):  # type: ignore[no-untyped-def]
+    """The same app without Shopify app credentials: the dashboard needs no session token (the demo's case)."""
+    import dataclasses
+
+    return create_app(runtime=dataclasses.replace(runtime, shopify=None)).test_client()
+
+
+@pytest.fixture
 def store_id(runtime: Runtime) -> int:
     return add_store(runtime)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -67,3 +68,12 @@ def test_route_in_german_and_as_sms(client) -> None:  # type: ignore[no-untyped-
 def test_route_bad_input_is_a_precise_4xx(client, url: str, status: int, detail: str) -> None:  # type: ignore[no-untyped-def]
     response = client.get(url)
     assert response.status_code == status and detail in response.get_json()["detail"]
+
+
+def test_the_dashboard_links_every_template_preview(self_hosted_client) -> None:  # type: ignore[no-untyped-def]
+    client = self_hosted_client
+    page = client.get("/").get_data(as_text=True)
+    links = re.findall(r'href="(preview/[^"]+)"', page)
+    assert {link.split("?")[0].split("/")[1] for link in links} == set(TEMPLATES)
+    for link in links:
+        assert client.get("/" + html.unescape(link)).status_code == 200
