@@ -1,6 +1,7 @@
 """Web push on the storefront: the VAPID public key, the service worker script, subscription capture.
 
-- `GET /push/key`: the applicationServerKey for `pushManager.subscribe` (404 while push is not configured).
+- `GET /push/key`: the applicationServerKey for `pushManager.subscribe` (404 while push is not configured);
+  `GET /proxy/push/key` is the same through the app proxy (`/apps/cartresq/push/key`).
 - `GET /push/sw.js`: the service worker. A service worker must come from the page's own origin, so the
   storefront cannot register it from here: WooCommerce's plugin serves this script at its site root, and
   on Shopify it is reached through the app proxy as `/apps/cartresq/sw.js` (`GET /proxy/sw.js`).
@@ -68,8 +69,7 @@ def public_key(private_key: str) -> str:
     return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
 
 
-@bp.get("/push/key")
-def vapid_key() -> Response | tuple[Response, int]:
+def _key_response() -> Response | tuple[Response, int]:
     settings = _runtime().settings
     if not (settings.vapid_private_key and settings.vapid_subject):
         return _error(404, "web push is not configured")
@@ -82,6 +82,11 @@ def vapid_key() -> Response | tuple[Response, int]:
     # A public key, fetched by storefront scripts of any shop: no credentials, so "*" is safe here.
     response.headers.update({"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=3600"})
     return response
+
+
+@bp.get("/push/key")
+def vapid_key() -> Response | tuple[Response, int]:
+    return _key_response()
 
 
 @lru_cache(maxsize=1)
@@ -124,6 +129,14 @@ def proxied_service_worker() -> Response | tuple[Response, int]:
     if _proxied_shop() is None:
         return _error(401, "invalid or missing app proxy signature")
     return _sw_response()
+
+
+@bp.get("/proxy/push/key")
+def proxied_vapid_key() -> Response | tuple[Response, int]:
+    """`/apps/cartresq/push/key`: the popup asks its own origin, as for the worker and the subscription."""
+    if _proxied_shop() is None:
+        return _error(401, "invalid or missing app proxy signature")
+    return _key_response()
 
 
 # --- subscriptions --------------------------------------------------------------------------------------

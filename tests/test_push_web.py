@@ -110,6 +110,27 @@ def test_the_app_proxy_serves_the_worker_only_with_shopifys_signature(client) ->
         assert client.get(f"/proxy/sw.js?{query}").status_code == 401
 
 
+
+def test_the_app_proxy_serves_the_key_only_with_shopifys_signature(client) -> None:  # type: ignore[no-untyped-def]
+    ok = client.get(f"/proxy/push/key?{proxy_query()}")
+    assert ok.status_code == 200 and ok.get_json() == {"publicKey": VAPID_PUBLIC}
+    for query in (
+        proxy_query(secret="not-our-secret"),
+        proxy_query(timestamp=int(time.time()) - 600),  # replayed
+        f"shop={SHOP}&timestamp={int(time.time())}",
+    ):
+        response = client.get(f"/proxy/push/key?{query}")
+        assert response.status_code == 401 and "publicKey" not in response.get_json()
+
+
+def test_the_app_proxy_key_is_404_without_web_push_configured(database_url: str, tmp_path: Path) -> None:
+    runtime = build_runtime(make_settings(database_url, tmp_path))
+    try:
+        response = create_app(runtime=runtime).test_client().get(f"/proxy/push/key?{proxy_query()}")
+        assert response.status_code == 404 and response.get_json() == {"error": "web push is not configured"}
+    finally:
+        runtime.close()
+
 # --- subscriptions ------------------------------------------------------------------------------------
 
 

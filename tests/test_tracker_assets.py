@@ -39,7 +39,8 @@ def test_embed_block_loads_the_tracker_deferred_with_its_settings() -> None:
     tag = tags[0]
     assert "{{ 'cartresq-tracker.js' | asset_url }}" in tag
     assert re.search(r"\sdefer\s", tag) and "async" not in tag
-    for attr in ("data-endpoint", "data-shop", "data-exit-popup", "data-capture", "data-honor-dnt", "data-popup-src"):
+    for attr in ("data-endpoint", "data-shop", "data-exit-popup", "data-capture", "data-honor-dnt", "data-popup-src",
+                 "data-push-base"):
         assert attr + "=" in tag
     assert '"target": "body"' in block
     # The popup is never loaded by the page itself: only the tracker pulls it in when it shows.

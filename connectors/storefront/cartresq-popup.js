@@ -3,6 +3,7 @@
 // POST /track; dataset holds the translated texts (data-t-*); send(type, extra) posts a beacon.
 // A fixed overlay (nothing on the page moves), role="dialog" + aria-modal, labelled and described,
 // focus kept inside, Escape or the close button or a click outside closes it.
+// With data-push-base (the app proxy path, e.g. /apps/cartresq) it also offers web-push reminders.
 window.CartResQPopup = (popup, D, send) => {
   const d = document;
   if (d.getElementById('cartresq-popup')) return;
@@ -24,6 +25,9 @@ window.CartResQPopup = (popup, D, send) => {
 #cartresq-popup label{display:block;font-weight:600}
 #cartresq-popup input{box-sizing:border-box;width:100%;margin:.25rem 0 .75rem;padding:.65rem;border:1px solid #555;border-radius:.25rem;font:inherit}
 #cartresq-popup .cq-b{display:block;box-sizing:border-box;width:100%;padding:.75rem;border:0;border-radius:.25rem;background:#111;color:#fff;font:inherit;font-weight:600;text-align:center;text-decoration:none;cursor:pointer}
+#cartresq-popup .cq-w{margin-top:.5rem}
+#cartresq-popup .cq-p{background:#fff;color:#111;box-shadow:inset 0 0 0 2px #111}
+#cartresq-popup .cq-s{margin:0;font-size:.875rem;text-align:center}
 #cartresq-popup :focus-visible{outline:3px solid #2563eb;outline-offset:2px}
 @media (prefers-reduced-motion:no-preference){#cartresq-popup .cq-d{animation:cq-in .2s ease-out}}
 @keyframes cq-in{from{opacity:0;transform:translateY(.5rem)}}`, d.head);
@@ -35,9 +39,9 @@ window.CartResQPopup = (popup, D, send) => {
   el('h2', { id: 'cq-title' }, offer ? t('OfferTitle', 'Before you go') : t('CaptureTitle', 'Save your cart?'), dialog);
   const text = el('p', { id: 'cq-text' }, offer ? popup.text || t('OfferText', 'Here is a discount for your order.')
     : t('CaptureText', "Enter your email and we'll send you a link back to your cart."), dialog);
+  const root = ((window.Shopify || 0).routes || 0).root || '/';
   if (offer) {
     // With a code, Shopify's /discount/CODE link applies it on the way to checkout.
-    const root = ((window.Shopify || 0).routes || 0).root || '/';
     if (code) el('p', { class: 'cq-c' }, code, dialog);
     el('a', { class: 'cq-b', href: code ? `${root}discount/${encodeURIComponent(code)}?redirect=%2Fcheckout` : `${root}checkout` },
       code ? t('OfferButton', 'Apply code and check out') : t('CheckoutButton', 'Go to checkout'), dialog);
@@ -61,6 +65,48 @@ window.CartResQPopup = (popup, D, send) => {
       text.setAttribute('role', 'status');
       closeButton.focus();
     });
+  }
+  // Web push: only where the browser has it, the shopper has not blocked notifications, and the embed
+  // names our app proxy base (same origin, as a service worker must be). Permission is asked on the
+  // click (browsers want a user gesture); any failure ends in one neutral line, never an exception.
+  const base = D.pushBase, nav = navigator, N = window.Notification;
+  if (base && 'serviceWorker' in nav && 'PushManager' in window && N && N.permission != 'denied') {
+    const wrap = el('div', { class: 'cq-w' }, '', dialog);
+    const button = el('button', { type: 'button', class: 'cq-b cq-p' }, t('PushButton', 'Remind me in this browser'), wrap);
+    // The live region exists before it is filled, so screen readers announce the result.
+    const status = el('p', { class: 'cq-s', role: 'status' }, '', wrap);
+    const json = r => (r.ok ? r.json() : Promise.reject(r.status));
+    const done = message => {
+      const focused = d.activeElement == button;
+      wrap.style.minHeight = wrap.offsetHeight + 'px'; // the line takes the button's place: nothing moves
+      button.remove();
+      status.textContent = message;
+      if (focused) closeButton.focus();
+    };
+    // A registration outside the page's scope never becomes navigator.serviceWorker.ready, and
+    // pushManager.subscribe needs an active worker: wait for this one.
+    const active = reg => reg.active ? reg : new Promise((ok, fail) => {
+      const worker = reg.installing || reg.waiting;
+      worker.addEventListener('statechange', () => worker.state == 'activated' ? ok(reg) : worker.state == 'redundant' && fail());
+    });
+    // Each step only after the one before succeeded: a refusal or a missing key registers nothing.
+    button.addEventListener('click', async () => {
+      let message = t('PushFailed', 'Browser reminders are not available right now.'), sid;
+      try {
+        if (await N.requestPermission() != 'granted') throw 0;
+        const key = (await json(await fetch(base + '/push/key'))).publicKey;
+        const reg = await active(await nav.serviceWorker.register(base + '/sw.js', { scope: base + '/' }));
+        const subscription = await reg.pushManager.subscribe({ userVisibleOnly: true,
+          applicationServerKey: Uint8Array.from(atob(key.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0)) });
+        try { sid = JSON.parse(localStorage.cartresq).s } catch (e) {} // the tracker's session id
+        // The cart token links the subscription to this cart; without it the server keeps it by sid.
+        const cart = await fetch(root + 'cart.js').then(json, () => 0);
+        await json(await fetch(base + '/push/subscribe', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ shop: D.shop, sid, cart_token: cart.token, subscription }) }));
+        message = t('PushThanks', "Done. We'll remind you in this browser.");
+      } catch (e) {}
+      done(message);
+    }, { once: true });
   }
   const focusable = () => [...dialog.querySelectorAll('a[href],button,input')];
   const opener = d.activeElement;

@@ -4,11 +4,14 @@ The storefront serves a product page whose tracker tag is rendered from the real
 (theme_extension/blocks/cartresq-embed.liquid), the built assets, and Shopify's Ajax Cart API
 (/cart.js, /cart/add(.js), /cart/change(.js), /cart/update(.js), /cart/clear(.js)) with Shopify's
 response shapes. The collector runs on another port (another origin, as the app is on the real
-storefront) and records every request, preflights included.
+storefront) and records every request, preflights included. With `app_proxy` set to the real Flask app,
+`/apps/cartresq/*` is passed on to its `/proxy/*` routes signed as Shopify's app proxy signs them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -46,6 +49,10 @@ def render_embed(settings: dict[str, Any] | None = None, extra_attrs: dict[str, 
     values.update(settings or {})
     locale = json.loads((EXTENSION / "locales" / "en.default.json").read_text())
     markup = re.search(r"(<script.*?</script>)", source, re.S).group(1)
+    # The app proxy path the block assigns when web push is on, read from the block itself.
+    push_base = re.search(
+        r"if block\.settings\.web_push\s+assign cartresq_push_base = '([^']+)'\s+endif", source
+    ).group(1)
 
     def liquid_value(value: Any) -> str:
         return ("true" if value else "false") if isinstance(value, bool) else str(value)
@@ -65,6 +72,7 @@ def render_embed(settings: dict[str, Any] | None = None, extra_attrs: dict[str, 
             "cartresq_endpoint | escape": escape(values["endpoint"]),
             "shop.permanent_domain | escape": SHOP,
             "cartresq_page": "product",
+            "cartresq_push_base": push_base if values["web_push"] else "",
         }
         if expr not in known:
             raise AssertionError(f"the test renderer does not know the Liquid expression {expr!r}")
@@ -213,6 +221,11 @@ class Storefront:
     filler: int = 3000
     cart: Cart = field(default_factory=Cart)
     collector_url: str = ""
+    #: The app behind Shopify's app proxy (`/apps/cartresq/*` → `/proxy/*`), and its client secret.
+    app_proxy: Flask | None = None
+    proxy_secret: str = ""
+    #: (method, path under /apps/cartresq/, the app's status) of every proxied request.
+    proxied: list[tuple[str, str, int]] = field(default_factory=list)
 
     def app(self) -> Flask:
         app = Flask("storefront")
@@ -287,6 +300,29 @@ class Storefront:
         def clear() -> Response:
             self.cart.lines.clear()
             return Response(json.dumps(self.cart.json()), mimetype="application/json")
+
+        @app.route("/apps/cartresq/<path:sub>", methods=["GET", "POST"])
+        def app_proxy(sub: str) -> Response:
+            """Shopify's app proxy: the request goes on to the app's /proxy/<sub> with `shop`,
+            `logged_in_customer_id`, `path_prefix`, `timestamp` and `signature` (hex HMAC-SHA256 of the
+            sorted `key=value` pairs, no separators) added to the query; cookies are not passed on."""
+            if self.app_proxy is None:
+                abort(404)
+            params = {**request.args.to_dict(), "shop": SHOP, "logged_in_customer_id": "",
+                      "path_prefix": "/apps/cartresq", "timestamp": str(int(time.time()))}
+            message = "".join(f"{k}={v}" for k, v in sorted(params.items()))
+            digest = hmac.new(self.proxy_secret.encode(), message.encode(), hashlib.sha256)
+            params["signature"] = digest.hexdigest()
+            upstream = self.app_proxy.test_client().open(
+                f"/proxy/{sub}", method=request.method, query_string=params, data=request.get_data(),
+                content_type=request.content_type,
+            )
+            self.proxied.append((request.method, sub, upstream.status_code))
+            response = Response(upstream.get_data(), upstream.status_code)
+            for name in ("Content-Type", "Cache-Control"):
+                if name in upstream.headers:
+                    response.headers[name] = upstream.headers[name]
+            return response
 
         return app
 
