@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -143,18 +144,38 @@ def _variants(session: Session, store_id: int, variant_ids: Iterable[str]) -> di
     }
 
 
+#: Store id → variant id → its recorded facts: what a send batch loaded once for all of its carts.
+Known = dict[int, dict[str, _Variant]]
+
+
+def known_variants(session: Session, carts: Sequence[t.Cart]) -> Known:
+    """The recorded facts of every variant in these carts: two queries per store, not two per cart."""
+    wanted: dict[int, set[str]] = {}
+    for cart in carts:
+        ids = wanted.setdefault(cart.store_id, set())
+        ids.update(str(i["variant_id"]) for i in cart.line_items or () if i.get("variant_id"))
+    return {store_id: _variants(session, store_id, ids) if ids else {} for store_id, ids in wanted.items()}
+
+
 def _out(v: _Variant | None) -> bool:
     return v is not None and v.stock is not None and v.stock <= 0 and not v.price.oversell
 
 
-def line_facts(session: Session, store: t.Store, cart: t.Cart) -> list[LineFacts]:
-    """One LineFacts per cart line, in order. Out-of-stock lines carry no urgency at all."""
+def line_facts(
+    session: Session, store: t.Store, cart: t.Cart, known: Known | None = None,
+    settings: dict[str, Any] | None = None,
+) -> list[LineFacts]:
+    """One LineFacts per cart line, in order. Out-of-stock lines carry no urgency at all.
+    `known`: the batch's facts (`known_variants`), else they are loaded for this cart."""
     lines = cart.line_items or []
-    known = _variants(session, store.id, [str(i["variant_id"]) for i in lines if i.get("variant_id")])
-    threshold = int(effective(store.settings or {})["low_stock_threshold"])
+    if known is not None and store.id in known:
+        variants = known[store.id]
+    else:
+        variants = _variants(session, store.id, [str(i["variant_id"]) for i in lines if i.get("variant_id")])
+    threshold = int((settings or effective(store.settings or {}))["low_stock_threshold"])
     facts = []
     for item in lines:
-        v = known.get(str(item.get("variant_id")))
+        v = variants.get(str(item.get("variant_id")))
         if v is None:
             facts.append(LineFacts())
             continue
@@ -172,27 +193,28 @@ def line_facts(session: Session, store: t.Store, cart: t.Cart) -> list[LineFacts
     return facts
 
 
-def out_of_stock_carts(session: Session, carts: Sequence[t.Cart]) -> set[int]:
+def out_of_stock_carts(session: Session, carts: Sequence[t.Cart], known: Known | None = None) -> set[int]:
     """Carts every line of which is known to be out of stock: a reminder for them would only disappoint."""
+    known = known_variants(session, carts) if known is None else known
     found: set[int] = set()
-    by_store: dict[int, list[t.Cart]] = {}
     for cart in carts:
-        if cart.line_items:
-            by_store.setdefault(cart.store_id, []).append(cart)
-    for store_id, store_carts in by_store.items():
-        ids = {str(i["variant_id"]) for c in store_carts for i in c.line_items if i.get("variant_id")}
-        known = _variants(session, store_id, ids) if ids else {}
-        for cart in store_carts:
-            lines = [i for i in cart.line_items if int(i.get("quantity") or 0) > 0]
-            if lines and all(_out(known.get(str(i.get("variant_id")))) for i in lines):
-                found.add(cart.id)
+        variants = known.get(cart.store_id, {})
+        lines = [i for i in cart.line_items or () if int(i.get("quantity") or 0) > 0]
+        if lines and all(_out(variants.get(str(i.get("variant_id")))) for i in lines):
+            found.add(cart.id)
     return found
 
 
-def item_views(session: Session | None, store: t.Store, cart: t.Cart) -> tuple[ItemView, ...]:
+def item_views(
+    session: Session | None, store: t.Store, cart: t.Cart, known: Known | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[ItemView, ...]:
     """The cart's lines for a message, with a price drop or low stock only where the facts say so."""
     lines = cart.line_items or []
-    facts = line_facts(session, store, cart) if session is not None else [LineFacts()] * len(lines)
+    if session is None:
+        facts = [LineFacts()] * len(lines)
+    else:
+        facts = line_facts(session, store, cart, known, settings)
     views = []
     for item, fact in zip(lines, facts, strict=True):
         cart_price = Decimal(str(item["unit_price"]))

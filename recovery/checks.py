@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from recovery import bots, consent, push
 from recovery import tables as t
-from recovery.catalog import out_of_stock_carts
+from recovery.catalog import Known, out_of_stock_carts
 from recovery.model import CartStatus
 from recovery.store_settings import effective
 
@@ -22,8 +22,11 @@ class Candidate:
     store: t.Store
 
 
-def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, str]:
-    """Message id → the first reason that blocks it. Messages not in the result may be sent."""
+def blocking_reasons(
+    session: Session, batch: Sequence[Candidate], known: Known | None = None
+) -> dict[int, str]:
+    """Message id → the first reason that blocks it. Messages not in the result may be sent.
+    `known`: the batch's catalog facts, if the caller loaded them already (catalog.known_variants)."""
     carts = [c.cart for c in batch]
     ordered = _shoppers_who_ordered(session, carts)
     suppressed = _suppressed(session, carts)
@@ -40,7 +43,7 @@ def blocking_reasons(session: Session, batch: Sequence[Candidate]) -> dict[int, 
     sms_consent = set(
         session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
     )
-    out_of_stock = out_of_stock_carts(session, carts)
+    out_of_stock = out_of_stock_carts(session, carts, known)
     subscribed = push.carts_with_subscription(session, [c.id for c in carts if c.id is not None])
     reasons: dict[int, str] = {}
     for candidate in batch:

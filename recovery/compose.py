@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import object_session
 
 from recovery import tables as t
-from recovery.catalog import item_views
+from recovery.catalog import Known, item_views
 from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
 from recovery.links import LinkSigner
@@ -27,8 +27,11 @@ class Composer:
     #: Makes the offer step's discount code (None: the offer step goes out as a plain reminder).
     offers: OfferProvider | None = None
 
-    def compose(self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage) -> Outbound:
-        """Raises ValueError when the message cannot be built (e.g. an address the email package refuses)."""
+    def compose(
+        self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage, known: Known | None = None
+    ) -> Outbound:
+        """Raises ValueError when the message cannot be built (e.g. an address the email package refuses).
+        `known`: catalog facts a send batch loaded for all of its carts (else loaded for this cart)."""
         settings = effective(store.settings or {})
         restore = f"{self.app_url}/r/{self.links.sign('restore', message.id, cart.id)}"
         unsubscribe_token = self.links.sign("unsubscribe", message.id, cart.id)
@@ -42,7 +45,7 @@ class Composer:
             locale=cart.locale or "en-US",
             currency=cart.currency,
             # Price drops and low stock only from recorded catalog facts (the send job's session).
-            items=item_views(object_session(cart), store, cart),
+            items=item_views(object_session(cart), store, cart, known, settings),
             total=cart.total,
             restore_url=restore,
             unsubscribe_url=f"{self.app_url}/u/{unsubscribe_token}",

@@ -85,6 +85,7 @@ def _env() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the package: no stat() of their files on every render
     )
 
 
@@ -100,6 +101,11 @@ def _locale(tag: str) -> Locale:
         return Locale.parse(tag.replace("-", "_"))  # Babel spells it en_US
     except (UnknownLocaleError, ValueError, TypeError):
         return Locale.parse("en")
+
+
+@lru_cache(maxsize=4096)  # Babel's formatting showed in send profiles; prices and totals repeat a lot
+def _money(amount: Decimal, currency: str, loc: Locale) -> str:
+    return format_currency(amount, currency, locale=loc)
 
 
 def _clean(value: str | None) -> str | None:
@@ -131,7 +137,7 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         return chosen.format(**facts, **extra)
 
     def money(amount: Decimal) -> str:
-        return format_currency(amount, ctx.currency, locale=loc)
+        return _money(amount, ctx.currency, loc)
 
     expires = None
     if template == "offer" and (at := ctx.offer_expires_at) is not None:

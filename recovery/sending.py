@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import offers
 from recovery import tables as t
+from recovery.catalog import known_variants
+from recovery.db import DriverStatement
 from recovery.channels import Channel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from recovery.checks import Candidate, blocking_reasons
 from recovery.compose import Composer
 from recovery.policy import Guard, verdicts
-from recovery.policy import caps
+from recovery.policy import caps, caps_pg
 from recovery.tables import utcnow
 from recovery.timing import Timing
 
@@ -48,16 +52,19 @@ class Sender:
         """
         offers.prepare(sessions, self.composer.offers, message_ids)  # platform calls before any row lock
         ready, outcomes = self._check(sessions, message_ids)
+        if not ready:
+            return outcomes
         # One provider's outage must not hold up the others: after its first transient error the rest of
         # that channel stays queued (no timeout per message), other channels go on; then the job retries.
         down: dict[str, TransientSendError] = {}
-        for message_id, channel, outbound, guard in ready:
-            if channel in down:
-                continue
-            try:
-                outcomes[message_id] = self._deliver(sessions, message_id, channel, outbound, guard)
-            except TransientSendError as exc:
-                down[channel] = exc
+        with _connection_for_batch(sessions.kw["bind"]) as bind:
+            for message_id, channel, outbound, guard in ready:
+                if channel in down:
+                    continue
+                try:
+                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard)
+                except TransientSendError as exc:
+                    down[channel] = exc
         if down:
             raise next(iter(down.values()))
         return outcomes
@@ -85,7 +92,8 @@ class Sender:
             }
             carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({m.cart_id for m in messages})))}
             batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
-            reasons = blocking_reasons(session, batch)
+            known = known_variants(session, list(carts.values()))  # for the stock check and every message
+            reasons = blocking_reasons(session, batch, known)
             # Quiet hours and caps: a message that may not go now is moved, not dropped (recovery/policy).
             timed, guards = verdicts(session, [c for c in batch if c.message.id not in reasons], self.clock(), self.timing)
             for candidate in batch:
@@ -105,7 +113,7 @@ class Sender:
                     outcomes[message.id] = message.reason
                     continue
                 try:
-                    outbound = self.composer.compose(candidate.store, candidate.cart, message)
+                    outbound = self.composer.compose(candidate.store, candidate.cart, message, known)
                 except ValueError as exc:  # e.g. an address the email package refuses, a URL too long
                     message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
                     outcomes[message.id] = f"failed: {message.reason}"
@@ -114,26 +122,26 @@ class Sender:
         return ready, outcomes
 
     def _deliver(
-        self, sessions: sessionmaker[Session], message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
+        self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
         guard: Guard | None = None,
     ) -> str:
         handed_over = self.clock()
         # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
         # still hold with what other workers sent meanwhile.
-        held = _mark_sending(sessions, message_id, handed_over, guard)
+        held = _mark_sending(bind, message_id, handed_over, guard)
         if held:
             return held
         try:
             result = self.channels[channel].send(outbound)
         except PermanentSendError as exc:
-            _transition(sessions, "failed", message_id=message_id, why=f"provider refused: {exc}"[:500])
+            _transition(bind, "failed", message_id=message_id, why=f"provider refused: {exc}"[:500])
             log.warning("message %s: provider refused it", message_id)
             return "failed: provider refused"
         except TransientSendError as exc:
-            _transition(sessions, "requeued", message_id=message_id, why=f"provider unavailable: {exc}"[:500])
+            _transition(bind, "requeued", message_id=message_id, why=f"provider unavailable: {exc}"[:500])
             raise  # the job's retry policy decides when to try again
         # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
-        _transition(sessions, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
+        _transition(bind, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
         log.info("message %s sent by %s", message_id, channel)
         return "sent"
 
@@ -146,30 +154,64 @@ def _compare_and_set(expected: str, **values: Any) -> Any:
 #: The status changes of a send, each a compare-and-set on the row's status. Built once: constructing a
 #: statement per message cost more CPU than running it.
 _TRANSITIONS = {
-    "sending": _compare_and_set(
-        "queued", status="sending", claimed_at=bindparam("at"), attempts=t.RecoveryMessage.attempts + 1
-    ),
+    "sending": caps.MARK,
     "sent": _compare_and_set("sending", status="sent", sent_at=bindparam("at"), provider_message_id=bindparam("provider_id")),
     "failed": _compare_and_set("sending", status="failed", reason=bindparam("why")),
     "requeued": _compare_and_set("sending", status="queued", reason=bindparam("why")),
 }
+#: The same, for the batch's PostgreSQL connection (see DriverStatement).
+_ON_DRIVER = {kind: DriverStatement(statement) for kind, statement in _TRANSITIONS.items()}
 
 
-def _mark_sending(sessions: sessionmaker[Session], message_id: int, at: datetime, guard: Guard | None) -> str | None:
-    """queued → sending, in one transaction with the cap re-check under the shopper's ledger row locks."""
-    with sessions.kw["bind"].begin() as conn:
-        if guard is not None:
-            blocked = caps.hold(conn, guard, message_id, at)
-            if blocked:
-                return blocked
-        if not conn.execute(_TRANSITIONS["sending"], {"message_id": message_id, "at": at}).rowcount:
-            return "cancelled meanwhile"
-        if guard is not None:
-            caps.record(conn, guard, message_id, at)
-    return None
+@contextmanager
+def _connection_for_batch(engine: Engine) -> Iterator[Engine | Connection]:
+    """PostgreSQL: one connection for all of a batch's status changes, in autocommit. That is one pool
+    checkout (and pre-ping) per batch instead of two per message, and each change is one statement,
+    durable when it returns, without BEGIN and COMMIT round trips. Elsewhere (SQLite) the engine: its one
+    pooled connection is shared by every thread of the process and must not be held across provider calls."""
+    if engine.dialect.name != "postgresql":
+        yield engine
+        return
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _transition(sessions: sessionmaker[Session], kind: str, **params: object) -> bool:
-    """Apply one status change and commit it at once (Core: this is the hot path)."""
-    with sessions.kw["bind"].begin() as conn:
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    if not isinstance(bind, Connection):
+        with bind.begin() as conn:
+            yield conn
+        return
+    bind.execution_options(isolation_level=bind.default_isolation_level)  # a real one, for the rare path
+    try:
+        with bind.begin():
+            yield bind
+    finally:
+        if not bind.invalidated:  # a lost connection is dropped anyway: keep its error, not this one's
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _mark_sending(
+    bind: Engine | Connection, message_id: int, at: datetime, guard: Guard | None
+) -> str | None:
+    """queued → sending, committed before the provider is called; with a guard, together with the cap
+    re-check under the shopper's ledger row locks: in one statement on PostgreSQL (caps_pg.py), else in
+    one transaction (caps.py)."""
+    if guard is None:
+        return None if _transition(bind, "sending", message_id=message_id, at=at) else "cancelled meanwhile"
+    if guard.ledger_ids and isinstance(bind, Connection):  # PostgreSQL in autocommit
+        with bind.begin():  # sends no BEGIN nor COMMIT in autocommit; for `settle` on the rare path
+            held = caps_pg.mark_at_once(bind, guard, message_id, at)
+        if held != caps_pg.STALE:
+            return held
+    with _transaction(bind) as conn:
+        return caps.mark_sending(conn, guard, message_id, at)
+
+
+def _transition(bind: Engine | Connection, kind: str, **params: object) -> bool:
+    """Apply one status change and commit it at once: on the batch's autocommit connection, else in a
+    transaction of its own."""
+    if isinstance(bind, Connection):
+        return bool(_ON_DRIVER[kind](bind, **params).rowcount)
+    with bind.begin() as conn:
         return bool(conn.execute(_TRANSITIONS[kind], params).rowcount)

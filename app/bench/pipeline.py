@@ -39,9 +39,14 @@ TARGET = 400.0  # carts/s on a 2-core machine
 def _seed_carts(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     with sessions.begin() as session:
-        session.execute(text("TRUNCATE carts, recovery_messages, experiment_assignments RESTART IDENTITY CASCADE"))
+        # The send ledger too: otherwise the second run's shoppers (same emails, same restarted ids) would
+        # start with the first run's sends on record.
+        session.execute(text(
+            "TRUNCATE carts, recovery_messages, experiment_assignments, shopper_sends RESTART IDENTITY CASCADE"
+        ))
         store = session.scalars(select(t.Store)).one()
-        store.settings = {"holdout_percent": 10}
+        # A postal address, as every installed store has (CAN-SPAM): without one no email may go out.
+        store.settings = {"holdout_percent": 10, "postal_address": "1 Harbour Road, Portland, ME 04101, USA"}
         items = [{"variant_id": "1", "product_id": "1", "title": "Driftwood Mug", "variant_title": "Sand",
                   "quantity": 2, "unit_price": "18.00", "sku": None, "image_url": None}]
         session.execute(insert(t.Cart), [

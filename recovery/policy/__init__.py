@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
-from recovery.policy.caps import DISPATCH_LAG, MAX_PER_CART, SMS_MAX_AGE, Guard, ledger, parse_cap, sent_counts, shopper_keys
+from recovery.policy.caps import (
+    DISPATCH_LAG, MAX_PER_CART, SENT, SMS_MAX_AGE, Guard, ledger, parse_cap, shopper_keys,
+)
 from recovery.policy.hours import ANY_TIME, Window, last_allowed, next_allowed, sms_window
 from recovery.policy.zones import candidate_zones
 from recovery.store_settings import effective
@@ -69,11 +71,10 @@ def verdicts(session: Session, batch: Sequence[Any], now: datetime, timing: Timi
     """Message id → verdict for those that may not go now; message id → guard for those that may."""
     if not batch:
         return {}, {}
-    carts = {c.cart.id: c.cart for c in batch}
     keys = {c.cart.id: shopper_keys(c.cart) for c in batch}
-    last_sent = ledger(session, {(c.store.id, k) for c in batch for k in keys[c.cart.id]})
-    counts = sent_counts(session, set(carts))
-    next_due = _next_due(session, batch)
+    rows = ledger(session, {(c.store.id, k) for c in batch for k in keys[c.cart.id]})
+    last_sent = {key: (r.last_sent_at, r.last_message_id) for key, r in rows.items() if r.last_sent_at is not None}
+    counts, next_due = _cart_history(session, batch)
     out: dict[int, Verdict] = {}
     guards: dict[int, Guard] = {}
     for candidate in sorted(batch, key=lambda c: (c.message.due_at, c.message.id)):
@@ -113,23 +114,35 @@ def verdicts(session: Session, batch: Sequence[Any], now: datetime, timing: Timi
         if earliest > now:
             out[message.id] = Verdict("reschedule", why or "not_yet", earliest)
             continue
-        guards[message.id] = Guard(store.id, cart.id, message.channel, keys[cart.id], cap)
+        ids = tuple(rows[(store.id, k)].id for k in keys[cart.id])
+        guards[message.id] = Guard(store.id, cart.id, message.channel, keys[cart.id], cap, ids)
         for key in keys[cart.id]:  # what this one will send counts for the rest of the batch
             last_sent[(store.id, key)] = (now, message.id)
         counts[(cart.id, message.channel)] = counts.get((cart.id, message.channel), 0) + 1
     return out, guards
 
 
-def _next_due(session: Session, batch: Sequence[Any]) -> dict[int, datetime]:
-    """Message id → due time of the next planned step of its cart: a reminder moved past it is pointless."""
+def _cart_history(
+    session: Session, batch: Sequence[Any]
+) -> tuple[dict[tuple[int, str], int], dict[int, datetime]]:
+    """One query for the batch's carts: (cart, channel) → messages handed over; and message id → due time
+    of the next planned step of its cart (a reminder moved past it is pointless). Filtered by cart only,
+    so the plan is the (cart_id, step) index whatever the statistics say of `status`."""
     rows = session.execute(
-        select(t.RecoveryMessage.cart_id, t.RecoveryMessage.step, t.RecoveryMessage.due_at).where(
-            t.RecoveryMessage.cart_id.in_({c.cart.id for c in batch}), t.RecoveryMessage.status == "planned"
-        )
+        select(t.RecoveryMessage.cart_id, t.RecoveryMessage.step, t.RecoveryMessage.channel,
+               t.RecoveryMessage.status, t.RecoveryMessage.due_at)
+        .where(t.RecoveryMessage.cart_id.in_({c.cart.id for c in batch}))
     ).all()
-    result: dict[int, datetime] = {}
+    counts: dict[tuple[int, str], int] = {}
+    planned: dict[int, list[tuple[int, datetime]]] = {}
+    for r in rows:
+        if r.status in SENT:
+            counts[(r.cart_id, r.channel)] = counts.get((r.cart_id, r.channel), 0) + 1
+        elif r.status == "planned":
+            planned.setdefault(r.cart_id, []).append((r.step, r.due_at))
+    next_due: dict[int, datetime] = {}
     for candidate in batch:
-        later = [r.due_at for r in rows if r.cart_id == candidate.cart.id and r.step > candidate.message.step]
+        later = [due for step, due in planned.get(candidate.cart.id, ()) if step > candidate.message.step]
         if later:
-            result[candidate.message.id] = min(later)
-    return result
+            next_due[candidate.message.id] = min(later)
+    return counts, next_due
