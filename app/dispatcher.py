@@ -68,7 +68,7 @@ def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
         try:
             run_due(runtime.sessions, runtime.engine, Vault(runtime.settings.encryption_keys), now,
                     every=runtime.settings.woo_reconcile_every, app_url=runtime.settings.app_url,
-                    allow_http=runtime.settings.woo_allow_http, enqueue=runtime.enqueue)
+                    allow_http=runtime.settings.woo_allow_http, hand_off=runtime.hand_off_delivery)
         except Exception:  # one store's failure never stops the dispatcher
             log.exception("woocommerce reconcile pass failed")
 
@@ -80,8 +80,30 @@ def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
     runtime._threads.append(started)  # joined by Runtime.close()
 
 
+#: Deliveries one relay pass takes at most (in jobs of intake.BATCH).
+RELAY_LIMIT = 1000
+
+
+def relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.05) -> None:
+    """Relay mode (Settings.intake_relay): hand new webhook deliveries to the workers, in batches, at most
+    `interval` s after they are stored. A poll with nothing to relay is one index probe."""
+    while not stop.is_set():
+        try:
+            with runtime.sessions.begin() as session:
+                relayed = len(intake.relay_new(session, limit=RELAY_LIMIT))
+        except SQLAlchemyError as exc:
+            log.error("intake relay pass failed (%s); retrying", type(exc).__name__)
+            relayed, _ = 0, stop.wait(1.0)
+        if relayed < RELAY_LIMIT:  # a full pass means more are waiting: go on at once
+            stop.wait(interval)
+
+
 def run_forever(runtime: Runtime, interval: float = 1.0, stop: threading.Event | None = None) -> None:
     stop = stop or runtime._stop
+    if runtime.settings.intake_relay:
+        relay = threading.Thread(target=relay_forever, args=(runtime, stop), name="intake-relay", daemon=True)
+        relay.start()
+        runtime._threads.append(relay)
     while not stop.is_set():
         try:
             busy = run_once(runtime)

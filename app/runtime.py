@@ -22,7 +22,8 @@ from recovery.channels.smtp import SmtpChannel, SmtpConfig
 from recovery.channels.twilio_sms import TwilioSmsChannel
 from recovery.channels.webpush import WebPushChannel
 from recovery.compose import Composer
-from recovery.db import make_engine, make_sessionmaker
+from recovery.db import dispose, make_engine, make_sessionmaker
+from recovery.intake import PROCESS_ACTOR
 from recovery.links import LinkSigner
 from recovery.sending import Sender
 from recovery.settings import Settings
@@ -53,6 +54,12 @@ class Runtime:
         except Exception:  # any broker failure: the committed row is the source of truth
             log.exception("enqueue of %s failed after commit; left for the dispatcher's sweep", actor_name)
 
+    def hand_off_delivery(self, delivery_pk: int) -> None:
+        """A webhook delivery was just stored (committed): get it processed. In relay mode the
+        dispatcher's relay enqueues it (see Settings.intake_relay); otherwise it is enqueued now."""
+        if not self.settings.intake_relay:
+            self.enqueue(PROCESS_ACTOR, [delivery_pk])
+
     def broker_ok(self) -> tuple[bool, str]:
         if isinstance(self.broker, RedisBroker):
             try:
@@ -76,7 +83,7 @@ class Runtime:
             self._worker.stop(timeout=5000)
             self._worker = None
         self.broker.close()
-        self.engine.dispose()
+        dispose(self.engine)
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy.engine import Engine
 
 from connectors import shopify
-from recovery.intake import PROCESS_ACTOR, record_delivery
+from recovery.intake import record_webhook
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 #: The answers of nearly every delivery, serialized once (jsonify per request showed in profiles).
 _ANSWERS = {s: json.dumps({"status": s}) + "\n" for s in ("accepted", "duplicate", "not served")}
-
-
-@functools.lru_cache(maxsize=8)  # one per engine; bounded: tests make many
-def _autocommit(engine: Engine) -> Engine:
-    """PostgreSQL in autocommit: the store lookup and the idempotent INSERT each commit on their own,
-    which saves the BEGIN and COMMIT round trips and changes no guarantee (READ COMMITTED gave the
-    lookup no snapshot to share with the insert; the insert is durable before the 2xx either way).
-    SQLite keeps its BEGIN IMMEDIATE transaction (recovery.db)."""
-    if engine.dialect.name != "postgresql":
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @bp.post("/webhooks/shopify")
@@ -53,19 +40,18 @@ def shopify_webhook() -> tuple[object, int]:
         # A non-2xx answer would make Shopify retry and finally drop the subscription.
         log.info("shopify webhook %s from %s: unhandled topic %s", meta.webhook_id, meta.shop, meta.topic)
         return jsonify(status="ignored", detail=f"topic {meta.topic} is not handled"), 200
-    with _autocommit(rt.engine).begin() as conn:
-        delivery_pk, status = record_delivery(
-            conn,
-            platform="shopify",
-            shop=meta.shop,
-            topic=meta.topic,
-            delivery_id=meta.webhook_id,
-            triggered_at=meta.triggered_at,
-            payload=payload,
-            always=meta.topic in shopify.ALWAYS_PROCESSED,
-            raw=body.decode("utf-8-sig"),  # verify() accepted only UTF-8; json.loads skips a BOM too
-        )
+    delivery_pk, status = record_webhook(
+        rt.engine,
+        platform="shopify",
+        shop=meta.shop,
+        topic=meta.topic,
+        delivery_id=meta.webhook_id,
+        triggered_at=meta.triggered_at,
+        payload=payload,
+        always=meta.topic in shopify.ALWAYS_PROCESSED,
+        raw=body.decode("utf-8-sig"),  # verify() accepted only UTF-8; json.loads skips a BOM too
+    )
     if delivery_pk is not None:
-        rt.enqueue(PROCESS_ACTOR, [delivery_pk])  # after commit; if the broker is down the sweeper sends it
+        rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
     answer = _ANSWERS.get(status) or json.dumps({"status": status})
     return Response(answer, 200, mimetype="application/json"), 200

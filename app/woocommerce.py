@@ -15,7 +15,6 @@ from connectors.woocommerce.intake import find_connection, record
 from connectors.woocommerce.reconcile import reconcile_store
 from recovery import tables as t
 from recovery.crypto import Vault
-from recovery.intake import PROCESS_ACTOR
 from recovery.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ def returned():  # type: ignore[no-untyped-def]
         row.store_id,
         app_url=rt.settings.app_url,
         allow_http=rt.settings.woo_allow_http,
-        enqueue=rt.enqueue,
+        hand_off=rt.hand_off_delivery,
     )
     admin = f"{row.store_url}/wp-admin/admin.php?page=cartresq"
     if report.error:
@@ -188,5 +187,5 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
             now=utcnow(),
         )
     if delivery_pk is not None:
-        rt.enqueue(PROCESS_ACTOR, [delivery_pk])  # after commit; if the broker is down the sweeper sends it
+        rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
     return jsonify(status=status), 200

@@ -36,6 +36,18 @@ def declare_actors(runtime: Runtime) -> None:
         with runtime.sessions.begin() as session:
             intake.process_delivery(session, delivery_pk, connectors.normalize, runtime.timing)
 
+    @dramatiq.actor(broker=runtime.broker, actor_name=intake.PROCESS_BATCH_ACTOR, queue_name="intake", max_retries=0)
+    def process_deliveries(delivery_pks: list[int]) -> None:
+        # Each in its own transaction; one that fails goes on alone, with process_delivery's retries,
+        # so it neither holds back the others nor makes them run again.
+        for pk in delivery_pks:
+            try:
+                process_delivery.fn(pk)
+            except Exception as exc:  # any failure: that delivery's own job retries it
+                # The type only: a database error's text can carry the payload's personal data.
+                log.warning("delivery %s failed in a batch (%s); retrying it alone", pk, type(exc).__name__)
+                runtime.enqueue(intake.PROCESS_ACTOR, [pk])
+
     @dramatiq.actor(
         broker=runtime.broker,
         actor_name=SEND_ACTOR,

@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
@@ -23,6 +23,9 @@ from recovery.timing import Timing
 log = logging.getLogger(__name__)
 
 PROCESS_ACTOR = "process_delivery"
+#: The same for several deliveries at once (relay and sweeper): one job per `BATCH` ids.
+PROCESS_BATCH_ACTOR = "process_deliveries"
+BATCH = 20
 
 #: (platform, topic, payload) → NormalizeResult; raises ValueError for a payload of the wrong shape.
 Normalize = Callable[[str, str, Any], NormalizeResult]
@@ -39,9 +42,9 @@ def _insert_delivery(dialect: str) -> Any:
     return insert_for(dialect)(t.WebhookDelivery).on_conflict_do_nothing().returning(t.WebhookDelivery.id)
 
 
-#: PostgreSQL: the store lookup and the idempotent INSERT in one statement, run on the driver (see
-#: DriverStatement). One round trip instead of two, on every webhook. Same outcome as the general path:
-#: a delivery for an unknown or uninstalled shop is kept without its payload and marked processed.
+#: PostgreSQL: the store lookup and the idempotent INSERT in one statement (see `record_webhook`). Same
+#: outcome as `record_delivery`: a delivery for an unknown or uninstalled shop is kept without its payload
+#: and marked processed.
 _RECORD_PG = DriverStatement(text("""
 WITH store AS (
     SELECT id, id IS NOT NULL AND (uninstalled_at IS NULL OR CAST(:always AS boolean)) AS serving
@@ -63,6 +66,23 @@ RETURNING id, processed_at IS NULL AS serving
 """))
 
 
+def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -> tuple[int | None, str]:
+    """The webhook route's `record_delivery`, given also the body's own JSON text `raw` (already parsed
+    into `payload` and checked by the caller). On PostgreSQL the store lookup and the insert are one
+    statement (`_RECORD_PG`) committed on its own on the autocommit pool: one round trip, no BEGIN or
+    COMMIT, and the JSON stored as sent (PostgreSQL parses it into JSONB) instead of serialized again.
+    Autocommit changes no guarantee: the row is durable before the 2xx either way."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            return record_delivery(conn, payload=payload, **delivery)
+    rows = _RECORD_PG.autocommit(
+        engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False), **delivery
+    )
+    if not rows:
+        return None, "duplicate"
+    return (rows[0][0], "accepted") if rows[0][1] else (None, "not served")
+
+
 def record_delivery(
     conn: Connection,
     *,
@@ -73,24 +93,12 @@ def record_delivery(
     triggered_at: datetime | None,
     payload: Any,
     always: bool = False,
-    raw: str | None = None,
 ) -> tuple[int | None, str]:
     """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
 
     The caller commits, then enqueues the id. Deliveries for unknown or uninstalled shops are recorded
     (without their payload) and never processed. Core, not the ORM: this runs on every webhook.
-    `raw`, when given, is `payload`'s own JSON text (already parsed and checked by the caller); on
-    PostgreSQL it is stored as is (PostgreSQL parses it into JSONB), which saves serializing the payload
-    again on every webhook, and the lookup and insert are one statement (`_RECORD_PG`).
     """
-    if raw is not None and conn.dialect.name == "postgresql":
-        row = _RECORD_PG(
-            conn, platform=platform, shop=shop, topic=topic, delivery_id=delivery_id, triggered_at=triggered_at,
-            now=utcnow(), payload_text=raw, always=always,
-        ).fetchone()
-        if row is None:
-            return None, "duplicate"
-        return (row[0], "accepted") if row[1] else (None, "not served")
     store = conn.execute(_FIND_STORE, {"platform": platform, "domain": shop}).first()
     # `always`: privacy and uninstall topics are processed for an uninstalled shop too.
     serving = store is not None and (store.uninstalled_at is None or always)
@@ -159,6 +167,29 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
     return outcome
 
 
+def relay_new(session: Session, limit: int = 1000) -> list[int]:
+    """Relay mode (Settings.intake_relay): hand the deliveries no job was sent for yet to the workers, in
+    batches, once each (marked `requeued_at`; two dispatchers never take the same one). The web process
+    then only stores a webhook; this saves it the broker round trip on every request."""
+    pending = (
+        select(t.WebhookDelivery.id)
+        .where(t.WebhookDelivery.processed_at.is_(None), t.WebhookDelivery.requeued_at.is_(None))
+        .order_by(t.WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    ids = sorted(session.scalars(
+        update(t.WebhookDelivery)
+        .where(t.WebhookDelivery.id.in_(pending))
+        .values(requeued_at=utcnow())
+        .returning(t.WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    ).all())  # fmt: skip
+    _defer_batches(session, ids)
+    return ids
+
+
 def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
     """Deliveries stored but never processed (broker down at enqueue, worker killed): enqueue again.
 
@@ -178,5 +209,11 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
     ).all()
     for row in rows:
         row.requeued_at = utcnow()
-        defer(session, PROCESS_ACTOR, row.id)
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    _defer_batches(session, ids)
+    return ids
+
+
+def _defer_batches(session: Session, ids: list[int]) -> None:
+    for start in range(0, len(ids), BATCH):
+        defer(session, PROCESS_BATCH_ACTOR, ids[start : start + BATCH])

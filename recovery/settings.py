@@ -61,6 +61,11 @@ class Settings:
     #: Seconds before work whose job vanished (a stored delivery, a queued message) is enqueued again;
     #: a message still `sending` after twice that is marked failed (interrupted), never resent.
     requeue_after: float = 60.0
+    #: Webhook deliveries reach the workers through the dispatcher's relay (`cartresq dispatcher` polls for
+    #: new rows and enqueues them in batches) instead of one enqueue per request in the web process.
+    #: CARTRESQ_INTAKE_RELAY: on, off, or auto (the default: on with PostgreSQL and Redis, where a
+    #: dispatcher always runs; the embedded default enqueues in-process).
+    intake_relay: bool = False
     #: POST /track rate limits (`limits` notation, e.g. "120/minute"): per client IP and per shop.
     track_ip_limit: str = "120/minute"
     track_shop_limit: str = "6000/minute"
@@ -120,11 +125,23 @@ class Settings:
             model_dir=Path(env.get("CARTRESQ_MODEL_DIR") or var_dir / "model"),
             time_scale=time_scale,
             requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
+            intake_relay=_relay_mode(env.get("CARTRESQ_INTAKE_RELAY") or "auto", database_url, env.get("REDIS_URL")),
             woo_reconcile_every=float(env.get("CARTRESQ_WOO_RECONCILE_EVERY") or 900),
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
             track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
         )
+
+
+def _relay_mode(value: str, database_url: str, redis_url: str | None) -> bool:
+    value = value.strip().lower()
+    if value == "auto":
+        return database_url.startswith(("postgres://", "postgresql")) and bool(redis_url)
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ValueError("CARTRESQ_INTAKE_RELAY must be on, off or auto")
 
 
 def _normalize_db_url(url: str) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from recovery.types import Id, Json, Money, UTCDateTime
@@ -182,6 +182,13 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("platform", "shop", "delivery_id"),
         Index("ix_webhook_deliveries_unprocessed", "processed_at", "received_at"),
+        # What the dispatcher's relay has still to hand to the workers (recovery.intake.relay_new).
+        Index(
+            "ix_webhook_deliveries_unrelayed",
+            "id",
+            postgresql_where=text("processed_at IS NULL AND requeued_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL AND requeued_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -192,7 +199,8 @@ class WebhookDelivery(Base):
     delivery_id: Mapped[str] = mapped_column(String(128))
     triggered_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    #: Last time the sweeper re-enqueued it (its first job was lost); None if never.
+    #: Last time a dispatcher enqueued it: its relay (intake_relay) or its sweeper (the first job was
+    #: lost); None if the web process enqueued it itself, or nothing has yet.
     requeued_at: Mapped[datetime | None]
     #: Raw payload, kept only until processed and deleted by the redaction topics.
     payload: Mapped[dict[str, Any] | None] = mapped_column(Json)

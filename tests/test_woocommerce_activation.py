@@ -165,7 +165,7 @@ def test_reconcile_re_enables_a_disabled_webhook_and_recreates_a_deleted_one(woo
         every=900,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     # Then the disabled one is active again and the deleted one exists again, with a fresh secret we know
     assert report.error is None
@@ -187,7 +187,7 @@ def test_reconcile_re_enables_a_disabled_webhook_and_recreates_a_deleted_one(woo
         every=900,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     assert again.webhooks == {} and again.error is None
     assert wp_json_encode({"u": "a/b"}) == b'{"u":"a\\/b"}'

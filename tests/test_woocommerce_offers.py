@@ -139,7 +139,7 @@ def test_reconcile_deletes_expired_unused_coupons_and_keeps_used_ones(woo: Woo) 
         row.store_id,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     assert report.error is None and report.coupons == {"deleted": 1, "used": 1, "failed": 0}
     assert set(woo.store.coupons) == {used_id}  # deleted with force=true, not trashed
@@ -157,7 +157,7 @@ def test_reconcile_deletes_expired_unused_coupons_and_keeps_used_ones(woo: Woo) 
         row.store_id,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     assert again.coupons == {"deleted": 0, "used": 0, "failed": 0}
 

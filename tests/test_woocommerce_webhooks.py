@@ -167,7 +167,7 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
         every=900,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     drain(woo.rt)
     # Then both carts and the order are there, and the next pass starts after the newest change
@@ -188,7 +188,7 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
         every=900,
         app_url=woo.live.url,
         allow_http=True,
-        enqueue=woo.rt.enqueue,
+        hand_off=woo.rt.hand_off_delivery,
     )
     assert again.backfilled == 0
 

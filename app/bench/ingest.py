@@ -2,14 +2,16 @@
 
 One run, one server: a scratch PostgreSQL database (migrated, one Shopify store), a dedicated Redis db,
 `gunicorn -w N -k sync 'app:create_app()'` with `CARTRESQ_BENCH_BARE=1` (which adds `POST /_bench/bare`,
-see app/bare.py: same server, workers and Flask stack, it only reads the body and answers 200). Then:
+see app/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
+`cartresq dispatcher`, whose intake relay enqueues the stored deliveries for the workers. Then:
 
 1. warm-up (both endpoints, not reported);
 2. maximum throughput, closed loop, `connections` connections for `duration` s: the bare endpoint, then
    `/webhooks/shopify` → requests/s, p50/p90/p99/max, errors, and their ratio;
 3. fixed rate, open loop, `rate` requests/s for `duration` s on `/webhooks/shopify`, latency measured from
    each request's scheduled send time → p50/p99/p99.9/max, errors;
-4. zero loss: every webhook acknowledged with a 2xx must be a row of `webhook_deliveries` (checked by id).
+4. zero loss: every webhook acknowledged with a 2xx must be a row of `webhook_deliveries` (checked by id),
+   and the relay must have enqueued every one of them (none left without a job).
 
 Every webhook request is distinct: a `checkouts/update` body built from tests/fixtures/shopify (checkout
 `id`, `token` and `cart_token` varied), its own `X-Shopify-Webhook-Id`, and a real HMAC-SHA256 signature.
@@ -180,25 +182,35 @@ def _add_store(url: str, domain: str = SHOP) -> None:
         engine.dispose()
 
 
-def stored_delivery_ids(url: str) -> set[str]:
+def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
+    """Deliveries stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones no job
+    was sent for yet."""
     from sqlalchemy import select
 
     from recovery import tables as t
     from recovery.db import make_engine
 
+    query = select(t.WebhookDelivery.delivery_id).where(
+        t.WebhookDelivery.platform == "shopify",
+        t.WebhookDelivery.shop == SHOP,
+        t.WebhookDelivery.payload.is_not(None),
+    )
+    if unrelayed:
+        query = query.where(t.WebhookDelivery.requeued_at.is_(None))
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                select(t.WebhookDelivery.delivery_id).where(
-                    t.WebhookDelivery.platform == "shopify",
-                    t.WebhookDelivery.shop == SHOP,
-                    t.WebhookDelivery.payload.is_not(None),  # stored for processing, not as "unknown shop"
-                )
-            )
-            return {row[0] for row in rows}
+            return {row[0] for row in conn.execute(query)}
     finally:
         engine.dispose()
+
+
+def wait_relayed(url: str, timeout: float = 10.0) -> tuple[int, float]:
+    """(deliveries still without a job after `timeout` s, seconds it took the relay to catch up)."""
+    started = time.monotonic()
+    while (left := len(stored_delivery_ids(url, unrelayed=True))) and time.monotonic() - started < timeout:
+        time.sleep(0.05)
+    return left, time.monotonic() - started
 
 
 @contextmanager
@@ -224,7 +236,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Server:
-    """gunicorn running the real app; always stopped (master and workers) by `stop()`."""
+    """gunicorn running the real app, and beside it the dispatcher, whose relay hands the stored deliveries
+    to the workers (Settings.intake_relay: on with PostgreSQL + Redis); its CPU counts as the server's.
+    Always stopped, both (gunicorn's master and workers too), by `stop()`."""
 
     def __init__(self, *, database_url: str, redis_url: str, secret: str, workers: int, port: int, tmp: Path):
         from cryptography.fernet import Fernet
@@ -253,6 +267,14 @@ class Server:
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
             cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        self.dispatcher = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+            [sys.executable, "-m", "app.cli", "dispatcher"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    @property
+    def pids(self) -> tuple[int, int]:
+        return self.proc.pid, self.dispatcher.pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -284,13 +306,14 @@ class Server:
 
     def stop(self) -> None:
         try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of master and workers
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)  # our own session only
-                    self.proc.wait(timeout=10)
+            for proc in (self.proc, self.dispatcher):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of master and workers
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)  # our own session only
+                        proc.wait(timeout=10)
         finally:
             self._log.close()
 
@@ -312,16 +335,16 @@ def _request(method: str, port: int, path: str, body: bytes = b"") -> tuple[int,
 class CpuMeter:
     """Where the machine's CPU went between two samples, in cores (Linux /proc; empty elsewhere).
 
-    `server` is gunicorn (master and workers); `postgres` the backends of the bench database plus the
-    server's own processes (WAL writer, checkpointer...); `redis` the Redis server (shared: other clients'
+    `server` is gunicorn (master and workers) and the dispatcher; `postgres` the backends of the bench
+    database plus the server's own processes (WAL writer, checkpointer...); `redis` the Redis server (shared: other clients'
     work lands there too); `other` is the rest of the machine's busy time: the load generator, the kernel,
     other databases' backends, and anything else running on the box.
     """
 
     GROUPS = ("server", "postgres", "redis")
 
-    def __init__(self, server_pid: int, database: str = ""):
-        self.server_pid = server_pid
+    def __init__(self, server_pids: tuple[int, ...], database: str = ""):
+        self.server_pids = set(server_pids)
         self.database = database
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -351,7 +374,7 @@ class CpuMeter:
                 name = stat[stat.find("(") + 1 : stat.rfind(")")]
                 rest = stat[stat.rfind(")") + 2 :].split()
                 pid, ppid = int(entry.name), int(rest[1])
-                if self.server_pid in (pid, ppid):
+                if pid in self.server_pids or ppid in self.server_pids:
                     group = "server"
                 elif name == "postgres" and self._postgres_is_ours(entry.name):
                     group = "postgres"
@@ -424,7 +447,7 @@ def run_ingest(
             )
             try:
                 server.wait_ready()
-                cpu = CpuMeter(server.proc.pid, database_url.rsplit("/", 1)[1])
+                cpu = CpuMeter(server.pids, database_url.rsplit("/", 1)[1])
                 idle = cpu.sample()
                 time.sleep(idle_probe)  # what the box does without us: another tenant's load skews everything
                 background = cpu.delta(idle, cpu.sample()).get("cpu_busy", 0.0)
@@ -472,6 +495,7 @@ def run_ingest(
                 )
                 acked[OPEN] = fixed.pop("acked")
                 fixed["inflight"] = 256
+                unrelayed, relay_lag = wait_relayed(database_url)
                 server_log = server.log_tail(10)
             finally:
                 server.stop()
@@ -515,6 +539,8 @@ def run_ingest(
             "missing": len(missing),
             "missing_sample": sorted(missing)[:5],
             "stored_unacked": len(stored - acked_ids),
+            "unrelayed": unrelayed,
+            "relay_catch_up_s": relay_lag,
         },
         "server_log_tail": server_log,
     }
@@ -550,6 +576,11 @@ def verdicts(d: dict[str, Any]) -> list[tuple[str, bool, str]]:
             "zero loss (every 2xx stored)",
             loss["missing"] == 0 and loss["acked"] == loss["acked_distinct"],
             f"{loss['missing']} missing of {loss['acked']}",
+        ),
+        (
+            "every stored delivery handed to the workers",
+            loss["unrelayed"] == 0,
+            f"{loss['unrelayed']} left, relay caught up {loss['relay_catch_up_s']:.2f} s after the load",
         ),
     ]
 
@@ -605,11 +636,11 @@ def format_ingest(d: dict[str, Any]) -> str:
         lines.append(f"error kinds: {kinds}")
     lines += ["", "targets (issue 3)"]
     for target, ok, measured in verdicts(d):
-        lines.append(f"  {'PASS' if ok else 'FAIL'}  {target:<38} {measured}")
+        lines.append(f"  {'PASS' if ok else 'FAIL'}  {target:<44} {measured}")
     if "cpu_busy" in bare:
         lines += [
             "",
-            f"CPU in cores (of {c['cpus']}) {'':<8}{'gunicorn':>9}{'postgres':>9}{'redis':>7}"
+            f"CPU in cores (of {c['cpus']}) {'':<8}{'server':>9}{'postgres':>9}{'redis':>7}"
             f"{'loadgen':>9}{'other':>7}{'total':>7}",
         ]
         for name, r in (
@@ -627,7 +658,7 @@ def format_ingest(d: dict[str, Any]) -> str:
         )
         lines += [
             "",
-            "CPU ms per answered request (robust to a busy neighbour)   gunicorn  postgres  redis",
+            "CPU ms per answered request (robust to a busy neighbour)     server  postgres  redis",
         ]
         for name, r in (("bare", bare), ("webhook, max throughput", hook), ("webhook, fixed rate", fixed)):
             lines.append(
@@ -635,7 +666,7 @@ def format_ingest(d: dict[str, Any]) -> str:
                 f"{r['redis_cpu_ms_per_req']:>7.2f}"
             )
         lines.append(
-            f"  CPU-cost ratio, bare gunicorn / webhook max throughput (gunicorn + postgres + redis): "
+            f"  CPU-cost ratio, bare server / webhook max throughput (server + postgres + redis): "
             f"{d['cpu_ratio']:.2f}, the throughput ratio to expect when nothing else competes for the cores"
         )
         if fixed["errors"]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -23,7 +22,6 @@ from connectors.woocommerce.normalize import gmt_time
 from connectors.woocommerce.webhooks import SUBSCRIBED
 from recovery import tables as t
 from recovery.crypto import Vault
-from recovery.intake import PROCESS_ACTOR
 from recovery.stores import fill_postal_address
 from recovery.tables import utcnow
 
@@ -31,7 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Overlap of each backfill with the previous one: clocks of store and app differ a little.
 OVERLAP = timedelta(minutes=5)
-Enqueue = Callable[[str, Sequence[Any]], None]
+#: Gets a stored delivery processed (Runtime.hand_off_delivery).
+HandOff = Callable[[int], None]
 
 
 @dataclass
@@ -117,7 +116,7 @@ def _set_status(sessions: sessionmaker[Session], store_id: int, topic: str, stat
 
 
 def backfill(
-    engine: Engine, vault: Vault, store_key: str, client: WooClient, since: datetime, enqueue: Enqueue
+    engine: Engine, vault: Vault, store_key: str, client: WooClient, since: datetime, hand_off: HandOff
 ) -> tuple[int, datetime]:
     """Store each order modified since `since` as a delivery, like a webhook: (count, newest change)."""
     newest, count = since, 0
@@ -139,7 +138,7 @@ def backfill(
                 now=utcnow(),
             )
         if pk is not None:
-            enqueue(PROCESS_ACTOR, [pk])
+            hand_off(pk)
             count += 1
         newest = max(newest, modified)
     return count, newest
@@ -153,7 +152,7 @@ def reconcile_store(
     *,
     app_url: str,
     allow_http: bool,
-    enqueue: Enqueue,
+    hand_off: HandOff,
 ) -> Report:
     report = Report()
     with sessions() as session:
@@ -173,7 +172,7 @@ def reconcile_store(
                 fill_postal_address(session, store_id, client.store_address())
         if not plugin_done and plugin_secret:
             configure_plugin(sessions, vault, store_id, client, app_url, store_key, plugin_secret)
-        report.backfilled, newest = backfill(engine, vault, store_key, client, since, enqueue)
+        report.backfilled, newest = backfill(engine, vault, store_key, client, since, hand_off)
         with sessions.begin() as session:
             row = session.scalars(select(t.WooConnection).where(t.WooConnection.store_id == store_id)).one()
             row.orders_synced_to, row.last_error = newest, None
@@ -234,7 +233,7 @@ def run_due(
     every: float,
     app_url: str,
     allow_http: bool,
-    enqueue: Enqueue,
+    hand_off: HandOff,
     limit: int = 5,
 ) -> list[Report]:
     """Reconcile the stores whose turn it is; several dispatchers never take the same store."""
@@ -252,6 +251,6 @@ def run_due(
             )  # claimed: the HTTP work runs unlocked
         store_ids = [c.store_id for c in due]
     return [
-        reconcile_store(sessions, engine, vault, sid, app_url=app_url, allow_http=allow_http, enqueue=enqueue)
+        reconcile_store(sessions, engine, vault, sid, app_url=app_url, allow_http=allow_http, hand_off=hand_off)
         for sid in store_ids
     ]
