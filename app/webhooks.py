@@ -1,4 +1,4 @@
-"""Platform webhooks: verify the raw body, dedupe on the delivery id, store, enqueue after commit, 2xx."""
+"""Platform webhooks: verify the raw body, dedupe on the delivery id, store, hand off to the workers, 2xx."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -71,18 +72,22 @@ class DriverStatement:
     def autocommit(self, engine: Engine, **params: Any) -> list[Any]:
         """Run alone, committed on its own, on a connection of `engine`'s autocommit pool (see
         `autocommit_engine`): the rows it returns. Only for idempotent statements: a pooled connection
-        found dead (the server restarted) is dropped and the statement run once more on a fresh one."""
+        found dead (the server restarted) is dropped and the statement run once more on a fresh one.
+        Driver errors come out as SQLAlchemy's (without the parameters, which may hold personal data)."""
         pool = autocommit_engine(engine)
-        for attempt in (1, 2):
-            fairy = pool.raw_connection()
-            try:
-                return fairy.driver_connection.execute(self.sql, {**self._defaults, **params}).fetchall()
-            except psycopg.OperationalError:
-                fairy.invalidate()
-                if attempt == 2:
-                    raise
-            finally:
-                fairy.close()
+        try:
+            for attempt in (1, 2):
+                fairy = pool.raw_connection()
+                try:
+                    return fairy.driver_connection.execute(self.sql, {**self._defaults, **params}).fetchall()
+                except psycopg.OperationalError:
+                    fairy.invalidate()
+                    if attempt == 2:
+                        raise
+                finally:
+                    fairy.close()
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(self.sql, None, exc, psycopg.Error) from exc
         raise AssertionError("unreachable")
 
 
@@ -96,10 +101,9 @@ def autocommit_engine(engine: Engine) -> Engine:
     `dispose(engine)`."""
     companion = _AUTOCOMMIT.get(engine)
     if companion is None:
-        companion = _AUTOCOMMIT.setdefault(
-            engine,
-            create_engine(engine.url, pool_size=2, max_overflow=10, isolation_level="AUTOCOMMIT"),
-        )
+        companion = create_engine(engine.url, pool_size=2, max_overflow=10, isolation_level="AUTOCOMMIT")
+        _AUTOCOMMIT[engine] = companion
+        weakref.finalize(engine, companion.dispose)  # an engine dropped without dispose() closes it too
     return companion
 
 
