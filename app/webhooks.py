@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import orjson
 from flask import Blueprint, Response, jsonify, request
 
 from connectors import shopify
@@ -15,6 +16,15 @@ bp = Blueprint("webhooks", __name__)
 
 #: The answers of nearly every delivery, serialized once (jsonify per request showed in profiles).
 _ANSWERS = {s: json.dumps({"status": s}) + "\n" for s in ("accepted", "duplicate", "not served")}
+
+
+def _parse(body: bytes) -> object:
+    """orjson, a third of json.loads' CPU on every webhook; json.loads for what orjson refuses and JSON
+    allows (a UTF-8 BOM). ValueError when the body is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 @bp.post("/webhooks/shopify")
@@ -31,7 +41,7 @@ def shopify_webhook() -> tuple[object, int]:
     if isinstance(meta, str):
         return jsonify(error="Bad Request", detail=meta), 400
     try:
-        payload = json.loads(body)
+        payload = _parse(body)
     except ValueError:
         return jsonify(error="Bad Request", detail="body is not valid JSON"), 400
     if not isinstance(payload, dict):

@@ -277,6 +277,15 @@ def test_valid_signature_over_non_json_is_400_and_writes_nothing(runtime: Runtim
     assert counts(runtime) == NOTHING
 
 
+def test_a_body_with_a_utf8_bom_is_still_a_json_checkout(runtime: Runtime, client, store_id: int) -> None:
+    # Not what Shopify sends, but valid UTF-8 JSON: the fast parser refuses a BOM, the standard one does not.
+    body = b"\xef\xbb\xbf" + json.dumps(shopify.load("checkouts_create")).encode()
+    response = client.post("/webhooks/shopify", data=body, headers=shopify.headers(body, "checkouts/create"))
+    drain(runtime)
+    assert response.status_code == 200 and response.json == {"status": "accepted"}
+    assert only_cart(runtime).checkout_token == shopify.load("checkouts_create")["token"]
+
+
 def test_oversized_body_is_413_and_writes_nothing(runtime: Runtime, client, store_id: int) -> None:
     body = b'{"pad": "' + b"x" * (runtime.settings.max_webhook_bytes + 1) + b'"}'
     response = client.post("/webhooks/shopify", data=body, headers=shopify.headers(body, "checkouts/create"))
