@@ -91,7 +91,7 @@ def relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.0
         try:
             with runtime.sessions.begin() as session:
                 relayed = len(intake.relay_new(session, limit=RELAY_LIMIT))
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # the relay must outlive any one failure; the sweeper covers the gap
             log.error("intake relay pass failed (%s); retrying", type(exc).__name__)
             relayed, _ = 0, stop.wait(1.0)
         if relayed < RELAY_LIMIT:  # a full pass means more are waiting: go on at once

@@ -101,7 +101,10 @@ def autocommit_engine(engine: Engine) -> Engine:
     `dispose(engine)`."""
     companion = _AUTOCOMMIT.get(engine)
     if companion is None:
-        companion = create_engine(engine.url, pool_size=2, max_overflow=10, isolation_level="AUTOCOMMIT")
+        # As many kept connections as the engine's own pool: a threaded server would otherwise open and
+        # close a connection per request past the second (PostgreSQL backends are costly to start).
+        size = engine.pool.size() if hasattr(engine.pool, "size") else 5
+        companion = create_engine(engine.url, pool_size=size, max_overflow=10, isolation_level="AUTOCOMMIT")
         _AUTOCOMMIT[engine] = companion
         weakref.finalize(engine, companion.dispose)  # an engine dropped without dispose() closes it too
     return companion
