@@ -89,8 +89,10 @@ def relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.0
     `interval` s after they are stored. A poll with nothing to relay is one index probe."""
     while not stop.is_set():
         try:
-            with runtime.sessions.begin() as session:
-                relayed = len(intake.relay_new(session, limit=RELAY_LIMIT))
+            relayed = 0
+            if intake.any_new(runtime.engine):
+                with runtime.sessions.begin() as session:
+                    relayed = len(intake.relay_new(session, limit=RELAY_LIMIT))
         except Exception as exc:  # the relay must outlive any one failure; the sweeper covers the gap
             log.error("intake relay pass failed (%s); retrying", type(exc).__name__)
             relayed, _ = 0, stop.wait(1.0)

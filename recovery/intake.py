@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, text, update
+from sqlalchemy import bindparam, exists, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -167,13 +167,25 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
     return outcome
 
 
+_UNRELAYED = (t.WebhookDelivery.processed_at.is_(None), t.WebhookDelivery.requeued_at.is_(None))
+_ANY_UNRELAYED = DriverStatement(select(exists().where(*_UNRELAYED)))
+
+
+def any_new(engine: Engine) -> bool:
+    """Whether `relay_new` has work: on PostgreSQL one probe of the partial index on the autocommit pool,
+    so an idle relay polling 20 times a second costs about 1 ms of CPU a second instead of 40."""
+    if engine.dialect.name != "postgresql":
+        return True
+    return bool(_ANY_UNRELAYED.autocommit(engine)[0][0])
+
+
 def relay_new(session: Session, limit: int = 1000) -> list[int]:
     """Relay mode (Settings.intake_relay): hand the deliveries no job was sent for yet to the workers, in
     batches, once each (marked `requeued_at`; two dispatchers never take the same one). The web process
     then only stores a webhook; this saves it the broker round trip on every request."""
     pending = (
         select(t.WebhookDelivery.id)
-        .where(t.WebhookDelivery.processed_at.is_(None), t.WebhookDelivery.requeued_at.is_(None))
+        .where(*_UNRELAYED)
         .order_by(t.WebhookDelivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
