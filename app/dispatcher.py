@@ -95,7 +95,7 @@ def relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.0
                     relayed = len(intake.relay_new(session, limit=RELAY_LIMIT))
         except Exception as exc:  # the relay must outlive any one failure; the sweeper covers the gap
             log.error("intake relay pass failed (%s); retrying", type(exc).__name__)
-            relayed, _ = 0, stop.wait(1.0)
+            stop.wait(1.0)
         if relayed < RELAY_LIMIT:  # a full pass means more are waiting: go on at once
             stop.wait(interval)
 

@@ -132,6 +132,12 @@ def defer(session: Session, actor_name: str, *args: Any) -> None:
     pending.append((actor_name, args))
 
 
+def defer_batches(session: Session, actor_name: str, ids: Sequence[Any], size: int) -> None:
+    """`defer` one job per `size` ids (in order): each job handles a batch with a fixed number of queries."""
+    for start in range(0, len(ids), size):
+        defer(session, actor_name, list(ids[start : start + size]))
+
+
 def _send_deferred(session: Session) -> None:
     jobs = session.info.pop("deferred_jobs", [])
     if event.contains(session, "after_rollback", _drop_deferred):

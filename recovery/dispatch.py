@@ -8,10 +8,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
-from recovery.db import defer
+from recovery.db import defer_batches
 from recovery.sending import SEND_ACTOR
 
-#: Messages per send job. Small enough that one slow provider call delays few others.
+#: Messages per send job (the job re-checks its batch with a fixed number of queries). Small enough that
+#: one slow provider call delays few others.
 SEND_BATCH = 20
 
 
@@ -27,7 +28,7 @@ def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     for row in rows:
         row.status, row.claimed_at = "queued", now
     ids = [row.id for row in rows]
-    _defer_in_batches(session, ids)
+    defer_batches(session, SEND_ACTOR, ids, SEND_BATCH)
     return ids
 
 
@@ -42,14 +43,8 @@ def requeue_lost(session: Session, now: datetime, after: timedelta, limit: int =
     for row in rows:
         row.claimed_at = now
     ids = [row.id for row in rows]
-    _defer_in_batches(session, ids)
+    defer_batches(session, SEND_ACTOR, ids, SEND_BATCH)
     return ids
-
-
-def _defer_in_batches(session: Session, ids: list[int]) -> None:
-    """One job per batch of ids: the send job re-checks a batch with a fixed number of queries."""
-    for start in range(0, len(ids), SEND_BATCH):
-        defer(session, SEND_ACTOR, ids[start : start + SEND_BATCH])
 
 
 def fail_interrupted(session: Session, now: datetime, after: timedelta) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.carts import apply_event
-from recovery.db import DriverStatement, defer, insert_for
+from recovery.db import DriverStatement, defer_batches, insert_for
 from recovery.model import LIFECYCLE_EVENTS, NormalizeResult, ShopRedact
 from recovery.tables import utcnow
 from recovery.timing import Timing
@@ -198,7 +198,7 @@ def relay_new(session: Session, limit: int = 1000) -> list[int]:
         .returning(t.WebhookDelivery.id)
         .execution_options(synchronize_session=False)
     ).all())  # fmt: skip
-    _defer_batches(session, ids)
+    defer_batches(session, PROCESS_BATCH_ACTOR, ids, BATCH)
     return ids
 
 
@@ -222,10 +222,5 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
     for row in rows:
         row.requeued_at = utcnow()
     ids = [row.id for row in rows]
-    _defer_batches(session, ids)
+    defer_batches(session, PROCESS_BATCH_ACTOR, ids, BATCH)
     return ids
-
-
-def _defer_batches(session: Session, ids: list[int]) -> None:
-    for start in range(0, len(ids), BATCH):
-        defer(session, PROCESS_BATCH_ACTOR, ids[start : start + BATCH])
