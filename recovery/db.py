@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from recovery import pgdirect
 
 log = logging.getLogger(__name__)
 
@@ -64,57 +65,29 @@ class DriverStatement:
     def __init__(self, statement: Any) -> None:
         compiled = statement.compile(dialect=postgresql.psycopg.dialect())
         self.sql, self._defaults = compiled.string, compiled.params
+        self._prepared: pgdirect.Prepared | None = None
 
     def __call__(self, conn: Connection, **params: Any) -> Any:
         """The psycopg cursor (rowcount, fetchone). `conn` must be a PostgreSQL connection."""
         return conn.connection.driver_connection.execute(self.sql, {**self._defaults, **params})
 
-    def autocommit(self, engine: Engine, **params: Any) -> list[Any]:
-        """Run alone, committed on its own, on a connection of `engine`'s autocommit pool (see
-        `autocommit_engine`): the rows it returns. Only for idempotent statements: a pooled connection
-        found dead (the server restarted) is dropped and the statement run once more on a fresh one.
-        Driver errors come out as SQLAlchemy's (without the parameters, which may hold personal data)."""
-        pool = autocommit_engine(engine)
+    def autocommit(self, engine: Engine, **params: Any) -> list[tuple[Any, ...]]:
+        """Run alone, committed on its own, as a prepared statement on one of `engine`'s direct autocommit
+        connections (recovery.pgdirect): the rows it returns. Only for idempotent statements (a connection
+        found dead is replaced and the statement run once more). Parameters: str, int, bool, aware
+        datetime, None; cast in the SQL what PostgreSQL cannot infer. Driver errors come out as
+        SQLAlchemy's (without the parameters, which may hold personal data)."""
+        if self._prepared is None:
+            self._prepared = pgdirect.Prepared(self.sql, self._defaults)
         try:
-            for attempt in (1, 2):
-                fairy = pool.raw_connection()
-                try:
-                    return fairy.driver_connection.execute(self.sql, {**self._defaults, **params}).fetchall()
-                except psycopg.OperationalError:
-                    fairy.invalidate()
-                    if attempt == 2:
-                        raise
-                finally:
-                    fairy.close()
+            return pgdirect.connections(engine).run(self._prepared, params)
         except psycopg.Error as exc:
             raise DBAPIError.instance(self.sql, None, exc, psycopg.Error) from exc
-        raise AssertionError("unreachable")
-
-
-_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
-
-
-def autocommit_engine(engine: Engine) -> Engine:
-    """A companion pool of `engine` (PostgreSQL) whose connections stay in autocommit and skip the
-    pre-ping: for single statements on the hottest path (webhook intake), where BEGIN/COMMIT, the
-    ping round trip and the isolation switch per checkout cost more than the statement. Disposed with
-    `dispose(engine)`."""
-    companion = _AUTOCOMMIT.get(engine)
-    if companion is None:
-        # As many kept connections as the engine's own pool: a threaded server would otherwise open and
-        # close a connection per request past the second (PostgreSQL backends are costly to start).
-        size = engine.pool.size() if hasattr(engine.pool, "size") else 5
-        companion = create_engine(engine.url, pool_size=size, max_overflow=10, isolation_level="AUTOCOMMIT")
-        _AUTOCOMMIT[engine] = companion
-        weakref.finalize(engine, companion.dispose)  # an engine dropped without dispose() closes it too
-    return companion
 
 
 def dispose(engine: Engine) -> None:
-    """Close `engine`'s pooled connections and those of its autocommit companion."""
-    companion = _AUTOCOMMIT.pop(engine, None)
-    if companion is not None:
-        companion.dispose()
+    """Close `engine`'s pooled connections and its direct autocommit ones."""
+    pgdirect.dispose(engine)
     engine.dispose()
 
 

@@ -51,6 +51,25 @@ def test_percentile_is_nearest_rank() -> None:
     assert loadgen.percentile([], 99) == 0.0
 
 
+def _raw(start: float, end: float, latencies: list[float]) -> dict[str, object]:
+    return {
+        "start": start, "end": end, "cpu": 0.5, "latencies": latencies, "lags": [],
+        "statuses": {"200": len(latencies)}, "errors": {}, "acked": [], "on_the_fly": 0, "engine": "epoll",
+    }  # fmt: skip
+
+
+def test_turns_of_a_phase_pool_into_one_result_over_the_time_they_ran() -> None:
+    # Two turns of 2 s, 60 s apart: 100 + 300 answers in 4 s of running, not in the 64 s they spanned
+    first = loadgen.summarize([_raw(0.0, 2.0, [0.001] * 100)], mode="closed", duration=2.0)
+    second = loadgen.summarize([_raw(62.0, 64.0, [0.003] * 300)], mode="closed", duration=2.0)
+    first["raw"], second["raw"] = [_raw(0.0, 2.0, [0.001] * 100)], [_raw(62.0, 64.0, [0.003] * 300)]
+    merged = loadgen.summarize_chunks([first, second], mode="closed")
+    assert merged["ok"] == 400 and merged["rps"] == pytest.approx(100.0)
+    assert merged["elapsed_s"] == pytest.approx(4.0) and merged["chunks"] == 2
+    assert merged["p50_ms"] == pytest.approx(3.0) and merged["p90_ms"] == pytest.approx(3.0)
+    assert merged["generator_cpu_share"] == pytest.approx(0.25)
+
+
 @pytest.mark.slow
 def test_ingest_smoke_run() -> None:
     redis_url = services.check_redis()
@@ -66,6 +85,7 @@ def test_ingest_smoke_run() -> None:
         workers=2,
         warmup=0.2,
         idle_probe=0.2,
+        rounds=2,
         pg_url=services.PG_ADMIN_URL,
         redis_url=redis_url,
     )
@@ -79,5 +99,6 @@ def test_ingest_smoke_run() -> None:
     assert loss["acked"] > 0
     assert loss["missing"] == 0
     assert loss["stored"] == loss["acked"] == loss["acked_distinct"]
+    assert d["webhook"]["chunks"] == d["bare"]["chunks"] == 2
     report = ingest.format_ingest(d)
     assert "ratio webhook/bare" in report and "targets (issue 3)" in report

@@ -6,8 +6,9 @@ see app/bare.py: same server, workers and Flask stack, it only reads the body an
 `cartresq dispatcher`, whose intake relay enqueues the stored deliveries for the workers. Then:
 
 1. warm-up (both endpoints, not reported);
-2. maximum throughput, closed loop, `connections` connections for `duration` s: the bare endpoint, then
-   `/webhooks/shopify` → requests/s, p50/p90/p99/max, errors, and their ratio;
+2. maximum throughput, closed loop, `connections` connections for `duration` s each: the bare endpoint
+   and `/webhooks/shopify` taking turns (`rounds` turns each, so both see the same spells of a shared
+   machine's speed) → requests/s, p50/p90/p99/max, errors, and their ratio;
 3. fixed rate, open loop, `rate` requests/s for `duration` s on `/webhooks/shopify`, latency measured from
    each request's scheduled send time → p50/p99/p99.9/max, errors;
 4. zero loss: every webhook acknowledged with a 2xx must be a row of `webhook_deliveries` (checked by id),
@@ -422,6 +423,7 @@ def run_ingest(
     redis_url: str | None = None,
     warmup: float = 1.0,
     idle_probe: float = 1.0,
+    rounds: int = 5,
     generator_procs: int = 1,
     engine: str = "auto",
     timeout: float = 5.0,
@@ -469,15 +471,6 @@ def run_ingest(
                         timeout=timeout, procs=generator_procs, engine=engine, probe=cpu.sample, **kw,
                     )  # fmt: skip
                     result.update(cpu.delta(*result.pop("probes")))
-                    if "cpu_other" in result:
-                        result["cpu_unaccounted"] = max(
-                            0.0, result["cpu_other"] - result["generator_cpu_share"]
-                        )
-                        # CPU ms per answered request: unlike req/s, hardly moved by a busy neighbour.
-                        for group in ("server", "postgres", "redis"):
-                            result[f"{group}_cpu_ms_per_req"] = (
-                                result[f"cpu_{group}"] * result["cpu_wall_s"] * 1000 / max(1, result["ok"])
-                            )
                     result["path"] = path
                     return result
 
@@ -486,12 +479,22 @@ def run_ingest(
                     phase(BARE_PATH, BARE, "closed", warmup / 2)
                     w = phase(WEBHOOK_PATH, WARMUP, "closed", warmup, record_acked=True)
                     acked[WARMUP] = w.pop("acked")
-                bare = phase(BARE_PATH, BARE, "closed", duration)
-                bare.pop("acked")
-                hook = phase(WEBHOOK_PATH, CLOSED, "closed", duration, record_acked=True)
-                acked[CLOSED] = hook.pop("acked")
-                fixed = phase(
-                    WEBHOOK_PATH, OPEN, "open", duration, rate=rate, inflight=256, record_acked=True
+                # Bare and webhook take turns, `rounds` times: a shared VM's speed drifts by the minute, and
+                # each endpoint then gets its share of fast and slow spells (one long phase each did not).
+                chunks: dict[str, list[dict[str, Any]]] = {BARE_PATH: [], WEBHOOK_PATH: []}
+                for turn in range(rounds):
+                    for path, stream in ((BARE_PATH, BARE), (WEBHOOK_PATH, CLOSED)):
+                        stream += 16 * turn  # streams 1, 17, 33…; 9, 25, 41…: no id is sent twice
+                        hooks = path == WEBHOOK_PATH
+                        chunk = phase(
+                            path, stream, "closed", duration / rounds, record_acked=hooks, keep_raw=True
+                        )
+                        if hooks:
+                            acked[stream] = chunk["acked"]
+                        chunks[path].append(chunk)
+                bare, hook = (_merge(chunks[path]) for path in (BARE_PATH, WEBHOOK_PATH))
+                fixed = _per_request(
+                    phase(WEBHOOK_PATH, OPEN, "open", duration, rate=rate, inflight=256, record_acked=True)
                 )
                 acked[OPEN] = fixed.pop("acked")
                 fixed["inflight"] = 256
@@ -511,6 +514,7 @@ def run_ingest(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "config": {
             "duration_s": duration,
+            "rounds": rounds,
             "rate": rate,
             "connections": connections,
             "workers": workers,
@@ -544,6 +548,33 @@ def run_ingest(
         },
         "server_log_tail": server_log,
     }
+
+
+def _merge(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase's turns (`run_phase(keep_raw=True)` + CPU deltas) as one result: requests and latencies
+    pooled, CPU cores averaged over the time the turns ran."""
+    from app.bench import loadgen
+
+    merged = loadgen.summarize_chunks(chunks, mode="closed")
+    merged.pop("acked")
+    merged["path"] = chunks[0]["path"]
+    walls = [c.get("cpu_wall_s", 0.0) for c in chunks]
+    if all(walls):
+        for key in [k for k in chunks[0] if k.startswith("cpu_") and k != "cpu_wall_s"]:
+            merged[key] = sum(c[key] * w for c, w in zip(chunks, walls, strict=True)) / sum(walls)
+        merged["cpu_wall_s"] = sum(walls)
+    return _per_request(merged)
+
+
+def _per_request(result: dict[str, Any]) -> dict[str, Any]:
+    if "cpu_other" in result:
+        result["cpu_unaccounted"] = max(0.0, result["cpu_other"] - result["generator_cpu_share"])
+        # CPU ms per answered request: unlike req/s, hardly moved by a busy neighbour.
+        for group in ("server", "postgres", "redis"):
+            result[f"{group}_cpu_ms_per_req"] = (
+                result[f"cpu_{group}"] * result["cpu_wall_s"] * 1000 / max(1, result["ok"])
+            )
+    return result
 
 
 def _body_size() -> int:
@@ -596,7 +627,8 @@ def format_ingest(d: dict[str, Any]) -> str:
         f"ingest — gunicorn -w {c['workers']} -k sync, PostgreSQL + Redis, {c['cpus']} CPUs, "
         f"{c['body_bytes']} B checkouts/update bodies, {d['started_at']}",
         "",
-        f"max throughput (closed loop, {c['connections']} connections, {c['duration_s']:g} s each)",
+        f"max throughput (closed loop, {c['connections']} connections, {c['duration_s']:g} s each, "
+        f"bare and webhook taking turns in {c['rounds']} rounds)",
         f"  {'':<27}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}",
     ]
     for name, r in (("bare", bare), ("webhook", hook)):

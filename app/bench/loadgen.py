@@ -568,8 +568,10 @@ def run_phase(
     engine: str = "auto",
     build_timeout: float = 120.0,
     probe: Callable[[], Any] | None = None,
+    keep_raw: bool = False,
 ) -> dict[str, Any]:
-    """Run one phase in `procs` generator processes started together; returns the merged summary.
+    """Run one phase in `procs` generator processes started together; returns the merged summary
+    (with the processes' own results under "raw" if `keep_raw`, for `summarize_chunks`).
 
     `factory` is "module:function" or "/path/file.py:function"; function(**factory_args) must return a
     RequestFactory. Request indices
@@ -642,6 +644,18 @@ def run_phase(
     summary = summarize(results, mode=mode, duration=duration, scheduled=count, rate=rate)
     if probe is not None:
         summary["probes"] = (first, last)
+    if keep_raw:
+        summary["raw"] = results
+    return summary
+
+
+def summarize_chunks(chunks: list[dict[str, Any]], *, mode: str) -> dict[str, Any]:
+    """One summary for several runs of the same phase (`run_phase(keep_raw=True)`), as if they were one
+    run lasting their summed elapsed time: latencies pooled, req/s over the time they actually ran."""
+    elapsed = sum(chunk["elapsed_s"] for chunk in chunks)
+    results = [r for chunk in chunks for r in chunk["raw"]]
+    summary = summarize(results, mode=mode, duration=sum(c["duration_s"] for c in chunks), elapsed=elapsed)
+    summary["chunks"] = len(chunks)
     return summary
 
 
@@ -677,7 +691,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summarize(
-    results: list[dict[str, Any]], *, mode: str, duration: float, scheduled: int = 0, rate: float = 0.0
+    results: list[dict[str, Any]],
+    *,
+    mode: str,
+    duration: float,
+    scheduled: int = 0,
+    rate: float = 0.0,
+    elapsed: float | None = None,
 ) -> dict[str, Any]:
     latencies = sorted(x for r in results for x in r["latencies"])
     lags = sorted(x for r in results for x in r["lags"])
@@ -686,9 +706,9 @@ def summarize(
     for r in results:
         statuses.update(r["statuses"])
         errors.update(r["errors"])
-    start = min(r["start"] for r in results)
-    end = max(r["end"] for r in results)
-    elapsed = max(end - start, 1e-9)
+    if elapsed is None:  # one run: from the first start to the last end of its processes
+        elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+    elapsed = max(elapsed, 1e-9)
     completed = len(latencies)
     ok = sum(v for k, v in statuses.items() if k.startswith("2"))
     ms = 1000.0
