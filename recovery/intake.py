@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -75,12 +76,26 @@ def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return record_delivery(conn, payload=payload, **delivery)
+    if "\\u0000" in raw:  # rare (and maybe an escaped backslash): store the NUL-free form
+        raw = json.dumps(without_nul(payload))
     rows = _RECORD_PG.autocommit(
         engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False), **delivery
     )
     if not rows:
         return None, "duplicate"
     return (rows[0][0], "accepted") if rows[0][1] else (None, "not served")
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with U+0000 in its strings (keys too) replaced by U+FFFD: valid JSON, and a shopper can paste
+    one into a note, but PostgreSQL's jsonb and text cannot hold it (the insert would fail on every retry)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 def record_delivery(
@@ -111,7 +126,7 @@ def record_delivery(
         "delivery_id": delivery_id,
         "triggered_at": triggered_at,
         "received_at": now,
-        "payload": payload if serving else None,
+        "payload": without_nul(payload) if serving else None,
         "processed_at": None if serving else now,
         "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
     }

@@ -286,6 +286,20 @@ def test_a_body_with_a_utf8_bom_is_still_a_json_checkout(runtime: Runtime, clien
     assert only_cart(runtime).checkout_token == shopify.load("checkouts_create")["token"]
 
 
+def test_a_nul_in_a_shoppers_text_is_accepted_and_kept_as_a_replacement_character(
+    runtime: Runtime, client, store_id: int
+) -> None:
+    # Valid JSON that PostgreSQL's jsonb refuses as is: without care this was a 503 on every retry
+    payload = shopify.load("checkouts_create")
+    payload["line_items"][0]["title"] = "Mug\u0000 (engraved)"
+    body = json.dumps(payload).encode()
+    assert b"\\u0000" in body
+    response = client.post("/webhooks/shopify", data=body, headers=shopify.headers(body, "checkouts/create"))
+    drain(runtime)
+    assert response.status_code == 200 and response.json == {"status": "accepted"}
+    assert only_cart(runtime).line_items[0]["title"] == "Mug\ufffd (engraved)"
+
+
 def test_oversized_body_is_413_and_writes_nothing(runtime: Runtime, client, store_id: int) -> None:
     body = b'{"pad": "' + b"x" * (runtime.settings.max_webhook_bytes + 1) + b'"}'
     response = client.post("/webhooks/shopify", data=body, headers=shopify.headers(body, "checkouts/create"))

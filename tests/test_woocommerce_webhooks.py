@@ -65,6 +65,16 @@ def test_a_redelivered_delivery_id_is_stored_once(woo: Woo) -> None:  # noqa: F8
     assert _deliveries(woo) == 1 and len(_carts(woo)) == 1
 
 
+def test_a_nul_in_an_item_name_is_stored_as_a_replacement_character(woo: Woo) -> None:  # noqa: F811
+    # PostgreSQL's jsonb and text cannot hold U+0000; the delivery must not fail on every retry
+    items = load("order_created__classic_pending")["line_items"]
+    items[0]["name"] = "Teapot\u0000 XL"
+    response = woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()), line_items=items)
+    assert response.status_code == 200 and response.get_json()["status"] == "accepted"
+    [row] = _carts(woo)
+    assert row.line_items[0]["title"] == "Teapot\ufffd XL"
+
+
 def test_pending_order_is_a_cart_that_gets_abandoned_and_planned(woo: Woo) -> None:  # noqa: F811
     woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()))
     [row] = _carts(woo)
