@@ -70,8 +70,8 @@ RETURNING id, processed_at IS NULL AS serving
 def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -> tuple[int | None, str]:
     """The webhook route's `record_delivery`, given also the body's own JSON text `raw` (already parsed
     into `payload` and checked by the caller). On PostgreSQL the store lookup and the insert are one
-    statement (`_RECORD_PG`) committed on its own on the autocommit pool: one round trip, no BEGIN or
-    COMMIT, and the JSON stored as sent (PostgreSQL parses it into JSONB) instead of serialized again.
+    statement (`_RECORD_PG`), prepared once and committed on its own (recovery.pgdirect): one round trip,
+    no BEGIN or COMMIT, and the JSON stored as sent (PostgreSQL parses it into JSONB), not serialized again.
     Autocommit changes no guarantee: the row is durable before the 2xx either way."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
@@ -187,7 +187,7 @@ _ANY_UNRELAYED = DriverStatement(select(exists().where(*_UNRELAYED)))
 
 
 def any_new(engine: Engine) -> bool:
-    """Whether `relay_new` has work: on PostgreSQL one probe of the partial index on the autocommit pool,
+    """Whether `relay_new` has work: on PostgreSQL one probe of the partial index (recovery.pgdirect),
     so an idle relay polling 20 times a second costs about 1 ms of CPU a second instead of 40."""
     if engine.dialect.name != "postgresql":
         return True
