@@ -152,3 +152,45 @@ def test_relay_mode_is_on_by_default_only_with_postgresql_and_redis(env: dict[st
 def test_an_unknown_relay_mode_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CARTRESQ_INTAKE_RELAY"):
         Settings.from_env({"CARTRESQ_VAR_DIR": str(tmp_path), "CARTRESQ_INTAKE_RELAY": "sometimes"})
+
+
+def test_a_delivery_that_fails_in_a_batch_goes_on_alone_and_the_others_are_applied(pg_url: str, tmp_path: Path) -> None:
+    # A fault the database itself raises (no patching of our code): carts refuses one checkout token
+    rt = build_runtime(make_settings(pg_url, tmp_path, intake_relay=True))
+    bad, good = "0b" * 16, "9d" * 16
+    with rt.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION refuse_cart() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.checkout_token = '{bad}' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql("CREATE TRIGGER refuse_cart BEFORE INSERT OR UPDATE ON carts "
+                             "FOR EACH ROW EXECUTE FUNCTION refuse_cart()")  # fmt: skip
+    try:
+        add_store(rt)
+        client = create_app(runtime=rt).test_client()
+        for token in (bad, good):
+            payload = {**shopify.load("checkouts_create"), "token": token, "cart_token": f"c-{token}"}
+            assert shopify.post(client, "checkouts_create", payload=payload, webhook_id=token).status_code == 200
+        with rt.sessions.begin() as session:
+            first, second = intake.relay_new(session)
+        [(actor, [batch])] = queued(rt)
+        assert actor == intake.PROCESS_BATCH_ACTOR and batch == [first, second]
+        # When a worker runs that one batch job
+        rt.broker.flush_all()
+        rt.broker.get_actor(intake.PROCESS_BATCH_ACTOR).fn(batch)
+        # Then the good delivery is applied, and the failed one is queued on its own, with its own retries
+        assert carts(rt) == [good]
+        assert queued(rt) == [(intake.PROCESS_ACTOR, [first])]
+        with rt.sessions() as session:
+            pending = session.scalars(select(t.WebhookDelivery.id).where(t.WebhookDelivery.processed_at.is_(None)))
+            assert list(pending) == [first]
+        # And once the fault is gone, that job applies it
+        with rt.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse_cart ON carts")
+        drain(rt)
+        assert carts(rt) == sorted([bad, good])
+    finally:
+        with rt.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS refuse_cart ON carts")
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS refuse_cart()")
+        rt.close()
