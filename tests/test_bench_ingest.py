@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from app.bench import ingest, loadgen
+from app.bench import ingest, ingest_report, loadgen
 from connectors import shopify
 from tests.support import services
 
@@ -100,5 +100,5 @@ def test_ingest_smoke_run() -> None:
     assert loss["missing"] == 0
     assert loss["stored"] == loss["acked"] == loss["acked_distinct"]
     assert d["webhook"]["chunks"] == d["bare"]["chunks"] == 2
-    report = ingest.format_ingest(d)
+    report = ingest_report.format_ingest(d)
     assert "ratio webhook/bare" in report and "targets (issue 3)" in report

@@ -14,7 +14,7 @@ def _ingest() -> dict[str, Any]:
 
 
 def _format_ingest(result: dict[str, Any]) -> str:
-    from app.bench.ingest import format_ingest
+    from app.bench.ingest_report import format_ingest
 
     return format_ingest(result)
 

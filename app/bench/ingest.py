@@ -17,6 +17,7 @@ see app/bare.py: same server, workers and Flask stack, it only reads the body an
 Every webhook request is distinct: a `checkouts/update` body built from tests/fixtures/shopify (checkout
 `id`, `token` and `cart_token` varied), its own `X-Shopify-Webhook-Id`, and a real HMAC-SHA256 signature.
 The load generator is app/bench/loadgen.py, in its own process on the same machine as the server.
+The server, scratch services and CPU meter are in ingest_env.py; the verdicts and report in ingest_report.py.
 
 Targets (issue 3): webhook/bare ≥ 0.40, p99 ≤ 50 ms at 500 requests/s, zero errors (and zero loss).
 """
@@ -30,14 +31,8 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +47,6 @@ SHOP = "velvet-fern.myshopify.com"
 TOPIC = "checkouts/update"
 WEBHOOK_PATH = "/webhooks/shopify"
 BARE_PATH = "/_bench/bare"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 50.0
@@ -131,284 +124,6 @@ def webhook_id(run_id: str, stream: int, i: int) -> str:
     return f"{run_id[:8]}-{run_id[8:12]}-{run_id[12:16]}-{stream:04x}-{i:012x}"
 
 
-# ---------------------------------------------------------------------------------------------- services
-
-
-def _sqlalchemy_url(url: str) -> str:
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database with the bench store; dropped afterwards. Yields its URL."""
-    import psycopg
-
-    from recovery.schema import upgrade
-
-    name = f"cartresq_bench_{secrets.token_hex(5)}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    url = _sqlalchemy_url(f"{base}/{name}")
-    try:
-        upgrade(url)
-        _add_store(url)
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _add_store(url: str, domain: str = SHOP) -> None:
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
-
-    engine = make_engine(url)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            session.add(
-                t.Store(
-                    platform="shopify",
-                    domain=domain,
-                    settings={},
-                    timezone="UTC",
-                    currency="USD",
-                    plan="free",
-                )
-            )
-    finally:
-        engine.dispose()
-
-
-def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
-    """Deliveries stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones no job
-    was sent for yet."""
-    from sqlalchemy import select
-
-    from recovery import tables as t
-    from recovery.db import make_engine
-
-    query = select(t.WebhookDelivery.delivery_id).where(
-        t.WebhookDelivery.platform == "shopify",
-        t.WebhookDelivery.shop == SHOP,
-        t.WebhookDelivery.payload.is_not(None),
-    )
-    if unrelayed:
-        query = query.where(t.WebhookDelivery.requeued_at.is_(None))
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
-    finally:
-        engine.dispose()
-
-
-def wait_relayed(url: str, timeout: float = 10.0) -> tuple[int, float]:
-    """(deliveries still without a job after `timeout` s, seconds it took the relay to catch up)."""
-    started = time.monotonic()
-    while (left := len(stored_delivery_ids(url, unrelayed=True))) and time.monotonic() - started < timeout:
-        time.sleep(0.05)
-    return left, time.monotonic() - started
-
-
-@contextmanager
-def dedicated_redis(url: str) -> Iterator[str]:
-    """The bench's own Redis db, flushed before and after (only that db)."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
-    try:
-        client.flushdb()
-        yield url
-    finally:
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """gunicorn running the real app, and beside it the dispatcher, whose relay hands the stored deliveries
-    to the workers (Settings.intake_relay: on with PostgreSQL + Redis); its CPU counts as the server's.
-    Always stopped, both (gunicorn's master and workers too), by `stop()`."""
-
-    def __init__(self, *, database_url: str, redis_url: str, secret: str, workers: int, port: int, tmp: Path):
-        from cryptography.fernet import Fernet
-
-        self.port = port or free_port()
-        self.log_path = tmp / "gunicorn.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTRESQ_", "SHOPIFY_"))}
-        env.update(
-            DATABASE_URL=database_url,
-            REDIS_URL=redis_url,
-            SHOPIFY_API_SECRET=secret,
-            SECRET_KEY=secrets.token_urlsafe(32),
-            CARTRESQ_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            CARTRESQ_VAR_DIR=str(tmp / "var"),
-            CARTRESQ_BENCH_BARE="1",
-            PYTHONUNBUFFERED="1",
-        )
-        cmd = [
-            sys.executable, "-m", "gunicorn",
-            "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
-            "--graceful-timeout", "5", "--log-level", "warning",
-            "app:create_app()",
-        ]  # fmt: skip
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
-        # Own session: on a hung shutdown the whole group (master + its workers) can be killed, nothing else.
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.dispatcher = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-            [sys.executable, "-m", "app.cli", "dispatcher"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-    @property
-    def pids(self) -> tuple[int, int]:
-        return self.proc.pid, self.dispatcher.pid
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if _request("GET", self.port, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise TimeoutError(f"gunicorn did not become healthy within {timeout:.0f}s:\n{self.log_tail()}")
-        status = _request("POST", self.port, BARE_PATH, b"{}")[0]
-        if status != 200:
-            raise RuntimeError(
-                f"POST {BARE_PATH} answered {status}: the bare blueprint is not registered. "
-                "create_app() needs\n"
-                "    from app import bare\n    bare.register(app)\n"
-                "(app/bare.py registers it only when CARTRESQ_BENCH_BARE=1)"
-            )
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        try:
-            for proc in (self.proc, self.dispatcher):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)  # gunicorn: graceful stop of master and workers
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(proc.pid, signal.SIGKILL)  # our own session only
-                        proc.wait(timeout=10)
-        finally:
-            self._log.close()
-
-
-def _request(method: str, port: int, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    data = b"".join(chunks)
-    return int(data.split(b" ", 2)[1]), data.split(b"\r\n\r\n", 1)[-1]
-
-
-class CpuMeter:
-    """Where the machine's CPU went between two samples, in cores (Linux /proc; empty elsewhere).
-
-    `server` is gunicorn (master and workers) and the dispatcher; `postgres` the backends of the bench
-    database plus the server's own processes (WAL writer, checkpointer...); `redis` the Redis server (shared: other clients'
-    work lands there too); `other` is the rest of the machine's busy time: the load generator, the kernel,
-    other databases' backends, and anything else running on the box.
-    """
-
-    GROUPS = ("server", "postgres", "redis")
-
-    def __init__(self, server_pids: tuple[int, ...], database: str = ""):
-        self.server_pids = set(server_pids)
-        self.database = database
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def _postgres_is_ours(self, pid: str) -> bool:
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        if self.database and f" {self.database} " in title:
-            return True
-        return "(" not in title  # no client host(port): an auxiliary process, not another database's backend
-
-    def sample(self) -> tuple[float, float, dict[int, tuple[str, int]]] | None:
-        """(time, machine busy seconds, {pid: (group, cpu ticks)}) or None without /proc."""
-        try:
-            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-            values = [int(x) for x in fields]
-            busy = (sum(values[:8]) - values[3] - values[4]) / self.tick
-            procs: dict[int, tuple[str, int]] = {}
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue  # gone meanwhile
-                name = stat[stat.find("(") + 1 : stat.rfind(")")]
-                rest = stat[stat.rfind(")") + 2 :].split()
-                pid, ppid = int(entry.name), int(rest[1])
-                if pid in self.server_pids or ppid in self.server_pids:
-                    group = "server"
-                elif name == "postgres" and self._postgres_is_ours(entry.name):
-                    group = "postgres"
-                elif name.startswith("redis-server"):
-                    group = "redis"
-                else:
-                    continue
-                procs[pid] = (group, int(rest[11]) + int(rest[12]))
-            return time.monotonic(), busy, procs
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def delta(
-        self,
-        a: tuple[float, float, dict[int, tuple[str, int]]] | None,
-        b: tuple[float, float, dict[int, tuple[str, int]]] | None,
-    ) -> dict[str, float]:
-        """Cores used between samples a and b, per group (processes that exited meanwhile are not counted)."""
-        if a is None or b is None or b[0] <= a[0]:
-            return {}
-        wall = b[0] - a[0]
-        cores = dict.fromkeys(self.GROUPS, 0.0)
-        for pid, (group, ticks) in b[2].items():
-            before = a[2].get(pid)
-            cores[group] += (ticks - (before[1] if before and before[0] == group else 0)) / self.tick / wall
-        busy = (b[1] - a[1]) / wall
-        return {"cpu_" + k: v for k, v in cores.items()} | {
-            "cpu_busy": busy,
-            "cpu_other": max(0.0, busy - sum(cores.values())),
-            "cpu_wall_s": wall,
-        }
-
-
 # ---------------------------------------------------------------------------------------------- the bench
 
 
@@ -428,8 +143,18 @@ def run_ingest(
     engine: str = "auto",
     timeout: float = 5.0,
 ) -> dict[str, Any]:
-    """Run the ingest benchmark once and return its figures (see `format_ingest`); stops all it starts."""
+    """Run the ingest benchmark once and return its figures (see ingest_report); stops all it starts."""
     from app.bench import loadgen
+    from app.bench.ingest_env import (
+        DEFAULT_PG,
+        DEFAULT_REDIS,
+        CpuMeter,
+        Server,
+        dedicated_redis,
+        scratch_database,
+        stored_delivery_ids,
+        wait_relayed,
+    )
 
     pg_url = pg_url or os.environ.get("CARTRESQ_BENCH_PG") or DEFAULT_PG
     redis_url = redis_url or os.environ.get("CARTRESQ_BENCH_REDIS") or DEFAULT_REDIS
@@ -588,145 +313,3 @@ def _body_size() -> int:
         stream=0,
     )
     return len(make(0).split(b"\r\n\r\n", 1)[1])
-
-
-def verdicts(d: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    """(target, passed, measured) for each target of issue 3."""
-    fixed, loss = d["fixed_rate"], d["loss"]
-    errors = d["bare"]["errors"] + d["webhook"]["errors"] + fixed["errors"]
-    at_rate = d["config"]["rate"] >= TARGET_RATE
-    return [
-        (f"webhook/bare throughput ≥ {TARGET_RATIO:.2f}", d["ratio"] >= TARGET_RATIO, f"{d['ratio']:.2f}"),
-        (
-            f"p99 ≤ {TARGET_P99_MS:.0f} ms at {TARGET_RATE}/s"
-            + ("" if at_rate else f" (run at {d['config']['rate']}/s)"),
-            fixed["p99_ms"] <= TARGET_P99_MS and at_rate,
-            f"{fixed['p99_ms']:.1f} ms",
-        ),
-        ("zero errors", errors == 0, str(errors)),
-        (
-            "zero loss (every 2xx stored)",
-            loss["missing"] == 0 and loss["acked"] == loss["acked_distinct"],
-            f"{loss['missing']} missing of {loss['acked']}",
-        ),
-        (
-            "every stored delivery handed to the workers",
-            loss["unrelayed"] == 0,
-            f"{loss['unrelayed']} left, relay caught up {loss['relay_catch_up_s']:.2f} s after the load",
-        ),
-    ]
-
-
-def passed(d: dict[str, Any]) -> bool:
-    return all(ok for _, ok, _ in verdicts(d))
-
-
-def format_ingest(d: dict[str, Any]) -> str:
-    c = d["config"]
-    bare, hook, fixed, loss = d["bare"], d["webhook"], d["fixed_rate"], d["loss"]
-    lines = [
-        f"ingest — gunicorn -w {c['workers']} -k sync, PostgreSQL + Redis, {c['cpus']} CPUs, "
-        f"{c['body_bytes']} B checkouts/update bodies, {d['started_at']}",
-        "",
-        f"max throughput (closed loop, {c['connections']} connections, {c['duration_s']:g} s each, "
-        f"bare and webhook taking turns in {c['rounds']} rounds)",
-        f"  {'':<27}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}",
-    ]
-    for name, r in (("bare", bare), ("webhook", hook)):
-        lines.append(
-            f"  {name:<8}{'POST ' + r['path']:<19}{r['rps']:>8.0f}{r['p50_ms']:>9.1f}{r['p90_ms']:>9.1f}"
-            f"{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}{r['errors']:>8}"
-        )
-    lines += [
-        f"  ratio webhook/bare: {d['ratio']:.2f}",
-        "",
-        f"fixed rate (open loop, {fixed['target_rps']:g}/s for {c['duration_s']:g} s on /webhooks/shopify, "
-        "latency from the scheduled send time)",
-        f"  {fixed['responses']} of {fixed['scheduled']} answered, {fixed['rps']:.0f}/s; "
-        f"p50 {fixed['p50_ms']:.1f} ms, "
-        f"p99 {fixed['p99_ms']:.1f} ms, p99.9 {fixed['p999_ms']:.1f} ms, max {fixed['max_ms']:.1f} ms, "
-        f"> 1 s: {fixed['over_1s']}, errors {fixed['errors']}",
-        f"  of which waiting to be sent (generator loop, or all {fixed['inflight']} connection slots busy): "
-        f"p50 {fixed['dispatch_lag_p50_ms']:.2f} ms, p99 {fixed['dispatch_lag_p99_ms']:.2f} ms",
-    ]
-    if fixed["target_rps"] > hook["rps"]:
-        lines.append(
-            f"  The offered {fixed['target_rps']:g}/s is above the webhook capacity measured above "
-            f"({hook['rps']:.0f}/s): these latencies are queueing, and requests still unanswered "
-            f"{c['timeout_s']:g} s after their scheduled time count as timeouts (errors)."
-        )
-    lines += [
-        "",
-        f"loss: {loss['acked']} webhooks acknowledged with 2xx (warm-up included), {loss['stored']} stored, "
-        f"{loss['missing']} missing"
-        + (f" (e.g. {', '.join(loss['missing_sample'])})" if loss["missing"] else ""),
-    ]
-    kinds: dict[str, int] = {}
-    for r in (bare, hook, fixed):
-        for k, v in r["error_kinds"].items():
-            kinds[k] = kinds.get(k, 0) + v
-    if kinds:
-        lines.append(f"error kinds: {kinds}")
-    lines += ["", "targets (issue 3)"]
-    for target, ok, measured in verdicts(d):
-        lines.append(f"  {'PASS' if ok else 'FAIL'}  {target:<44} {measured}")
-    if "cpu_busy" in bare:
-        lines += [
-            "",
-            f"CPU in cores (of {c['cpus']}) {'':<8}{'server':>9}{'postgres':>9}{'redis':>7}"
-            f"{'loadgen':>9}{'other':>7}{'total':>7}",
-        ]
-        for name, r in (
-            ("max throughput, bare", bare),
-            ("max throughput, webhook", hook),
-            ("fixed rate, webhook", fixed),
-        ):
-            lines.append(
-                f"  {name:<26}{r['cpu_server']:>9.2f}{r['cpu_postgres']:>9.2f}{r['cpu_redis']:>7.2f}"
-                f"{r['generator_cpu_share']:>9.2f}{r['cpu_unaccounted']:>7.2f}{r['cpu_busy']:>7.2f}"
-            )
-        lines.append(
-            f"  {'idle box, before the run':<26}{'':>34}{d['background_cores']:>7.2f}"
-        )
-        lines += [
-            "",
-            "CPU ms per answered request (robust to a busy neighbour)     server  postgres  redis",
-        ]
-        for name, r in (("bare", bare), ("webhook, max throughput", hook), ("webhook, fixed rate", fixed)):
-            lines.append(
-                f"  {name:<57}{r['server_cpu_ms_per_req']:>9.2f}{r['postgres_cpu_ms_per_req']:>10.2f}"
-                f"{r['redis_cpu_ms_per_req']:>7.2f}"
-            )
-        lines.append(
-            f"  CPU-cost ratio, bare server / webhook max throughput (server + postgres + redis): "
-            f"{d['cpu_ratio']:.2f}, the throughput ratio to expect when nothing else competes for the cores"
-        )
-        if fixed["errors"]:
-            lines.append(
-                "  (the fixed-rate row also carries the work done for requests answered after their sender "
-                "gave up, so it is high)"
-            )
-    lines += [
-        "",
-        f"caveats: the load generator ({bare['generator_engine']} engine, app/bench/loadgen.py, "
-        f"{c['generator_procs']} process) shares the {c['cpus']} cores with gunicorn, PostgreSQL and Redis: "
-        f"it used {bare['generator_cpu_share']:.2f} cores in the bare phase, which the server could not use.",
-    ]
-    if bare.get("cpu_busy", 0.0) >= 0.9 * (c["cpus"] or 1):
-        lines.append(
-            "  The bare phase saturated the machine, so bare req/s measures this box (server + generator), "
-            "not "
-            "the server alone; a generator on another machine would raise it and lower the ratio."
-        )
-    noisy = max([d["background_cores"]] + [r.get("cpu_unaccounted", 0.0) for r in (bare, hook, fixed)])
-    if noisy > 0.15:
-        lines.append(
-            f"  Something else used up to {noisy:.2f} cores during the run (column 'other'): figures are low "
-            "and "
-            "noisy; rerun on a quiet machine."
-        )
-    if any(r["built_on_the_fly"] for r in (bare, hook, fixed)):
-        lines.append(
-            "  Some requests were built during the run (past the pre-built count); a small generator cost."
-        )
-    return "\n".join(lines)

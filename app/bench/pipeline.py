@@ -8,11 +8,11 @@ so the ratio shows what scoring costs.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import tempfile
-import time
-import multiprocessing
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,14 +20,14 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
-from app.bench.ingest import DEFAULT_PG, scratch_database
+from app.bench.ingest_env import DEFAULT_PG, scratch_database
 from recovery import dispatch
-from recovery.compose import Composer
-from recovery.dispatch import SEND_BATCH
 from recovery import tables as t
 from recovery.abandonment import Abandoner
 from recovery.channels import FakeChannel
+from recovery.compose import Composer
 from recovery.db import make_engine, make_sessionmaker
+from recovery.dispatch import SEND_BATCH
 from recovery.links import LinkSigner
 from recovery.sending import Sender
 from recovery.tables import utcnow
