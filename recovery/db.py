@@ -65,7 +65,7 @@ class DriverStatement:
     def __init__(self, statement: Any) -> None:
         compiled = statement.compile(dialect=postgresql.psycopg.dialect())
         self.sql, self._defaults = compiled.string, compiled.params
-        self._prepared: pgdirect.Prepared | None = None
+        self._prepared = pgdirect.Prepared(self.sql, self._defaults)  # for autocommit(); a regex, once
 
     def __call__(self, conn: Connection, **params: Any) -> Any:
         """The psycopg cursor (rowcount, fetchone). `conn` must be a PostgreSQL connection."""
@@ -77,8 +77,6 @@ class DriverStatement:
         found dead is replaced and the statement run once more). Parameters: str, int, bool, aware
         datetime, None; cast in the SQL what PostgreSQL cannot infer. Driver errors come out as
         SQLAlchemy's (without the parameters, which may hold personal data)."""
-        if self._prepared is None:
-            self._prepared = pgdirect.Prepared(self.sql, self._defaults)
         try:
             return pgdirect.connections(engine).run(self._prepared, params)
         except psycopg.Error as exc:

@@ -90,9 +90,11 @@ class _Conn:
 def _decoder(oid: int) -> Any:
     if oid in _INT_OIDS:
         return int
-    if oid == _BOOL_OID:
-        return lambda raw: raw == b"t"
-    return lambda raw: raw.decode()
+    return _bool if oid == _BOOL_OID else bytes.decode
+
+
+def _bool(raw: bytes) -> bool:
+    return raw == b"t"
 
 
 def _check(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
