@@ -58,7 +58,7 @@ INSERT INTO webhook_deliveries
     (platform, shop, store_id, topic, delivery_id, triggered_at, received_at, payload, processed_at, error)
 SELECT :platform, :shop, found.id, :topic, :delivery_id, CAST(:triggered_at AS timestamptz),
        CAST(:now AS timestamptz),
-       CASE WHEN found.serving THEN CAST(:payload_text AS jsonb) END,
+       CASE WHEN found.serving THEN CAST(:payload_text AS json) END,
        CASE WHEN NOT found.serving THEN CAST(:now AS timestamptz) END,
        CASE WHEN found.unknown THEN 'unknown shop' WHEN NOT found.serving THEN 'shop uninstalled' END
 FROM found
@@ -71,7 +71,7 @@ def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -
     """The webhook route's `record_delivery`, given also the body's own JSON text `raw` (already parsed
     into `payload` and checked by the caller). On PostgreSQL the store lookup and the insert are one
     statement (`_RECORD_PG`), prepared once and committed on its own (recovery.pgdirect): one round trip,
-    no BEGIN or COMMIT, and the JSON stored as sent (PostgreSQL parses it into JSONB), not serialized again.
+    no BEGIN or COMMIT, and the JSON stored as sent (PostgreSQL checks its syntax), not serialized again.
     Autocommit changes no guarantee: the row is durable before the 2xx either way."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
