@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 # Only the standard library at module level: load generator processes load this file for `webhook_requests`
 # without importing the app.
 if TYPE_CHECKING:
-    from app.bench.loadgen import RequestFactory
+    from app.bench.loadgen_epoll import RequestFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "checkouts_update.json"
