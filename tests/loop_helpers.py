@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.runtime import Runtime
 from recovery import dispatch
 from recovery import tables as t
+from recovery.sending import Sender
 from recovery.tables import utcnow
 
 HOUR = timedelta(hours=1)
@@ -29,11 +30,16 @@ def send_due(rt: Runtime, at: datetime) -> list[str]:
     return [outcomes.get(message_id, "nothing to do") for message_id in claimed]
 
 
+def sender_at(rt: Runtime, at: datetime) -> Sender:
+    """The runtime's sender with its clock stopped at `at`: quiet hours and caps are judged at that moment,
+    not at whatever hour the tests happen to run."""
+    return dataclasses.replace(rt.sender, clock=lambda: at)
+
+
 def send_at(rt: Runtime, at: datetime) -> list[str]:
-    """Like send_due, with the sender's clock at `at` too: quiet hours and caps are judged at that moment."""
+    """Like send_due, with the sender's clock at `at` too (sender_at)."""
     claimed = claim(rt, at)
-    sender = dataclasses.replace(rt.sender, clock=lambda: at)
-    outcomes = sender.send_batch(rt.sessions, claimed) if claimed else {}
+    outcomes = sender_at(rt, at).send_batch(rt.sessions, claimed) if claimed else {}
     return [outcomes.get(message_id, "nothing to do") for message_id in claimed]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,7 +16,7 @@ from app.runtime import Runtime, build_runtime
 from recovery import tables as t
 from recovery.channels import FakeChannel, OutboundSms
 from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, send_at, set_store
+from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, send_at, sender_at, set_store
 from tests.support import shopify
 
 
@@ -177,7 +176,7 @@ def send_side_by_side(rt: Runtime, now: datetime) -> list[str]:
     results: dict[int, dict[int, str]] = {}
 
     def work(message_id: int) -> None:
-        sender = dataclasses.replace(rt.sender, clock=lambda: now)
+        sender = sender_at(rt, now)
         barrier.wait()
         results[message_id] = sender.send_batch(rt.sessions, [message_id])
 

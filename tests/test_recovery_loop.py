@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +17,7 @@ from recovery import dispatch
 from recovery import tables as t
 from recovery.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, cart, claim, daytime, messages, now, send_at, send_due, set_store
+from tests.loop_helpers import HOUR, abandon_all, cart, claim, daytime, messages, now, send_at, send_due, sender_at, set_store
 from tests.support import shopify
 
 
@@ -517,8 +516,7 @@ def test_an_email_outage_does_not_hold_up_sms_in_the_same_batch(database_url: st
         due = at + 48 * HOUR + HOUR / 60  # steps 1-3 due: email, email, SMS (still inside its 48 h limit + lag)
         claimed = claim(rt, due)
         assert len(claimed) == 3
-        # The sender's clock at the claim: on the wall clock, SMS quiet hours depend on when the test runs.
-        sender = dataclasses.replace(rt.sender, clock=lambda: due)
+        sender = sender_at(rt, due)  # on the wall clock, SMS quiet hours depend on when the test runs
         with pytest.raises(TransientSendError):  # the job still retries the email
             sender.send_batch(rt.sessions, claimed)
         rows = {m.channel + str(m.step): m for m in messages(rt, cart_id)}
