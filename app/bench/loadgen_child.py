@@ -187,7 +187,8 @@ def _child() -> int:
     hard_stop = max(hard_stop, start) + budget
     rec = Recorder()
     cpu0 = _cpu()
-    if spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll"):
+    use_epoll = spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll")
+    if use_epoll:
         engine = Epoll(spec, requests, rec)
         try:
             end = (engine.closed if spec["mode"] == "closed" else engine.open)(spec, start, hard_stop)
@@ -216,9 +217,7 @@ def _child() -> int:
             "errors": dict(rec.errors),
             "acked": rec.acked if spec.get("record_acked") else [],
             "on_the_fly": requests.on_the_fly,
-            "engine": "epoll"
-            if spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll")
-            else "asyncio",
+            "engine": "epoll" if use_epoll else "asyncio",
         }
     )
     return 0
