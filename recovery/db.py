@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import pgdirect
+from recovery import pgdirect, pggroup
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,12 @@ class DriverStatement:
     per-message statements of a send on PostgreSQL: SQLAlchemy's execution layer (result metadata,
     parameter processing) cost more CPU than PostgreSQL spent running them. No expanding IN parameters."""
 
-    def __init__(self, statement: Any) -> None:
+    def __init__(self, statement: Any, *, group_commit: bool = False) -> None:
         compiled = statement.compile(dialect=postgresql.psycopg.dialect())
         self.sql, self._defaults = compiled.string, compiled.params
         self._prepared = pgdirect.Prepared(self.sql, self._defaults)  # for autocommit(); a regex, once
+        #: Under gevent, commit together with other requests' statements (recovery.pggroup).
+        self._group_commit = group_commit
 
     def __call__(self, conn: Connection, **params: Any) -> Any:
         """The psycopg cursor (rowcount, fetchone). `conn` must be a PostgreSQL connection."""
@@ -78,6 +80,8 @@ class DriverStatement:
         datetime, None; cast in the SQL what PostgreSQL cannot infer. Driver errors come out as
         SQLAlchemy's (without the parameters, which may hold personal data)."""
         try:
+            if self._group_commit:
+                return pggroup.run(engine, self._prepared, params)
             return pgdirect.connections(engine).run(self._prepared, params)
         except psycopg.Error as exc:
             raise DBAPIError.instance(self.sql, None, exc, psycopg.Error) from exc

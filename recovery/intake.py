@@ -64,15 +64,16 @@ SELECT :platform, :shop, found.id, :topic, :delivery_id, CAST(:triggered_at AS t
 FROM found
 ON CONFLICT DO NOTHING
 RETURNING id, processed_at IS NULL AS serving
-"""))
+"""), group_commit=True)
 
 
 def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -> tuple[int | None, str]:
     """The webhook route's `record_delivery`, given also the body's own JSON text `raw` (already parsed
     into `payload` and checked by the caller). On PostgreSQL the store lookup and the insert are one
-    statement (`_RECORD_PG`), prepared once and committed on its own (recovery.pgdirect): one round trip,
-    no BEGIN or COMMIT, and the JSON stored as sent (PostgreSQL checks its syntax), not serialized again.
-    Autocommit changes no guarantee: the row is durable before the 2xx either way."""
+    statement (`_RECORD_PG`), prepared once: committed on its own in a sync worker (recovery.pgdirect: one
+    round trip, no BEGIN or COMMIT), or under gevent in one transaction with the other deliveries waiting
+    in this process (recovery.pggroup: one commit for all). The JSON is stored as sent (PostgreSQL checks
+    its syntax), not serialized again. Either way the row is durable before the 2xx."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return record_delivery(conn, payload=payload, **delivery)

@@ -77,14 +77,19 @@ class _Conn:
             self.prepared.add(statement.name)
         result = pgconn.exec_prepared(statement.name, statement.values(params))
         _check(pgconn, result)
-        decoders = [_decoder(result.ftype(col)) for col in range(result.nfields)]
-        return [
-            tuple(
-                None if (raw := result.get_value(row, col)) is None else decode(raw)
-                for col, decode in enumerate(decoders)
-            )
-            for row in range(result.ntuples)
-        ]
+        return rows(result)
+
+
+def rows(result: pq.abc.PGresult) -> list[tuple[Any, ...]]:
+    """A result's rows, decoded by column type (see _INT_OIDS)."""
+    decoders = [_decoder(result.ftype(col)) for col in range(result.nfields)]
+    return [
+        tuple(
+            None if (raw := result.get_value(row, col)) is None else decode(raw)
+            for col, decode in enumerate(decoders)
+        )
+        for row in range(result.ntuples)
+    ]
 
 
 def _decoder(oid: int) -> Any:

@@ -1,7 +1,7 @@
 """The `ingest` benchmark: the Shopify webhook path on gunicorn + PostgreSQL + Redis against a bare 200.
 
 One run, one server: a scratch PostgreSQL database (migrated, one Shopify store), a dedicated Redis db,
-`gunicorn -w N -k sync 'app:create_app()'` with `CARTRESQ_BENCH_BARE=1` (which adds `POST /_bench/bare`,
+`gunicorn -w N -k gevent 'app:create_app()'` with `CARTRESQ_BENCH_BARE=1` (which adds `POST /_bench/bare`,
 see app/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
 `cartresq dispatcher`, whose intake relay enqueues the stored deliveries for the workers. Then:
 
@@ -131,7 +131,7 @@ def run_ingest(
     duration: float = 10.0,
     rate: int = 500,
     connections: int = 32,
-    workers: int = 5,
+    workers: int | None = None,
     port: int = 0,
     *,
     pg_url: str | None = None,
@@ -148,6 +148,7 @@ def run_ingest(
     from app.bench.ingest_env import (
         DEFAULT_PG,
         DEFAULT_REDIS,
+        WORKER_CLASS,
         CpuMeter,
         Server,
         dedicated_redis,
@@ -164,6 +165,7 @@ def run_ingest(
     tmp = Path(tempfile.mkdtemp(prefix="cartresq-bench-"))
     try:
         with scratch_database(pg_url) as database_url, dedicated_redis(redis_url):
+            workers = workers or os.cpu_count() or 2  # one per core
             server = Server(
                 database_url=database_url,
                 redis_url=redis_url,
@@ -244,7 +246,7 @@ def run_ingest(
             "rate": rate,
             "connections": connections,
             "workers": workers,
-            "worker_class": "sync",
+            "worker_class": WORKER_CLASS,
             "generator_procs": generator_procs,
             "timeout_s": timeout,
             "cpus": os.cpu_count(),

@@ -18,6 +18,8 @@ from app.bench.ingest import BARE_PATH, ROOT, SHOP
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+#: As in production (README): one gevent worker per core, whose receipts share commits (recovery.pggroup).
+WORKER_CLASS = "gevent"
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -145,7 +147,7 @@ class Server:
         )
         cmd = [
             sys.executable, "-m", "gunicorn",
-            "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+            "-w", str(workers), "-k", WORKER_CLASS, "-b", f"127.0.0.1:{self.port}",
             "--graceful-timeout", "5", "--log-level", "warning",
             "app:create_app()",
         ]  # fmt: skip

@@ -42,7 +42,7 @@ def format_ingest(d: dict[str, Any]) -> str:
     c = d["config"]
     bare, hook, fixed, loss = d["bare"], d["webhook"], d["fixed_rate"], d["loss"]
     lines = [
-        f"ingest — gunicorn -w {c['workers']} -k sync, PostgreSQL + Redis, {c['cpus']} CPUs, "
+        f"ingest — gunicorn -w {c['workers']} -k {c['worker_class']}, PostgreSQL + Redis, {c['cpus']} CPUs, "
         f"{c['body_bytes']} B checkouts/update bodies, {d['started_at']}",
         "",
         f"max throughput (closed loop, {c['connections']} connections, {c['duration_s']:g} s each, "

@@ -19,17 +19,34 @@ import time
 from typing import Any
 
 if __package__:  # imported as app.bench.loadgen_child
-    from app.bench.loadgen_epoll import MAX_HEADER, BadResponse, Epoll, Recorder, RequestFactory, Requests
+    from app.bench.loadgen_epoll import (
+        IDLE_REUSE,
+        MAX_HEADER,
+        BadResponse,
+        Epoll,
+        Recorder,
+        RequestFactory,
+        Requests,
+    )
 else:  # run as a script, the usual way: its folder is first on sys.path, and the app is not imported
-    from loadgen_epoll import MAX_HEADER, BadResponse, Epoll, Recorder, RequestFactory, Requests  # type: ignore[no-redef]
+    from loadgen_epoll import (  # type: ignore[no-redef]
+        IDLE_REUSE,
+        MAX_HEADER,
+        BadResponse,
+        Epoll,
+        Recorder,
+        RequestFactory,
+        Requests,
+    )
 
 
 class _Conn:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "used", "writer")
 
     def __init__(self) -> None:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0  # when its last response ended
 
     def close(self) -> None:
         if self.writer is not None:
@@ -39,6 +56,8 @@ class _Conn:
 
 async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
     """Send one request on `conn` (opened if needed), read the whole response; returns the status."""
+    if conn.writer is not None and time.monotonic() - conn.used >= IDLE_REUSE:
+        conn.close()
     if conn.writer is None:
         conn.reader, conn.writer = await asyncio.open_connection(host, port, limit=MAX_HEADER)
     reader, writer = conn.reader, conn.writer
@@ -69,6 +88,7 @@ async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
         close = True
     if close:
         conn.close()
+    conn.used = time.monotonic()
     return status
 
 

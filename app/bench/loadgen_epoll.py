@@ -19,6 +19,9 @@ from typing import Any
 RequestFactory = Callable[[int], bytes]
 
 MAX_HEADER = 64 * 1024
+#: A keep-alive connection idle this long (s) is not reused: gunicorn closes them after 2 s, and one closed
+#: while a request is on its way fails that request. Clients keep their idle timeout below the server's.
+IDLE_REUSE = 1.0
 
 
 class BadResponse(Exception):
@@ -100,13 +103,17 @@ class Epoll:
         self.rec = rec
         self.ep = select.epoll()
         self.flying: dict[int, Slot] = {}
-        self.idle: list[socket.socket] = []  # keep-alive connections, when the server allows them
+        self.idle: list[tuple[socket.socket, float]] = []  # keep-alive connections (and since when)
 
     # -- one request
 
     def start(self, i: int, t0: float, now: float) -> bool:
         """Open (or reuse) a connection, send request i (due by t0 + timeout); False if it failed at once."""
-        sock = self.idle.pop() if self.idle else None
+        sock = self.idle.pop()[0] if self.idle and now - self.idle[-1][1] < IDLE_REUSE else None
+        if sock is None:  # the newest is too old, so are the rest
+            for old, _ in self.idle:
+                old.close()
+            self.idle.clear()
         try:
             if sock is None:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -196,7 +203,7 @@ class Epoll:
         if slot.close:
             slot.sock.close()
         else:
-            self.idle.append(slot.sock)
+            self.idle.append((slot.sock, now))
         return slot
 
     def _drop(self, fd: int, slot: Slot) -> None:
@@ -222,7 +229,7 @@ class Epoll:
     def close(self) -> None:
         for fd, slot in list(self.flying.items()):
             self._drop(fd, slot)
-        for sock in self.idle:
+        for sock, _ in self.idle:
             sock.close()
         self.ep.close()
 

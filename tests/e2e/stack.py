@@ -74,7 +74,7 @@ class Stack:
         )
 
     def web(self) -> None:
-        self.start("web", [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}", "app:create_app()"])
+        self.start("web", [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gevent", "-b", f"127.0.0.1:{self.port}", "app:create_app()"])
         self.wait_healthy()
 
     def serve(self) -> None:
