@@ -132,10 +132,15 @@ class GroupCommit:
                 self._conn = psycopg.connect(*cargs, **cparams, autocommit=True)
             try:
                 return self._pipeline(self._conn.pgconn, batch)
+            except _BatchFailed:
+                raise  # the connection is fine, a statement is not
             except psycopg.OperationalError:
                 self._conn.close()  # the server went away mid-batch: once more on a fresh connection
                 if attempt == 2:
                     raise
+            except BaseException:
+                self._conn.close()  # its state is unknown
+                raise
         raise AssertionError("unreachable")
 
     def _pipeline(self, pg: pq.abc.PGconn, batch: list[_Waiter]) -> list[list[tuple[Any, ...]]]:
@@ -144,27 +149,25 @@ class GroupCommit:
         prepare = list(new.values())
         pg.nonblocking = 1  # sends never block the worker; the flush below waits cooperatively
         pg.enter_pipeline_mode()
-        try:
-            for statement in prepare:
-                pg.send_prepare(statement.name, statement.sql)
-            pg.send_query_params(b"BEGIN", None)
-            for waiter in batch:
-                pg.send_query_prepared(waiter.statement.name, waiter.values)
-            pg.send_query_params(b"COMMIT", None)
-            pg.pipeline_sync()
-            results = _exchange(pg)
-        finally:
-            if pg.status == pq.ConnStatus.OK and pg.pipeline_status != pq.PipelineStatus.OFF:
-                pg.exit_pipeline_mode()
+        for statement in prepare:
+            pg.send_prepare(statement.name, statement.sql)
+        pg.send_query_params(b"BEGIN", None)
+        for waiter in batch:
+            pg.send_query_prepared(waiter.statement.name, waiter.values)
+        pg.send_query_params(b"COMMIT", None)
+        pg.pipeline_sync()
+        results = _exchange(pg)
+        pg.exit_pipeline_mode()
         if pg.transaction_status != pq.TransactionStatus.IDLE:  # a failed BEGIN block outlives the Sync
             _rollback(pg)
+        # A prepared statement outlives a rolled-back batch: preparing it again would fail every retry.
+        self._prepared.update(s.name for s, r in zip(prepare, results, strict=False) if r.status in _OK)
         failed = next((r for r in results if r.status not in _OK), None)
         if failed is not None:
             if failed.status == pq.ExecStatus.FATAL_ERROR:
                 raise _BatchFailed(psycopg.errors.error_from_result(failed))
             status = pq.ExecStatus(failed.status).name
             raise psycopg.OperationalError(f"unexpected result in a batch: {status}")
-        self._prepared.update(s.name for s in prepare)
         self.batches += 1
         self.statements += len(batch)
         return [pgdirect.rows(r) for r in results[len(prepare) + 1 : -1]]
@@ -195,13 +198,10 @@ def _exchange(pg: pq.abc.PGconn) -> list[pq.abc.PGresult]:
 
 def _rollback(pg: pq.abc.PGconn) -> None:
     pg.enter_pipeline_mode()
-    try:
-        pg.send_query_params(b"ROLLBACK", None)
-        pg.pipeline_sync()
-        results = _exchange(pg)
-    finally:
-        if pg.status == pq.ConnStatus.OK:
-            pg.exit_pipeline_mode()
+    pg.send_query_params(b"ROLLBACK", None)
+    pg.pipeline_sync()
+    results = _exchange(pg)
+    pg.exit_pipeline_mode()
     if any(r.status not in _OK for r in results) or pg.transaction_status != pq.TransactionStatus.IDLE:
         raise psycopg.OperationalError("a failed batch could not be rolled back")
 
