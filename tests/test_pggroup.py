@@ -42,12 +42,15 @@ def test_concurrent_deliveries_share_commits_and_a_bad_one_fails_alone(pg_url: s
     assert 1 <= report["batches"] < 40
 
     # The refused one fails alone; the four sent in the same batch are stored.
-    assert report["mixed"][2] == "error: InvalidTextRepresentation"
+    assert report["mixed"][2] == "error: DataError/InvalidTextRepresentation"
     assert [r for i, r in enumerate(report["mixed"]) if i != 2] == ["accepted"] * 4
 
     # A dropped connection is replaced: the next deliveries are accepted.
     assert report["terminated"] >= 1
     assert report["after_restart"] == ["accepted"] * 5
+
+    # No server: SQLAlchemy's OperationalError for each (the app's 503 handler), no hang.
+    assert report["unreachable"] == ["error: OperationalError/OperationalError"] * 2
 
     stored = set(report["stored"])
     assert stored == {f"crowd-{i}" for i in range(30)} | {f"mixed-{i}" for i in (0, 1, 3, 4)} | {

@@ -22,14 +22,14 @@ URL, SHOP = sys.argv[1], sys.argv[2]
 PAYLOAD = {"id": 1, "token": "t", "email": "shopper@example.com", "line_items": []}
 
 
-def receive(delivery_id: str, raw: str | None = None) -> object:
+def receive(delivery_id: str, raw: str | None = None, to: object = None) -> object:
     try:
         return record_webhook(
-            engine, platform="shopify", shop=SHOP, topic="checkouts/update", delivery_id=delivery_id,
+            to or engine, platform="shopify", shop=SHOP, topic="checkouts/update", delivery_id=delivery_id,
             triggered_at=None, payload=PAYLOAD, always=False, raw=raw or json.dumps(PAYLOAD),
         )[1]  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - reported to the test
-        return f"error: {type(getattr(exc, 'orig', exc)).__name__}"
+        return f"error: {type(exc).__name__}/{type(getattr(exc, 'orig', exc)).__name__}"
 
 
 def together(calls: list[tuple]) -> list[object]:
@@ -57,6 +57,9 @@ with psycopg.connect(plain, autocommit=True) as admin:
         "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
     ).fetchone()[0]
 report["after_restart"] = together([(f"later-{i}",) for i in range(5)])
+# 4. No server at all: every waiting request gets the error (the route answers 503), none hangs.
+nowhere = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+report["unreachable"] = together([("gone-0", None, nowhere), ("gone-1", None, nowhere)])
 with psycopg.connect(plain, autocommit=True) as conn:
     report["stored"] = sorted(r[0] for r in conn.execute("SELECT delivery_id FROM webhook_deliveries"))
 print(json.dumps(report))
