@@ -1,0 +1,58 @@
+"""SQLAlchemy models. Alembic migrations are the only source of the schema; a test checks they agree.
+
+Every model is `recovery.tables.X` (`from recovery import tables as t`); the modules split them by subject.
+"""
+
+from recovery.tables.base import NAMING, Base, utcnow
+from recovery.tables.core import (
+    Cart,
+    Customer,
+    ExperimentAssignment,
+    Order,
+    RecoveryMessage,
+    Store,
+    WebhookDelivery,
+)
+from recovery.tables.shopper import (
+    Consent,
+    DataExport,
+    PushSubscription,
+    ShopperSend,
+    Suppression,
+    TrackEvent,
+)
+from recovery.tables.store import (
+    DiscountCode,
+    InventoryLevel,
+    OAuthState,
+    VariantPrice,
+    WooActivation,
+    WooConnection,
+    WooWebhook,
+)
+
+__all__ = [
+    "Base",
+    "Cart",
+    "Consent",
+    "Customer",
+    "DataExport",
+    "DiscountCode",
+    "ExperimentAssignment",
+    "InventoryLevel",
+    "NAMING",
+    "OAuthState",
+    "Order",
+    "PushSubscription",
+    "RecoveryMessage",
+    "ShopperSend",
+    "Store",
+    "Suppression",
+    "TrackEvent",
+    "VariantPrice",
+    "WebhookDelivery",
+    "WooActivation",
+    "WooConnection",
+    "WooWebhook",
+    "utcnow",
+]
