@@ -19,25 +19,9 @@ import time
 from typing import Any
 
 if __package__:  # imported as app.bench.loadgen_child
-    from app.bench.loadgen_epoll import (
-        IDLE_REUSE,
-        MAX_HEADER,
-        BadResponse,
-        Epoll,
-        Recorder,
-        RequestFactory,
-        Requests,
-    )
+    from app.bench import loadgen_epoll as ep
 else:  # run as a script, the usual way: its folder is first on sys.path, and the app is not imported
-    from loadgen_epoll import (  # type: ignore[no-redef]
-        IDLE_REUSE,
-        MAX_HEADER,
-        BadResponse,
-        Epoll,
-        Recorder,
-        RequestFactory,
-        Requests,
-    )
+    import loadgen_epoll as ep  # type: ignore[no-redef]
 
 
 class _Conn:
@@ -56,10 +40,10 @@ class _Conn:
 
 async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
     """Send one request on `conn` (opened if needed), read the whole response; returns the status."""
-    if conn.writer is not None and time.monotonic() - conn.used >= IDLE_REUSE:
+    if conn.writer is not None and time.monotonic() - conn.used >= ep.IDLE_REUSE:
         conn.close()
     if conn.writer is None:
-        conn.reader, conn.writer = await asyncio.open_connection(host, port, limit=MAX_HEADER)
+        conn.reader, conn.writer = await asyncio.open_connection(host, port, limit=ep.MAX_HEADER)
     reader, writer = conn.reader, conn.writer
     assert reader is not None
     writer.write(request)
@@ -68,7 +52,7 @@ async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
     status_line = head[:end]
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise BadResponse("bad status line")
+        raise ep.BadResponse("bad status line")
     status = int(parts[1])
     length = -1
     close = parts[0] == b"HTTP/1.0"
@@ -80,7 +64,7 @@ async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
         elif name == b"connection":
             close = value.strip().lower() == b"close"
         elif name == b"transfer-encoding":
-            raise BadResponse("chunked responses are not supported")
+            raise ep.BadResponse("chunked responses are not supported")
     if length > 0:
         await reader.readexactly(length)
     elif length < 0:
@@ -92,8 +76,7 @@ async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
     return status
 
 
-
-async def _closed(spec: dict[str, Any], requests: Requests, start: float, rec: Recorder) -> float:
+async def _closed(spec: dict[str, Any], requests: ep.Requests, start: float, rec: ep.Recorder) -> float:
     host, port, timeout = spec["host"], int(spec["port"]), float(spec["timeout"])
     deadline = start + float(spec["duration"])
     stride, offset = int(spec.get("stride", 1)), int(spec.get("offset", 0))
@@ -122,7 +105,7 @@ async def _closed(spec: dict[str, Any], requests: Requests, start: float, rec: R
     return clock()
 
 
-async def _open(spec: dict[str, Any], requests: Requests, start: float, rec: Recorder) -> float:
+async def _open(spec: dict[str, Any], requests: ep.Requests, start: float, rec: ep.Recorder) -> float:
     host, port, timeout = spec["host"], int(spec["port"]), float(spec["timeout"])
     rate = float(spec["rate"])
     stride, offset = int(spec.get("stride", 1)), int(spec.get("offset", 0))
@@ -176,7 +159,7 @@ async def _sleep_until(when: float) -> None:
         await asyncio.sleep(delay)
 
 
-def load_factory(spec: dict[str, Any]) -> RequestFactory:
+def load_factory(spec: dict[str, Any]) -> ep.RequestFactory:
     """`factory` is "package.module:function" or "/path/to/file.py:function" (loaded without its package,
     so a generator process imports only what that file imports)."""
     where, _, attr = spec["factory"].rpartition(":")
@@ -199,17 +182,17 @@ def _child() -> int:
     factory = load_factory(spec)
     stride, offset = int(spec.get("stride", 1)), int(spec.get("offset", 0))
     indices = range(offset, offset + stride * int(spec["prebuild"]), stride)
-    requests = Requests(factory, indices)
+    requests = ep.Requests(factory, indices)
     _emit({"ready": True})
     go = json.loads(sys.stdin.readline())
     start = float(go["go"])
     budget = float(spec["duration"]) + float(spec["timeout"]) + 10.0
     hard_stop = max(hard_stop, start) + budget
-    rec = Recorder()
+    rec = ep.Recorder()
     cpu0 = _cpu()
     use_epoll = spec.get("engine", "auto") in ("auto", "epoll") and hasattr(select, "epoll")
     if use_epoll:
-        engine = Epoll(spec, requests, rec)
+        engine = ep.Epoll(spec, requests, rec)
         try:
             end = (engine.closed if spec["mode"] == "closed" else engine.open)(spec, start, hard_stop)
         finally:
