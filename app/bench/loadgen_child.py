@@ -48,23 +48,7 @@ async def _exchange(conn: _Conn, host: str, port: int, request: bytes) -> int:
     assert reader is not None
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
-    end = head.find(b"\r\n")
-    status_line = head[:end]
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ep.BadResponse("bad status line")
-    status = int(parts[1])
-    length = -1
-    close = parts[0] == b"HTTP/1.0"
-    for line in head[end + 2 : -4].split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection":
-            close = value.strip().lower() == b"close"
-        elif name == b"transfer-encoding":
-            raise ep.BadResponse("chunked responses are not supported")
+    status, length, close = ep.parse_head(head[:-4])
     if length > 0:
         await reader.readexactly(length)
     elif length < 0:

@@ -28,6 +28,26 @@ class BadResponse(Exception):
     pass
 
 
+def parse_head(head: bytes) -> tuple[int, int, bool]:
+    """(status, Content-Length or -1 if none, whether the server closes) of a response head (without its
+    blank line); BadResponse for what this generator does not read (chunked bodies)."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise BadResponse("bad status line")
+    length, close = -1, parts[0] == b"HTTP/1.0"
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+        elif name == b"transfer-encoding":
+            raise BadResponse("chunked responses are not supported")
+    return int(parts[1]), length, close
+
+
 class Requests:
     """Pre-built requests; built on demand past the pre-built count (counted, so a report can say so)."""
 
@@ -178,22 +198,7 @@ class Epoll:
             if len(slot.buf) > MAX_HEADER:
                 raise BadResponse("response head too large")
             return
-        lines = slot.buf[:end].split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise BadResponse("bad status line")
-        slot.status = int(parts[1])
-        slot.close = parts[0] == b"HTTP/1.0"
-        length = -2
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection":
-                slot.close = value.strip().lower() == b"close"
-            elif name == b"transfer-encoding":
-                raise BadResponse("chunked responses are not supported")
+        slot.status, length, slot.close = parse_head(slot.buf[:end])
         slot.need = end + 4 + length if length >= 0 else -2
 
     def _done(self, fd: int, slot: Slot, now: float) -> Slot:
