@@ -69,8 +69,10 @@ class GroupCommit:
     """The waiting statements of one engine in one process, and the greenlet that commits them."""
 
     def __init__(self, connect_args: tuple[Any, Any]) -> None:
+        import gevent  # only under gevent: a sync worker never builds one
         from gevent.event import Event
 
+        self._spawn, self._event = gevent.spawn, Event
         self._args = connect_args
         self._pending: list[_Waiter] = []
         self._wake = Event()
@@ -80,13 +82,10 @@ class GroupCommit:
         self.batches = self.statements = 0  # how much grouping happened (tests, diagnosis)
 
     def run(self, statement: pgdirect.Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        import gevent
-        from gevent.event import Event
-
-        waiter = _Waiter(statement, statement.values(params), Event())
+        waiter = _Waiter(statement, statement.values(params), self._event())
         self._pending.append(waiter)
         if self._flusher is None or self._flusher.dead:
-            self._flusher = gevent.spawn(self._flush_forever)
+            self._flusher = self._spawn(self._flush_forever)
         self._wake.set()
         waiter.done.wait()
         if waiter.error is not None:
@@ -130,6 +129,7 @@ class GroupCommit:
                 self._prepared.clear()
                 cargs, cparams = self._args
                 self._conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+                self._conn.pgconn.nonblocking = 1  # sends never block; _exchange waits cooperatively
             try:
                 return self._pipeline(self._conn.pgconn, batch)
             except _BatchFailed:
@@ -147,7 +147,6 @@ class GroupCommit:
         """BEGIN, each statement, COMMIT in one round trip; the rows of each, or _BatchFailed."""
         new = {w.statement.name: w.statement for w in batch if w.statement.name not in self._prepared}
         prepare = list(new.values())
-        pg.nonblocking = 1  # sends never block the worker; the flush below waits cooperatively
         pg.enter_pipeline_mode()
         for statement in prepare:
             pg.send_prepare(statement.name, statement.sql)
