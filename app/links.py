@@ -7,6 +7,7 @@ import base64
 from flask import Blueprint, Response, redirect, render_template_string, request
 
 from recovery import engagement, offers
+from recovery import tables as t
 from recovery.links import LinkError, LinkSigner
 
 bp = Blueprint("links", __name__)
@@ -45,8 +46,12 @@ def restore(token: str):  # type: ignore[no-untyped-def]
     except LinkError as exc:
         return _bad_link(exc)
     with runtime().sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, target.message_id)
         url = engagement.record_click(session, target)
         url = offers.apply_code(session, target.message_id, url)  # an offer's code rides along: /discount/CODE
+        if message is not None and message.cart_id == target.cart_id:
+            # Only to the shop's own domains; a cart without a usable URL goes to the shop's home page.
+            url = engagement.own_domain(session, message.store_id, url)
     if not url:
         return _page("This cart is no longer available", "Visit the store to start again.", 404)
     response = redirect(url, code=302)

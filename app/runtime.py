@@ -219,6 +219,13 @@ def build_runtime(
     composer = dataclasses.replace(
         composer, offers=platform_offers.build(settings, sessions, shopify.offers if shopify else None)
     )
+    from connectors import catalog as platform_catalog
+    from connectors.shopify.catalog import ShopifyCatalog
+
+    # Tracker carts' lines are confirmed on each store's platform before a message shows them.
+    composer = dataclasses.replace(composer, catalog=platform_catalog.build(
+        settings, sessions, ShopifyCatalog(shopify.offers) if shopify else None
+    ))
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
     abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
     runtime = Runtime(

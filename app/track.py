@@ -1,8 +1,12 @@
 """POST /track: storefront tracker beacons (contract: README, "Storefront tracker").
 
 Cheapest checks first, so a burst is shed before it costs the database anything: the per-IP limit,
-content type and size (at most 8 KB + 1 byte is ever read), the schema, the per-shop limit; only
-then the store (404 unknown or uninstalled), its origins (403) and one short transaction.
+content type and size (at most 8 KB + 1 byte is ever read), the schema; then the store (404 unknown or
+uninstalled) and its origins (403); only a beacon that passed those counts against the per-shop limit
+(refused beacons must not use up a shop's quota), then one short transaction.
+
+A beacon never decides what a message says (recovery/verify.py), and what it may start is limited:
+new addresses per IP and per shop (`track_contact_*_limit`), exit codes per IP and per shop and day.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class TrackLimiter:
     def __init__(self, settings: Settings) -> None:
         self.per_ip: RateLimitItem = parse(settings.track_ip_limit)
         self.per_shop: RateLimitItem = parse(settings.track_shop_limit)
+        self.contact_ip: RateLimitItem = parse(settings.track_contact_ip_limit)
+        self.contact_shop: RateLimitItem = parse(settings.track_contact_shop_limit)
+        self.exit_code_ip: RateLimitItem = parse(settings.exit_code_ip_limit)
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared = None
         if settings.redis_url:
@@ -74,7 +81,7 @@ def _setup(state: BlueprintSetupState) -> None:
     state.app.extensions[LIMITER] = TrackLimiter(rt.settings)
     # The platform's OfferProvider for exit codes, with a budget short enough for a waiting browser.
     provider = getattr(rt.shopify, "exit_offers", None)
-    state.app.extensions[EXIT_OFFERS] = ExitOffers(rt.sessions, provider)
+    state.app.extensions[EXIT_OFFERS] = ExitOffers(rt.sessions, provider, daily_cap=rt.settings.exit_code_shop_daily)
 
 
 @bp.route("/track", methods=["POST", "OPTIONS"])
@@ -100,9 +107,12 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
         beacon = parse_beacon(body)
     except BeaconError as exc:
         return _error(400, str(exc))
-    wait = limiter.retry_after(limiter.per_shop, "shop", beacon["shop"])
-    if wait:
-        return _error(429, "too many requests for this shop", {"Retry-After": str(wait)})
+    ip = request.remote_addr or "unknown"
+
+    def may_capture() -> bool:  # a new address for a cart: counted per IP first, then per shop
+        return (limiter.retry_after(limiter.contact_ip, "contact-ip", ip) is None
+                and limiter.retry_after(limiter.contact_shop, "contact-shop", beacon["shop"]) is None)
+
     try:
         with rt.sessions.begin() as session:
             store = find_store(session, beacon["shop"], lock=True)
@@ -111,11 +121,16 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
             if origin is None or origin not in allowed_origins(store):
                 log.info("beacon for %s refused: origin %s not allowed", store.domain, origin or "missing")
                 return _error(403, "origin not allowed for this shop")
-            applied = apply_beacon(session, store, beacon, utcnow(), rt.timing)
+            wait = limiter.retry_after(limiter.per_shop, "shop", beacon["shop"])  # only what passed the above
+            if wait:
+                return _error(429, "too many requests for this shop", {"Retry-After": str(wait)})
+            applied = apply_beacon(session, store, beacon, utcnow(), rt.timing, may_capture)
     except BeaconError as exc:  # raised before commit: the transaction rolled back, nothing written
         return _error(400, str(exc))
     answer = applied.answer
-    if applied.wants_code is not None:  # committed already: no transaction is open during the platform call
+    if applied.wants_code is not None and limiter.retry_after(limiter.exit_code_ip, "exit-code-ip", ip):
+        answer = applied.wants_code.fallback  # this address had its codes today: no new one
+    elif applied.wants_code is not None:  # committed already: no transaction is open during the platform call
         try:
             answer = current_app.extensions[EXIT_OFFERS].answer(applied.wants_code)
         except Exception:  # whatever fails, the shopper still gets an answer (the fallback), never a 5xx

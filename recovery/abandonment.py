@@ -10,7 +10,7 @@ import random
 from functools import partial
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import insert, or_, select
@@ -58,7 +58,8 @@ class Abandoner:
         customer_ids = {c.customer_id for c in due if c.customer_id}
         customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
         variants = self._assign(session, due, stores, now)
-        superseded = _supersede(session, due)
+        repeats = tracker_repeats(session, due, now)  # a tracker-captured address: one sequence a day
+        superseded = _supersede(session, [c for c in due if c.id not in repeats]) | repeats
         subscribed = push.carts_with_subscription(session, ids)  # push steps only where a browser subscribed
         existing: dict[int, dict[int, t.RecoveryMessage]] = {}
         for message in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_(ids))):
@@ -113,6 +114,42 @@ class Abandoner:
         if new:
             session.execute(insert(t.ExperimentAssignment), new)
         return variants
+
+
+#: A contact captured by the storefront tracker gets at most one cart's sequence per store in this time.
+TRACKER_SEQUENCE_EVERY = timedelta(days=1)
+
+
+def tracker_repeats(session: Session, carts: Sequence[t.Cart], now: datetime) -> set[int]:
+    """The carts of this batch whose contact came from a beacon (anyone can type an address into a
+    storefront) and whose address already had a cart with a sequence at this store in the last day, or
+    gets one from an earlier cart of this batch: they are abandoned without a sequence."""
+    tracked = sorted(
+        (c for c in carts if (c.contact_source or "").startswith("tracker:")), key=lambda c: (c.abandon_at, c.id)
+    )
+    if not tracked:
+        return set()
+    emails = {c.email for c in tracked if c.email}
+    phones = {c.phone for c in tracked if c.phone}
+    rows = session.execute(
+        select(t.Cart.store_id, t.Cart.email, t.Cart.phone)
+        .where(
+            t.Cart.store_id.in_({c.store_id for c in tracked}),
+            t.Cart.id.not_in([c.id for c in tracked]),
+            t.Cart.abandoned_at >= now - TRACKER_SEQUENCE_EVERY,
+            or_(t.Cart.email.in_(emails), t.Cart.phone.in_(phones)),
+            select(t.RecoveryMessage.id).where(t.RecoveryMessage.cart_id == t.Cart.id).exists(),
+        )
+    ).all()
+    taken = {(r.store_id, contact) for r in rows for contact in (r.email, r.phone) if contact}
+    repeats: set[int] = set()
+    for cart in tracked:
+        contacts = {(cart.store_id, x) for x in (cart.email, cart.phone) if x}
+        if contacts & taken:
+            repeats.add(cart.id)
+        else:
+            taken |= contacts
+    return repeats
 
 
 def _supersede(session: Session, carts: Sequence[t.Cart]) -> set[int]:

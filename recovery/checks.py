@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recovery import bots, consent, push
+from recovery import bots, consent, push, verify
 from recovery import tables as t
 from recovery.catalog import Known, out_of_stock_carts
 from recovery.model import CartStatus
@@ -44,6 +44,7 @@ def blocking_reasons(
         session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
     )
     out_of_stock = out_of_stock_carts(session, carts, known)
+    unconfirmed = verify.unconfirmed_carts(session, carts)  # tracker carts: content only from the platform
     subscribed = push.carts_with_subscription(session, [c.id for c in carts if c.id is not None])
     reasons: dict[int, str] = {}
     for candidate in batch:
@@ -65,6 +66,8 @@ def blocking_reasons(
             reasons[message.id] = "holdout"
         elif cart.id in out_of_stock:  # every item sold out: a reminder could only disappoint
             reasons[message.id] = "out_of_stock"
+        elif cart.id in unconfirmed:  # a tracker cart none of whose lines the platform confirmed
+            reasons[message.id] = "items_not_confirmed"
     reasons.update(_consent_and_bots(session, [c for c in batch if c.message.id not in reasons]))
     return reasons
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy.orm import object_session
 
@@ -12,6 +13,7 @@ from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
 from recovery.links import LinkSigner
 from recovery.offers import OfferProvider, offer_for
+from recovery import verify
 from recovery.push_content import push_message
 from recovery.store_settings import effective
 from recovery.subjects import SubjectWriter
@@ -26,6 +28,8 @@ class Composer:
     subjects: SubjectWriter | None = None
     #: Makes the offer step's discount code (None: the offer step goes out as a plain reminder).
     offers: OfferProvider | None = None
+    #: Confirms a tracker cart's lines on the platform (recovery/verify.py); None: they stay unconfirmed.
+    catalog: verify.CatalogLookup | None = None
 
     def compose(
         self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage, known: Known | None = None
@@ -37,16 +41,22 @@ class Composer:
         unsubscribe_token = self.links.sign("unsubscribe", message.id, cart.id)
         session = object_session(message) if message.template == "offer" else None
         offer = offer_for(session, self.offers, store, cart, message) if session is not None else None
+        items, total, currency = None, cart.total, cart.currency
+        if verify.from_tracker(cart):  # the tracker's lines: only what the platform confirmed, at its prices
+            found = verify.confirmed(object_session(cart), cart) if object_session(cart) else None
+            items = found.items if found else ()
+            total = found.total if found else Decimal(0)
+            currency = (found.currency if found else None) or cart.currency
         context = MessageContext(
             store_name=settings["sender_name"] or store.name or store.domain,
             store_url=f"https://{store.domain}",
             postal_address=settings["postal_address"] or "",
             first_name=cart.first_name,
             locale=cart.locale or "en-US",
-            currency=cart.currency,
+            currency=currency,
             # Price drops and low stock only from recorded catalog facts (the send job's session).
-            items=item_views(object_session(cart), store, cart, known, settings),
-            total=cart.total,
+            items=items if items is not None else item_views(object_session(cart), store, cart, known, settings),
+            total=total,
             restore_url=restore,
             unsubscribe_url=f"{self.app_url}/u/{unsubscribe_token}",
             open_pixel_url=f"{self.app_url}/o/{self.links.sign('open', message.id, cart.id)}",

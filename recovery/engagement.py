@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,31 @@ def record_click(session: Session, target: LinkTarget) -> str | None:
     message.opened_at = message.opened_at or now  # a click proves the open even if images were blocked
     cart = session.get(t.Cart, message.cart_id)
     return cart.restore_url if cart else None
+
+
+def own_domain(session: Session, store_id: int, url: str | None) -> str | None:
+    """`url` when it is on one of the store's own domains (its platform domain, the storefront domains it
+    allows as tracker origins, a WooCommerce store's URL), else the store's home page: a restore link never
+    sends a shopper anywhere else, whatever a payload or a beacon put into the cart."""
+    from recovery.tracking import allowed_origins, normalize_origin
+
+    store = session.get(t.Store, store_id)
+    if store is None:
+        return None
+    woo_url = session.scalar(select(t.WooConnection.store_url).where(t.WooConnection.store_id == store_id))
+    home = (woo_url or f"https://{store.domain}").rstrip("/") + "/"
+    if not url:
+        return home
+    try:
+        parts = urlsplit(url)
+        origin = normalize_origin(f"{parts.scheme}://{parts.netloc}") if parts.netloc and not parts.username else None
+    except ValueError:
+        return home
+    own = allowed_origins(store) | ({normalize_origin(woo_url)} if woo_url else set())
+    if woo_url:  # a store in a folder: its URL is scheme://host/path; its origin is what counts
+        woo_parts = urlsplit(woo_url)
+        own.add(normalize_origin(f"{woo_parts.scheme}://{woo_parts.netloc}"))
+    return url if origin is not None and origin in own else home
 
 
 def unsubscribe(session: Session, target: LinkTarget, reason: str = "unsubscribed") -> str | None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,12 +87,22 @@ def offer_for(
     return Offer(issued.code, percent, ends_at)
 
 
+def needs_code(session: Session, provider: OfferProvider | None, store: t.Store, message: t.RecoveryMessage) -> bool:
+    """An offer step of a store that offers codes, with no code recorded for it yet."""
+    if provider is None or message.template != "offer":
+        return False
+    if int(effective(store.settings or {})["offer_percent"]) <= 0:
+        return False
+    return session.scalar(select(t.DiscountCode.id).where(t.DiscountCode.message_id == message.id)) is None
+
+
 def prepare(sessions: sessionmaker[Session], provider: OfferProvider | None, message_ids: Sequence[int]) -> int:
-    """Make the codes a send batch's offer steps need before its transaction opens.
+    """Make the codes of offer steps that passed every send-time check, before the send transaction opens.
 
     The platform call may take seconds; made inside the send transaction it would hold the row locks
     (and the store's, which orders take) all that time. `offer_for` then finds the code recorded here.
-    Returns how many codes were made.
+    The Sender calls this only with messages its checks decided to send (a code for a message that is
+    then cancelled would be waste). Returns how many codes were made.
     """
     if provider is None or not message_ids:
         return 0
@@ -209,6 +219,16 @@ def find_exit_code(session: Session, store_id: int, cart_id: int | None, sid: st
     ).first()
 
 
+def exit_codes_since(session: Session, store_id: int, since: datetime) -> int:
+    """Exit-popup codes made for this store since `since` (message codes not counted)."""
+    return int(session.scalar(
+        select(func.count()).select_from(t.DiscountCode).where(
+            t.DiscountCode.store_id == store_id, t.DiscountCode.message_id.is_(None),
+            t.DiscountCode.created_at >= since,
+        )
+    ) or 0)
+
+
 def is_live(code: t.DiscountCode, now: datetime) -> bool:
     return code.deleted_at is None and code.ends_at > now
 
@@ -228,6 +248,8 @@ class ExitOffers:
     sessions: sessionmaker[Session]
     provider: OfferProvider | None
     cooldown: float = 60.0
+    #: Exit codes made per store in any 24 hours, at most (each is a real discount on the platform).
+    daily_cap: int = 200
     _failed_at: dict[int, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -241,7 +263,11 @@ class ExitOffers:
         with self.sessions() as session:  # a short read; nothing is held during the platform call
             store = session.get(t.Store, request.store_id)
             cart = session.get(t.Cart, request.cart_id) if request.cart_id else None
+            made_today = exit_codes_since(session, request.store_id, utcnow() - timedelta(days=1))
         if store is None or not store.active:
+            return None
+        if made_today >= self.daily_cap:
+            log.info("store %s: exit codes capped for today (%s)", request.store_id, self.daily_cap)
             return None
         ends_at = utcnow() + timedelta(seconds=request.window)
         try:

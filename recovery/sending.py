@@ -6,14 +6,14 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import offers
+from recovery import offers, verify
 from recovery import tables as t
 from recovery.catalog import known_variants
 from recovery.db import DriverStatement
@@ -49,9 +49,17 @@ class Sender:
         """Idempotent: only `queued` rows are sent. Each row is marked `sending` on its own, just before its
         provider call, so a crash loses at most the one message in flight, and the dispatcher later marks
         that row failed ("interrupted") instead of sending it again.
+
+        An offer step's discount code is made only for a message that passed every check (consent, policy,
+        caps, quiet hours): the first pass leaves it queued, its code is made with no transaction open, and
+        a second pass re-checks it and composes it with the code (or as a plain reminder without one).
         """
-        offers.prepare(sessions, self.composer.offers, message_ids)  # platform calls before any row lock
-        ready, outcomes = self._check(sessions, message_ids)
+        verify.prepare(sessions, self.composer.catalog, message_ids)  # platform calls before any row lock
+        ready, outcomes, wants_code = self._check(sessions, message_ids)
+        if wants_code:
+            offers.prepare(sessions, self.composer.offers, wants_code)
+            more, again, _ = self._check(sessions, wants_code, codes_made=True)
+            ready, outcomes = ready + more, {**outcomes, **again}
         if not ready:
             return outcomes
         # One provider's outage must not hold up the others: after its first transient error the rest of
@@ -70,10 +78,11 @@ class Sender:
         return outcomes
 
     def _check(
-        self, sessions: sessionmaker[Session], message_ids: Sequence[int]
-    ) -> tuple[list[tuple[int, str, OutboundEmail | OutboundSms, Guard | None]], dict[int, str]]:
+        self, sessions: sessionmaker[Session], message_ids: Sequence[int], codes_made: bool = False
+    ) -> tuple[list[tuple[int, str, OutboundEmail | OutboundSms, Guard | None]], dict[int, str], list[int]]:
         outcomes: dict[int, str] = {}
         ready = []
+        wants_code: list[int] = []
         with sessions.begin() as session:
             messages = session.scalars(
                 select(t.RecoveryMessage)
@@ -82,7 +91,7 @@ class Sender:
                 .with_for_update(skip_locked=True)  # a duplicate job running right now owns those rows
             ).all()
             if not messages:
-                return [], outcomes
+                return [], outcomes, wants_code
             # FOR SHARE on the stores: an order being recorded for one (FOR UPDATE) finishes first.
             stores = {
                 s.id: s
@@ -112,14 +121,20 @@ class Sender:
                     message.reason = f"rescheduled: {verdict.reason}"
                     outcomes[message.id] = message.reason
                     continue
+                composer = self.composer
+                if offers.needs_code(session, composer.offers, candidate.store, message):
+                    if not codes_made:  # it will be sent: make its code after this transaction, then re-check
+                        wants_code.append(message.id)
+                        continue
+                    composer = replace(composer, offers=None)  # no code could be made: a plain reminder
                 try:
-                    outbound = self.composer.compose(candidate.store, candidate.cart, message, known)
+                    outbound = composer.compose(candidate.store, candidate.cart, message, known)
                 except ValueError as exc:  # e.g. an address the email package refuses, a URL too long
                     message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
                     outcomes[message.id] = f"failed: {message.reason}"
                     continue
                 ready.append((message.id, message.channel, outbound, guards.get(message.id)))
-        return ready, outcomes
+        return ready, outcomes, wants_code
 
     def _deliver(
         self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,

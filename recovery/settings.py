@@ -69,6 +69,15 @@ class Settings:
     #: POST /track rate limits (`limits` notation, e.g. "120/minute"): per client IP and per shop.
     track_ip_limit: str = "120/minute"
     track_shop_limit: str = "6000/minute"
+    #: New addresses the tracker may attach to carts, per client IP and per shop (`limits` notation).
+    track_contact_ip_limit: str = "10/hour"
+    track_contact_shop_limit: str = "300/hour"
+    #: Exit-popup discount codes: per client IP (`limits` notation) and per shop per day (a count).
+    exit_code_ip_limit: str = "3/day"
+    exit_code_shop_daily: int = 200
+    #: Outbound calls to loopback/private/link-local addresses (push endpoints, store URLs): local
+    #: development and tests only (CARTRESQ_ALLOW_PRIVATE_HOSTS=1).
+    allow_private_hosts: bool = False
     # --- WooCommerce ---
     #: Seconds between reconciliations of each WooCommerce store (webhook health, order backfill).
     woo_reconcile_every: float = 900.0
@@ -130,6 +139,11 @@ class Settings:
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
             track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
+            track_contact_ip_limit=env.get("CARTRESQ_TRACK_CONTACT_IP_LIMIT") or "10/hour",
+            track_contact_shop_limit=env.get("CARTRESQ_TRACK_CONTACT_SHOP_LIMIT") or "300/hour",
+            exit_code_ip_limit=env.get("CARTRESQ_EXIT_CODE_IP_LIMIT") or "3/day",
+            exit_code_shop_daily=int(env.get("CARTRESQ_EXIT_CODE_SHOP_DAILY") or 200),
+            allow_private_hosts=(env.get("CARTRESQ_ALLOW_PRIVATE_HOSTS") or "").lower() in ("1", "true", "yes"),
         )
 
 

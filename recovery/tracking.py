@@ -7,6 +7,7 @@ that was bought, and never replaces a contact a webhook provided.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -106,7 +107,8 @@ class Applied:
 
 
 def apply_beacon(
-    session: Session, store: t.Store, beacon: dict[str, Any], now: datetime, timing: Timing = Timing()
+    session: Session, store: t.Store, beacon: dict[str, Any], now: datetime, timing: Timing = Timing(),
+    may_capture: Callable[[], bool] | None = None,
 ) -> Applied:
     """Apply one validated beacon inside the caller's transaction; the exit answer, or None.
 
@@ -114,6 +116,8 @@ def apply_beacon(
     webhook being processed for this store (which holds the row FOR UPDATE), so an order applied
     just before is seen here and a tracker cart for a bought checkout is never left open.
     Raises BeaconError (nothing applied: the caller rolls back) for a phone that does not parse.
+    `may_capture` is asked (and counts) before a beacon gives a cart an address it did not have: the
+    caller's limit on new tracker-captured addresses per IP and per store.
     """
     kind, info = beacon["type"], beacon.get("cart")
     settings = effective(store.settings or {})
@@ -132,7 +136,7 @@ def apply_beacon(
         if kind == "cart" and info is not None:
             _apply_items(session, cart, info, at, store.currency)
         if contact is not None:
-            detail = _attach_contact(cart, contact, kind, _consent_allows(beacon, settings))
+            detail = _attach_contact(cart, contact, kind, _consent_allows(beacon, settings), may_capture)
         if cart.status in OPEN:
             push_back_abandonment(cart, at, abandon_delay(store, timing))
             cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
@@ -247,17 +251,24 @@ def _consent_allows(beacon: dict[str, Any], settings: dict[str, Any]) -> bool:
     return bool(consent.get("marketing") or consent.get("analytics"))
 
 
-def _attach_contact(cart: t.Cart, contact: dict[str, str | None], kind: str, allowed: bool) -> str:
+def _attach_contact(
+    cart: t.Cart, contact: dict[str, str | None], kind: str, allowed: bool,
+    may_capture: Callable[[], bool] | None = None,
+) -> str:
     """Fill what the cart lacks; replace only what the tracker itself put there (webhooks own contacts)."""
     if not allowed:
         return "contact dropped: no consent"
     tracker_owned = cart.platform_updated_at == NO_PLATFORM_STATE
-    changed = False
-    for field in ("email", "phone"):
-        value = contact[field]
-        if value and (not getattr(cart, field) or tracker_owned) and getattr(cart, field) != value:
-            setattr(cart, field, value)
-            changed = True
+    new = {
+        field: value
+        for field in ("email", "phone")
+        if (value := contact[field]) and (not getattr(cart, field) or tracker_owned) and getattr(cart, field) != value
+    }
+    if new and may_capture is not None and not may_capture():
+        return "contact dropped: limit"
+    changed = bool(new)
+    for field, value in new.items():
+        setattr(cart, field, value)
     if changed:
         cart.contact_source = f"tracker:{kind}"
         return "contact captured"
@@ -287,5 +298,7 @@ def _exit_answer(
     existing = find_exit_code(session, store.id, cart_id, sid)
     if existing is not None:  # at most one code per session and cart: the same one again, or none
         return (offer_answer(existing.code, text) if is_live(existing, now) else fallback), None
+    if cart is None or not cart.line_items or not cart.total or cart.total <= 0:
+        return fallback, None  # a code costs the merchant: only for a cart with items and value
     window = int(settings["exit_offer_window"])
     return fallback, ExitCodeRequest(store.id, cart_id, sid, percent, window, text, fallback)

@@ -72,7 +72,7 @@ class ShopifyOffers:
             raise OfferUnavailable(f"no discount support for {store.platform}")
         for _ in range(2):  # a code already taken on the shop (astronomically rare) gets one more try
             code = new_code()
-            payload = self._call(store, CREATE, {"basicCodeDiscount": code_input(code, percent, utcnow(), ends_at)})
+            payload = self.call(store, CREATE, {"basicCodeDiscount": code_input(code, percent, utcnow(), ends_at)})
             result = payload.get("discountCodeBasicCreate") or {}
             errors = result.get("userErrors") or []
             node = result.get("codeDiscountNode") or {}
@@ -87,17 +87,17 @@ class ShopifyOffers:
             raise OfferUnavailable(f"no discount support for {store.platform}")
         if not code.platform_id:
             return "deleted"
-        node = self._call(store, USAGE, {"id": code.platform_id}).get("codeDiscountNode")
+        node = self.call(store, USAGE, {"id": code.platform_id}).get("codeDiscountNode")
         if node is None:
             return "deleted"  # already gone on the shop (the merchant deleted it)
         if int(((node.get("codeDiscount") or {}).get("asyncUsageCount")) or 0) > 0:
             return "used"  # the merchant's records keep it
-        result = self._call(store, DELETE, {"id": code.platform_id}).get("discountCodeDelete") or {}
+        result = self.call(store, DELETE, {"id": code.platform_id}).get("discountCodeDelete") or {}
         if result.get("userErrors"):
             raise OfferUnavailable("discountCodeDelete refused: " + "; ".join(str(e.get("message")) for e in result["userErrors"]))
         return "deleted"
 
-    def _call(self, store: t.Store, query: str, variables: dict[str, object]) -> dict[str, object]:
+    def call(self, store: t.Store, query: str, variables: dict[str, object]) -> dict[str, object]:
         # The caller holds a database session (send path, cleanup): take the token from the loaded store
         # instead of opening another one. Refreshing is the periodic job's work (10 min ahead of expiry).
         def token_for(_shop: str) -> str:

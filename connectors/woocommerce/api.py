@@ -150,6 +150,10 @@ class WooClient:
         }
         return self._pages("wc/v3/orders", params)
 
+    def get_product(self, product_id: int) -> dict[str, Any]:
+        """A product or a variation by its id (what the storefront cart calls the item's `id`)."""
+        return dict(self.request("GET", f"wc/v3/products/{int(product_id)}").json())
+
     def create_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", "wc/v3/coupons", json=body).json())
 

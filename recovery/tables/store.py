@@ -153,6 +153,30 @@ class InventoryLevel(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class VerifiedItem(Base):
+    """A cart line as the platform describes it (migration 0111): what a tracker cart's message may show.
+
+    Keyed by the line's variant id (or product id when the line names no variant); `found` False records
+    that the platform has no such item, so it is not asked again until the row is stale.
+    """
+
+    __tablename__ = "verified_items"
+    __table_args__ = (UniqueConstraint("store_id", "item_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(64))
+    found: Mapped[bool] = mapped_column(default=False)
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(255))
+    variant_title: Mapped[str | None] = mapped_column(String(255))
+    price: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    image_url: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime]
+
+
 # --- end catalog facts ---
 
 

@@ -40,6 +40,8 @@ class Shop:
     web_pixel: dict[str, Any] | None = None
     #: App-data metafields on our AppInstallation: (namespace, key) → value
     app_metafields: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Product variants by numeric id, as `nodes(ids:)` answers them: {"title", "price", "product": {...}}
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
     name: str = "Maple Test Goods"
     address_lines: list[str] = field(default_factory=lambda: ["Maple Test Goods", "12 Example Road", "Sampletown ON K1A 0B1", "Canada"])
@@ -176,6 +178,9 @@ class FakeShopify:
         elif "codeDiscountNode(" in query:
             found = state.discounts.get(variables["id"])
             data = {"codeDiscountNode": {"id": variables["id"], "codeDiscount": {"asyncUsageCount": found["usage"]}} if found else None}
+        elif "nodes(ids:" in query:
+            gids = variables.get("ids") or []
+            data = {"nodes": [self._variant(state, gid) for gid in gids]}
         elif "abandonedCheckouts" in query:
             data = {"abandonedCheckouts": {"nodes": state.checkouts, "pageInfo": {"hasNextPage": False, "endCursor": None}}}
         elif "orders(" in query:
@@ -219,6 +224,22 @@ class FakeShopify:
         else:
             return _json({"errors": [{"message": "Field doesn't exist on type 'QueryRoot'", "extensions": {"code": "undefinedField"}}]})
         return _json({"data": data, "extensions": _cost(requested=10, available=990)})
+
+    def put_variant(self, shop: str, variant_id: str, product_title: str, price: str, *, variant_title: str = "Default Title",
+                    handle: str | None = None) -> None:
+        handle = handle or product_title.lower().replace(" ", "-")
+        self.shop(shop).variants[str(variant_id)] = {
+            "title": variant_title, "price": price,
+            "image": {"url": f"https://cdn.shopify.com/s/files/1/0001/{variant_id}.jpg"},
+            "product": {"id": f"gid://shopify/Product/{int(variant_id) // 7}", "title": product_title, "handle": handle,
+                        "onlineStoreUrl": f"https://{shop}/products/{handle}", "featuredImage": None},
+        }
+
+    @staticmethod
+    def _variant(state: Shop, gid: str) -> dict[str, Any] | None:
+        prefix = "gid://shopify/ProductVariant/"
+        found = state.variants.get(gid[len(prefix):]) if gid.startswith(prefix) else None
+        return {"id": gid, **found} if found else None  # Shopify answers null for an id it does not have
 
     def _create_discount(self, state: Shop, spec: dict[str, Any]) -> dict[str, Any]:
         if any(d["input"]["code"] == spec.get("code") for d in state.discounts.values()):

@@ -58,6 +58,8 @@ class FakeWooCommerce:
         self.secrets: dict[int, str] = {}
         self.orders: dict[int, dict[str, Any]] = {}
         self.coupons: dict[int, dict[str, Any]] = {}
+        #: Products and variations by id, as GET /wc/v3/products/<id> answers them (see `put_product`).
+        self.products: dict[int, dict[str, Any]] = {}
         self.plugin_settings: dict[str, Any] | None = None
         #: WooCommerce → Settings → General → Store Address (invented)
         self.store_address: dict[str, str] = {
@@ -162,6 +164,16 @@ class FakeWooCommerce:
 
     # --- HTTP ---
 
+    def put_product(self, product_id: int, name: str, price: str, *, parent_id: int = 0, status: str = "publish") -> None:
+        """A product (or a variation, with `parent_id`) in the shapes of the REST v3 product schema."""
+        self.products[product_id] = {
+            "id": product_id, "name": name, "slug": name.lower().replace(" ", "-"), "status": status,
+            "type": "variation" if parent_id else "simple", "parent_id": parent_id,
+            "permalink": f"{self.url}/product/{name.lower().replace(' ', '-')}/",
+            "price": price, "regular_price": price, "sale_price": "",
+            "images": [{"id": product_id + 1, "src": f"https://shop.example.com/wp-content/uploads/{product_id}.jpg"}],
+        }
+
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         self.requests.append((request.method, request.path))
@@ -194,6 +206,12 @@ class FakeWooCommerce:
                 return self._create_coupon(request)
             if route.startswith("wc/v3/coupons/") and route.rsplit("/", 1)[1].isdigit():
                 return self._coupon(request, int(route.rsplit("/", 1)[1]))
+            if route.startswith("wc/v3/products/") and route.rsplit("/", 1)[1].isdigit() and request.method == "GET":
+                found = self.products.get(int(route.rsplit("/", 1)[1]))
+                if found is None:
+                    return _json({"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.",
+                                  "data": {"status": 404}}, 404)
+                return _json(found)
             if route == "cartresq/v1/settings" and request.method in ("PUT", "POST"):
                 self.plugin_settings = request.get_json()
                 return _json({"saved": True})
@@ -459,6 +477,16 @@ class LiveApp:
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def put_product(self, product_id: int, name: str, price: str, *, parent_id: int = 0, status: str = "publish") -> None:
+        """A product (or a variation, with `parent_id`) in the shapes of the REST v3 product schema."""
+        self.products[product_id] = {
+            "id": product_id, "name": name, "slug": name.lower().replace(" ", "-"), "status": status,
+            "type": "variation" if parent_id else "simple", "parent_id": parent_id,
+            "permalink": f"{self.url}/product/{name.lower().replace(' ', '-')}/",
+            "price": price, "regular_price": price, "sale_price": "",
+            "images": [{"id": product_id + 1, "src": f"https://shop.example.com/wp-content/uploads/{product_id}.jpg"}],
+        }
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.app(environ, start_response)
