@@ -65,6 +65,34 @@ def test_a_redelivered_delivery_id_is_stored_once(woo: Woo) -> None:  # noqa: F8
     assert _deliveries(woo) == 1 and len(_carts(woo)) == 1
 
 
+def test_a_burst_within_one_second_is_applied_whole(woo: Woo) -> None:  # noqa: F811
+    # WooCommerce's X-WC-Webhook-Delivery-ID is wp_hash(webhook id . time): one value for a whole second
+    woo.store.clock = lambda: 1_800_000_000
+    stamp = _gmt(now())
+    base = load("order_created__classic_pending")
+    sent = []
+    for n in range(4):  # four orders created in one request
+        billing = {**base["billing"], "email": f"burst{n}@example.com"}
+        body, headers = woo.store.signed(
+            "order.created", {**base, "id": 9000 + n, "number": str(9000 + n), "billing": billing,
+                              "date_modified_gmt": stamp}
+        )
+        sent.append(headers["X-WC-Webhook-Delivery-ID"])
+        assert woo.client.post(woo.webhook_path, data=body, headers=headers).get_json()["status"] == "accepted"
+    # and one order changed twice within that second (same date_modified_gmt, another total)
+    for total in ("10.00", "12.00"):
+        body, headers = woo.store.signed("order.updated", {**base, "id": 9000, "total": total,
+                                                            "date_modified_gmt": stamp})
+        sent.append(headers["X-WC-Webhook-Delivery-ID"])
+        assert woo.client.post(woo.webhook_path, data=body, headers=headers).get_json()["status"] == "accepted"
+    drain(woo.rt)
+    assert len(set(sent)) == 2  # the header repeats: deduplicating on it would drop 4 of these 6
+    assert _deliveries(woo) == 6
+    carts = {c.checkout_token: c for c in _carts(woo)}
+    assert sorted(carts) == [f"wc-order-{9000 + n}" for n in range(4)]
+    assert str(carts["wc-order-9000"].total) == "12.00"
+
+
 def test_a_nul_in_an_item_name_is_stored_as_a_replacement_character(woo: Woo) -> None:  # noqa: F811
     # PostgreSQL's jsonb and text cannot hold U+0000; the delivery must not fail on every retry
     items = load("order_created__classic_pending")["line_items"]
