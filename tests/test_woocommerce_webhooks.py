@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -237,3 +238,30 @@ def test_product_update_is_accepted_without_touching_carts(woo: Woo) -> None:  #
     drain(woo.rt)
     with woo.rt.sessions() as session:
         assert session.scalars(select(t.WebhookDelivery.outcome)).one() == "product update recorded only"
+
+
+def test_beacons_draft_and_order_of_one_shopper_cart_are_one_cart(woo: Woo) -> None:  # noqa: F811
+    # The plugin's cart key (extensions.cartresq.cart_key on the Store API cart, order meta at checkout)
+    key = "wc-" + "5e" * 20
+    beacon = {"v": 1, "shop": woo.store_row().domain, "sid": "k3JxQ9vT2mWb7YzA", "type": "cart",
+              "ts": int((now() - HOUR).timestamp() * 1000),
+              "cart": {"token": key, "currency": "USD", "total": 2990, "count": 1,
+                       "items": [{"product_id": 12, "quantity": 1, "price": 2990, "title": "Mug"}]}}
+    for _ in range(2):  # two beacons, one cart (the Store API Cart-Token header changes on every response)
+        answer = woo.client.post("/track", data=json.dumps(beacon), headers={
+            "Content-Type": "text/plain;charset=UTF-8", "Origin": f"https://{beacon['shop']}"})
+        assert answer.status_code in (200, 204), answer.get_data()
+    assert len(_carts(woo)) == 1
+    meta = [{"id": 91, "key": "_cartresq_cart_key", "value": key}]
+    woo.deliver("order_updated__block_checkout_draft", date_modified_gmt=_gmt(now()), meta_data=meta)
+    paid = _gmt(now() + timedelta(minutes=1))
+    woo.deliver("order_updated__processing", id=7402, number="7402", date_paid_gmt=paid, date_modified_gmt=paid,
+                meta_data=meta)
+    [row] = _carts(woo)
+    assert (row.cart_token, row.checkout_token, row.email) == (key, "wc-order-7402", "jonas.weber@example.com")
+    with woo.rt.sessions() as session:
+        assert session.scalars(select(t.Order.cart_token)).all() == [key]
+    # a key that is not the plugin's shape is not trusted as one
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()),
+                meta_data=[{"id": 92, "key": "_cartresq_cart_key", "value": key + "' OR 1"}])
+    assert [c.cart_token for c in _carts(woo)] == [key, None]
