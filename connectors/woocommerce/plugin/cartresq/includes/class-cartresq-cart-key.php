@@ -55,14 +55,19 @@ class CartResQ_Cart_Key {
 	}
 
 	/**
-	 * Put the key on the order (HPOS and posts alike: order CRUD; the caller saves the order).
+	 * Put the key on the order (HPOS and posts alike: order CRUD). Saved here when the order exists already:
+	 * the Store API's GET /checkout makes the draft and fires this action without saving afterwards.
 	 *
 	 * @param WC_Order $order The order being created or updated at checkout.
 	 */
 	public static function stamp_order( $order ) {
 		$key = self::get();
-		if ( '' !== $key && $order instanceof WC_Order && $order->get_meta( self::META ) !== $key ) {
-			$order->update_meta_data( self::META, $key );
+		if ( '' === $key || ! $order instanceof WC_Order || $order->get_meta( self::META ) === $key ) {
+			return;
+		}
+		$order->update_meta_data( self::META, $key );
+		if ( $order->get_id() && doing_action( 'woocommerce_store_api_checkout_update_order_meta' ) ) {
+			$order->save();
 		}
 	}
 
