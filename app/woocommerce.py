@@ -181,7 +181,7 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
             conn,
             found,
             topic=meta.topic,
-            delivery_id=meta.delivery_id,
+            delivery_id=woo.event_id(meta.webhook_id, body),  # never X-WC-Webhook-Delivery-ID: see event_id
             payload=payload,
             vault=Vault(rt.settings.encryption_keys),
             now=utcnow(),

@@ -92,6 +92,7 @@ def test_php_restore_check_accepts_only_our_signed_unexpired_tokens(php: str, tm
         restored["i"] == [[412, 418, 2], [377, 0, 1]]
         and restored["c"] == ["save10"]
         and restored["o"] == 7311
+        and restored["m"] == "lena.brandt@example.com"  # set as the guest's billing email before the codes
     )
     assert refused == ["cartresq_invalid", "cartresq_expired", "cartresq_invalid", "cartresq_invalid"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -63,6 +64,34 @@ def test_a_redelivered_delivery_id_is_stored_once(woo: Woo) -> None:  # noqa: F8
     assert (first.get_json()["status"], second.get_json()["status"]) == ("accepted", "duplicate")
     drain(woo.rt)
     assert _deliveries(woo) == 1 and len(_carts(woo)) == 1
+
+
+def test_a_burst_within_one_second_is_applied_whole(woo: Woo) -> None:  # noqa: F811
+    # WooCommerce's X-WC-Webhook-Delivery-ID is wp_hash(webhook id . time): one value for a whole second
+    woo.store.clock = lambda: 1_800_000_000
+    stamp = _gmt(now())
+    base = load("order_created__classic_pending")
+    sent = []
+    for n in range(4):  # four orders created in one request
+        billing = {**base["billing"], "email": f"burst{n}@example.com"}
+        body, headers = woo.store.signed(
+            "order.created", {**base, "id": 9000 + n, "number": str(9000 + n), "billing": billing,
+                              "date_modified_gmt": stamp}
+        )
+        sent.append(headers["X-WC-Webhook-Delivery-ID"])
+        assert woo.client.post(woo.webhook_path, data=body, headers=headers).get_json()["status"] == "accepted"
+    # and one order changed twice within that second (same date_modified_gmt, another total)
+    for total in ("10.00", "12.00"):
+        body, headers = woo.store.signed("order.updated", {**base, "id": 9000, "total": total,
+                                                            "date_modified_gmt": stamp})
+        sent.append(headers["X-WC-Webhook-Delivery-ID"])
+        assert woo.client.post(woo.webhook_path, data=body, headers=headers).get_json()["status"] == "accepted"
+    drain(woo.rt)
+    assert len(set(sent)) == 2  # the header repeats: deduplicating on it would drop 4 of these 6
+    assert _deliveries(woo) == 6
+    carts = {c.checkout_token: c for c in _carts(woo)}
+    assert sorted(carts) == [f"wc-order-{9000 + n}" for n in range(4)]
+    assert str(carts["wc-order-9000"].total) == "12.00"
 
 
 def test_a_nul_in_an_item_name_is_stored_as_a_replacement_character(woo: Woo) -> None:  # noqa: F811
@@ -209,3 +238,30 @@ def test_product_update_is_accepted_without_touching_carts(woo: Woo) -> None:  #
     drain(woo.rt)
     with woo.rt.sessions() as session:
         assert session.scalars(select(t.WebhookDelivery.outcome)).one() == "product update recorded only"
+
+
+def test_beacons_draft_and_order_of_one_shopper_cart_are_one_cart(woo: Woo) -> None:  # noqa: F811
+    # The plugin's cart key (extensions.cartresq.cart_key on the Store API cart, order meta at checkout)
+    key = "wc-" + "5e" * 20
+    beacon = {"v": 1, "shop": woo.store_row().domain, "sid": "k3JxQ9vT2mWb7YzA", "type": "cart",
+              "ts": int((now() - HOUR).timestamp() * 1000),
+              "cart": {"token": key, "currency": "USD", "total": 2990, "count": 1,
+                       "items": [{"product_id": 12, "quantity": 1, "price": 2990, "title": "Mug"}]}}
+    for _ in range(2):  # two beacons, one cart (the Store API Cart-Token header changes on every response)
+        answer = woo.client.post("/track", data=json.dumps(beacon), headers={
+            "Content-Type": "text/plain;charset=UTF-8", "Origin": f"https://{beacon['shop']}"})
+        assert answer.status_code in (200, 204), answer.get_data()
+    assert len(_carts(woo)) == 1
+    meta = [{"id": 91, "key": "_cartresq_cart_key", "value": key}]
+    woo.deliver("order_updated__block_checkout_draft", date_modified_gmt=_gmt(now()), meta_data=meta)
+    paid = _gmt(now() + timedelta(minutes=1))
+    woo.deliver("order_updated__processing", id=7402, number="7402", date_paid_gmt=paid, date_modified_gmt=paid,
+                meta_data=meta)
+    [row] = _carts(woo)
+    assert (row.cart_token, row.checkout_token, row.email) == (key, "wc-order-7402", "jonas.weber@example.com")
+    with woo.rt.sessions() as session:
+        assert session.scalars(select(t.Order.cart_token)).all() == [key]
+    # a key that is not the plugin's shape is not trusted as one
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()),
+                meta_data=[{"id": 92, "key": "_cartresq_cart_key", "value": key + "' OR 1"}])
+    assert [c.cart_token for c in _carts(woo)] == [key, None]

@@ -7,6 +7,7 @@ latest state of one resource: orders map to idempotent upserts keyed by the orde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -51,7 +52,7 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
             event=OrderPlaced(
                 platform_order_id=order_id,
                 checkout_token=checkout_token(order_id),
-                cart_token=None,
+                cart_token=cart_key(p),
                 contact=_contact(p),
                 currency=currency,
                 total=total,
@@ -88,7 +89,9 @@ def _snapshot(
     subtotal = sum((_money(item, "subtotal") for item in _list(p, "line_items")), Decimal("0"))
     return CartSnapshot(
         checkout_token=checkout_token(order_id),
-        cart_token=None,  # cart_hash hashes the items only: two shoppers with equal carts share it
+        # Not cart_hash (it hashes the items only: two shoppers with equal carts share it): the plugin's
+        # own key of the shopper's cart, the one its beacons carry, so drafts and beacons are one cart.
+        cart_token=cart_key(p),
         platform_checkout_id=order_id,
         contact=_contact(p),
         line_items=items,
@@ -122,6 +125,20 @@ def _contact(p: Mapping[str, Any]) -> Contact:
 #: and copied from the block checkout's additional field); WooCommerce also keeps the field's own key.
 OPT_IN_META = ("_cartresq_marketing_opt_in", "_wc_other/cartresq/marketing-opt-in")
 TRUTHY = ("yes", "1", "true")
+
+
+#: Order meta our plugin writes at checkout: its key of the shopper's cart (random, kept in the WooCommerce
+#: session, new after each order), the same the storefront beacons carry as cart.token.
+CART_KEY_META = "_cartresq_cart_key"
+_CART_KEY = re.compile(r"wc-[0-9a-f]{40}")
+
+
+def cart_key(p: Mapping[str, Any]) -> str | None:
+    for meta in _list(p, "meta_data"):
+        if isinstance(meta, Mapping) and meta.get("key") == CART_KEY_META:
+            value = meta.get("value")
+            return value if isinstance(value, str) and _CART_KEY.fullmatch(value) else None
+    return None
 
 
 def _marketing_opt_in(p: Mapping[str, Any]) -> bool:

@@ -1,6 +1,6 @@
 """Signed restore links for the WordPress plugin: `<store>/?cartresq_restore=<token>`.
 
-The token carries the cart (product, variation, quantity), its coupons and an expiry; the plugin
+The token carries the cart (product, variation, quantity), its coupons, the billing email and an expiry; the plugin
 checks the HMAC with the secret we handed it at activation (PHP: hash_hmac + hash_equals), rebuilds
 the cart and lands the shopper on checkout. Single purpose: it restores a cart and logs nobody in.
 """
@@ -39,13 +39,20 @@ def make_token(secret: str, order: Mapping[str, Any], now: datetime, ttl: int = 
         for c in order.get("coupon_lines") or []
         if isinstance(c, Mapping) and c.get("code")
     ]
-    body = {
+    body: dict[str, Any] = {
         "v": 1,
         "o": int(order.get("id") or 0),
         "i": items,
         "c": coupons[:5],
         "e": int(now.timestamp()) + ttl,
     }
+    billing = order.get("billing")
+    email = billing.get("email") if isinstance(billing, Mapping) else None
+    if isinstance(email, str) and 3 <= len(email.strip()) <= 254 and "@" in email:
+        # The plugin sets it as the cart's billing email before applying the offer code: WooCommerce
+        # checks a coupon's email restriction against that (or the logged-in user's), and a guest opening
+        # the link in a new browser has neither. Signed, so a link cannot be made for another address.
+        body["m"] = email.strip().lower()
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     return f"{payload}.{_b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())}"
 

@@ -18,7 +18,7 @@ import hmac
 import json
 import secrets
 import threading
-import uuid
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,6 +71,8 @@ class FakeWooCommerce:
         self.requests: list[tuple[str, str]] = []
         self.pings: list[tuple[str, int]] = []
         self._next_id = 100
+        #: Seconds since the epoch, as PHP's strtotime('now'); a test may pin it to put deliveries in one second.
+        self.clock = time.time
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -136,9 +138,15 @@ class FakeWooCommerce:
             "X-WC-Webhook-Event": event,
             "X-WC-Webhook-Signature": sign(body, secret or self.secrets[hook["id"]]),
             "X-WC-Webhook-ID": str(hook["id"]),
-            "X-WC-Webhook-Delivery-ID": hashlib.md5(uuid.uuid4().bytes).hexdigest(),  # noqa: S324,  # wp_hash(id . time)
+            "X-WC-Webhook-Delivery-ID": self.delivery_id(hook["id"]),
         }
         return body, headers
+
+    def delivery_id(self, webhook_id: int) -> str:
+        """As class-wc-webhook.php: `wp_hash( $this->get_id() . strtotime( 'now' ) )`, an HMAC-MD5 keyed by a
+        site salt. The same for every delivery of one webhook within one second: not a unique id."""
+        data = f"{webhook_id}{int(self.clock())}".encode()
+        return hmac.new(b"fake-wp-auth-salt", data, hashlib.md5).hexdigest()
 
     def deliver(self, topic: str, payload: dict[str, Any]) -> int | None:
         """Send one delivery over HTTP unless the webhook is not active; count failures, disable after 5."""

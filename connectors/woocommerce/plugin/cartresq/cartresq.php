@@ -29,6 +29,7 @@ require_once CARTRESQ_DIR . 'includes/class-cartresq-rest.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-frontend.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-restore.php';
 require_once CARTRESQ_DIR . 'includes/class-cartresq-consent.php';
+require_once CARTRESQ_DIR . 'includes/class-cartresq-cart-key.php';
 
 /**
  * Wire the plugin once WooCommerce is loaded; without WooCommerce it does nothing.
@@ -42,6 +43,7 @@ function cartresq_init() {
 	CartResQ_Frontend::init();
 	CartResQ_Restore::init();
 	CartResQ_Consent::init();
+	CartResQ_Cart_Key::init();
 }
 add_action( 'plugins_loaded', 'cartresq_init' );
 

@@ -107,20 +107,11 @@
 		}
 	}
 
-	function hex( buffer ) {
-		return Array.prototype.map.call( new Uint8Array( buffer ), function ( b ) {
-			return ( '0' + b.toString( 16 ) ).slice( -2 );
-		} ).join( '' );
-	}
-
-	/* The Store API Cart-Token is long and sensitive: the beacon carries a hash of it as the cart token. */
-	function cartToken( header ) {
-		if ( ! header || ! window.crypto || ! window.crypto.subtle ) {
-			return Promise.resolve( null );
-		}
-		return window.crypto.subtle.digest( 'SHA-256', new TextEncoder().encode( header ) ).then( function ( digest ) {
-			return 'wc-' + hex( digest ).slice( 0, 40 );
-		} );
+	/* The plugin's key of this cart (extensions.cartresq.cart_key): stable for the cart's life, unlike the
+	 * Store API Cart-Token header, which is re-issued with a new timestamp on every response. */
+	function cartToken( cart ) {
+		var key = ( ( cart.extensions || {} ).cartresq || {} ).cart_key;
+		return typeof key === 'string' && /^wc-[0-9a-f]{40}$/.test( key ) ? key : null;
 	}
 
 	/* Store API money is minor units as strings, with currency_minor_unit: the beacon wants integers. */
@@ -129,28 +120,25 @@
 			if ( ! response.ok ) {
 				return null;
 			}
-			var header = response.headers.get( 'Cart-Token' );
 			return response.json().then( function ( cart ) {
-				return cartToken( header ).then( function ( token ) {
-					var totals = cart.totals || {};
-					return {
-						token: token,
-						currency: totals.currency_code,
-						total: parseInt( totals.total_price, 10 ) || 0,
-						count: cart.items_count || 0,
-						items: ( cart.items || [] ).slice( 0, 50 ).map( function ( item ) {
-							var isVariation = item.variation && item.variation.length > 0;
-							return {
-								variant_id: isVariation ? item.id : null,
-								product_id: item.id,
-								quantity: item.quantity,
-								price: parseInt( ( item.prices || {} ).price, 10 ) || 0,
-								title: String( item.name || '' ).slice( 0, 120 ),
-								sku: item.sku || undefined,
-							};
-						} ),
-					};
-				} );
+				var totals = cart.totals || {};
+				return {
+					token: cartToken( cart ),
+					currency: totals.currency_code,
+					total: parseInt( totals.total_price, 10 ) || 0,
+					count: cart.items_count || 0,
+					items: ( cart.items || [] ).slice( 0, 50 ).map( function ( item ) {
+						var isVariation = item.variation && item.variation.length > 0;
+						return {
+							variant_id: isVariation ? item.id : null,
+							product_id: item.id,
+							quantity: item.quantity,
+							price: parseInt( ( item.prices || {} ).price, 10 ) || 0,
+							title: String( item.name || '' ).slice( 0, 120 ),
+							sku: item.sku || undefined,
+						};
+					} ),
+				};
 			} );
 		} ).catch( function () {
 			return null;
@@ -162,7 +150,7 @@
 		window.clearTimeout( cartTimer );
 		cartTimer = window.setTimeout( function () {
 			readCart().then( function ( cart ) {
-				if ( cart && cart.count > 0 ) {
+				if ( cart && cart.token && cart.count > 0 ) {
 					send( { type: 'cart', cart: cart } );
 				}
 			} );
@@ -196,9 +184,10 @@
 			lastContact = key;
 			readCart().then( function ( cart ) {
 				var beacon = { type: 'checkout_contact', contact: contact };
-				if ( cart && cart.count > 0 ) {
-					beacon.cart = cart;
+				if ( ! cart || ! cart.token ) {
+					return; /* a contact beacon needs the cart it belongs to */
 				}
+				beacon.cart = cart;
 				if ( allowed ) {
 					beacon.consent = allowed;
 				}

@@ -3,7 +3,7 @@
  * Restore links: `/?cartresq_restore=<payload>.<signature>[&coupon=<code>]` rebuilds the cart, applies
  * the token's coupons and the offer code (WC()->cart->apply_coupon), and opens checkout.
  *
- * The token is made by the app: base64url(JSON {v, o, i: [[product, variation, qty]], c: [coupons], e: expiry})
+ * The token is made by the app: base64url(JSON {v, o, i: [[product, variation, qty]], c: [coupons], m: email, e: expiry})
  * and base64url(HMAC-SHA256(payload, restore secret)). It only fills a cart: it never logs anyone in,
  * works on any device until it expires, and is refused once expired or altered.
  *
@@ -118,11 +118,31 @@ class CartResQ_Restore {
 				WC()->cart->add_to_cart( $product_id, $quantity, $variation_id );
 			}
 		}
+		self::set_billing_email( $cart );
 		foreach ( array_slice( (array) ( $cart['c'] ?? array() ), 0, 5 ) as $code ) {
 			$code = wc_format_coupon_code( (string) $code );
 			if ( '' !== $code && ! WC()->cart->has_discount( $code ) ) {
 				WC()->cart->apply_coupon( $code );
 			}
+		}
+	}
+
+	/**
+	 * The signed billing email becomes the cart's billing email when the cart has none, before any code is
+	 * applied: WooCommerce checks a coupon's email restriction against the logged-in user's email and the
+	 * cart's billing email, and a guest opening the link in a new browser has neither (the offer code is
+	 * restricted to the address it was sent to). It also fills the checkout's email field.
+	 *
+	 * @param array $cart Decoded token body.
+	 */
+	private static function set_billing_email( array $cart ) {
+		$email = isset( $cart['m'] ) && is_string( $cart['m'] ) ? sanitize_email( $cart['m'] ) : '';
+		if ( '' === $email || ! is_email( $email ) || ! WC()->customer ) {
+			return;
+		}
+		if ( '' === (string) WC()->customer->get_billing_email() ) {
+			WC()->customer->set_billing_email( $email );
+			WC()->customer->save(); // A guest's customer lives in the session: kept across the redirect.
 		}
 	}
 
