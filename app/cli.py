@@ -10,14 +10,16 @@ from pathlib import Path
 
 import click
 
+from app.cli_errors import Group, plain_request_logs, preflight, settings_or_exit
 from recovery.settings import Settings
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    return settings_or_exit()
 
 
-@click.group()
+@click.group(cls=Group)
+@click.version_option(package_name="cartresq", prog_name="cartresq")
 def main() -> None:
     """CartResQ: abandoned-cart recovery for Shopify and WooCommerce."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -36,6 +38,7 @@ def serve(host: str, port: int) -> None:
     from recovery.schema import upgrade
 
     settings = _settings()
+    preflight(settings)
     upgrade(settings.database_url)
     runtime = build_runtime(settings)
     if settings.embedded:
@@ -44,7 +47,7 @@ def serve(host: str, port: int) -> None:
 
         runtime.start_embedded_worker()
         start_in_thread(runtime)
-    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    server = make_server(host, port, create_app(runtime=runtime), threaded=True, request_handler=plain_request_logs())
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
     try:
         server.serve_forever()
@@ -58,8 +61,10 @@ def serve(host: str, port: int) -> None:
 @click.argument("dramatiq_args", nargs=-1, type=click.UNPROCESSED)
 def worker(dramatiq_args: tuple[str, ...]) -> None:
     """Run Dramatiq workers (needs REDIS_URL). Extra arguments go to the dramatiq CLI."""
-    if not _settings().redis_url:
+    settings = _settings()
+    if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: `cartresq serve` runs the worker in-process instead")
+    preflight(settings)
     args = ["dramatiq", "app.worker:setup", *dramatiq_args]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
@@ -71,7 +76,9 @@ def dispatcher(interval: float) -> None:
     from app.dispatcher import run_forever
     from app.runtime import build_runtime
 
-    runtime = build_runtime(_settings())
+    settings = _settings()
+    preflight(settings)
+    runtime = build_runtime(settings)
     try:
         run_forever(runtime, interval)
     finally:
@@ -123,61 +130,6 @@ def db_upgrade() -> None:
 
     upgrade(_settings().database_url)
     click.echo("database is at the latest schema")
-
-
-@main.group()
-def store() -> None:
-    """Register stores and manage their settings."""
-
-
-@store.command("add")
-@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), required=True)
-@click.option("--shop", required=True, help="NAME.myshopify.com, or the WooCommerce store's host")
-@click.option("--token", default=None, help="Admin API access token (stored encrypted)")
-def store_add(platform: str, shop: str, token: str | None) -> None:
-    """Register a store without the install flow (self-hosting, development)."""
-    from connectors.shopify.webhooks import SHOP_DOMAIN
-    from recovery.crypto import Vault
-    from recovery.stores import add_store
-
-    shop = shop.strip().lower()
-    if platform == "shopify" and not SHOP_DOMAIN.match(shop):
-        raise click.ClickException(f"{shop!r} is not a NAME.myshopify.com domain")
-    with _sessions() as (settings, session):
-        created = add_store(session, platform=platform, domain=shop, vault=Vault(settings.encryption_keys), token=token)
-        click.echo(f"store {created.domain} ({created.platform}) registered")
-
-
-@store.command("set")
-@click.argument("shop")
-@click.argument("pairs", nargs=-1, required=True)
-def store_set(shop: str, pairs: tuple[str, ...]) -> None:
-    """Change settings: KEY=VALUE ... (durations accept 90s, 15m, 4h, 3d)."""
-    from recovery.stores import get_store, set_settings
-
-    with _sessions() as (_settings_, session):
-        changes = set_settings(session, get_store(session, shop), list(pairs))
-        click.echo("set " + ", ".join(sorted(changes)))
-
-
-@store.command("show")
-@click.argument("shop")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def store_show(shop: str, as_json: bool) -> None:
-    """Show a store and its effective settings."""
-    from recovery.store_settings import describe
-    from recovery.stores import get_store
-
-    with _sessions() as (_settings_, session):
-        found = get_store(session, shop)
-        rows = describe(found.settings or {})
-        if as_json:
-            click.echo(json.dumps({"domain": found.domain, "platform": found.platform, "settings": dict(
-                (k, v) for k, v, _ in rows), "installed": found.active}))
-            return
-        click.echo(f"{found.domain} ({found.platform}) {'installed' if found.active else 'uninstalled'}")
-        for key, value, is_default in rows:
-            click.echo(f"  {key:<20} {value}{'  (default)' if is_default else ''}")
 
 
 @main.command()
@@ -263,35 +215,9 @@ def shopify_reconcile(shop: str | None) -> None:
         raise SystemExit(1)
 
 
-class _sessions:
-    """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
+from app.cli_store import store  # noqa: E402  (the `store` group lives in its own module)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        from recovery.db import make_engine, make_sessionmaker
-        from recovery.schema import upgrade
-
-        self.settings = _settings()
-        upgrade(self.settings.database_url)
-        self.engine = make_engine(self.settings.database_url)
-        self.session = make_sessionmaker(self.engine)()
-        self.session.begin()
-        return self.settings, self.session
-
-    def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        from recovery.stores import StoreError
-
-        try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
-            self.engine.dispose()
-        if isinstance(exc, StoreError):
-            raise click.ClickException(str(exc)) from None
-        return False
-
+main.add_command(store)
 
 if __name__ == "__main__":
     main()
