@@ -40,6 +40,7 @@ def serve(host: str, port: int) -> None:
     settings = _settings()
     preflight(settings)
     upgrade(settings.database_url)
+    _hint_demo_data(settings)
     runtime = build_runtime(settings)
     if settings.embedded:
         # No Redis: this process is the whole product. With Redis, run `cartresq worker` and `dispatcher`.
@@ -55,6 +56,27 @@ def serve(host: str, port: int) -> None:
         pass
     finally:
         runtime.close()
+
+
+def _hint_demo_data(settings: Settings) -> None:
+    """`make serve` after `make demo` would show an empty dashboard: the demo keeps its data in var/demo."""
+    from sqlalchemy import func, select
+
+    from recovery import tables as t
+    from recovery.db import make_engine
+
+    demo_db = settings.var_dir / "demo" / "cartresq.db"
+    if not demo_db.exists():
+        return
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            stores = connection.scalar(select(func.count()).select_from(t.Store))
+    finally:
+        engine.dispose()
+    if not stores:
+        click.echo(f"no stores here yet; the demo's data is in {demo_db.parent}: "
+                   f"make serve VAR={demo_db.parent} (or CARTRESQ_VAR_DIR={demo_db.parent} cartresq serve)")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -86,27 +108,42 @@ def dispatcher(interval: float) -> None:
 
 
 @main.command()
-@click.option("--no-serve", is_flag=True, help="print the summary and exit instead of serving the dashboard")
+@click.option("--no-serve", is_flag=True, help="print the summary and exit (uses a free private port)")
 @click.option("--carts", default=300, show_default=True, type=click.IntRange(1, 5000))
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--port", default=8000, show_default=True, type=int)
-def demo(no_serve: bool, carts: int, seed: int, port: int) -> None:
+@click.option("--seed", default=7, show_default=True, type=int, help="same seed, same shoppers and reactions")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="dashboard port")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON document on stdout")
+def demo(no_serve: bool, carts: int, seed: int, port: int, as_json: bool) -> None:
     """Simulated store: shoppers, webhooks and orders through the real endpoints; prints a summary."""
-    from app.demo import run
+    from app.demo import DemoError, run
+    from app.demo.progress import Progress
 
-    run(carts=carts, seed=seed, port=port, serve=not no_serve)
+    try:
+        run(carts=carts, seed=seed, port=port, serve=not no_serve, progress=Progress("demo", as_json))
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="model directory (default: var/model)")
 @click.option("--samples", default=20000, show_default=True, type=int)
 @click.option("--seed", default=7, show_default=True, type=int)
-def train(out: Path | None, samples: int, seed: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON on stdout")
+def train(out: Path | None, samples: int, seed: int, as_json: bool) -> None:
     """Train the send-time model and export it to ONNX (on simulated outcomes until real ones exist)."""
+    from app.demo.progress import Progress
     from ml.train import train as fit_and_export
 
-    meta = fit_and_export(out or _settings().model_dir, n_samples=samples, seed=seed)
-    click.echo(json.dumps(meta, indent=2, default=str))
+    out = out or _settings().model_dir
+    progress = Progress("train", as_json)
+    with progress.working(f"fitting on {samples} simulated outcomes (seed {seed}), exporting to ONNX in {out}"):
+        meta = fit_and_export(out, n_samples=samples, seed=seed)
+    metrics = meta.get("metrics", {})
+    human = (
+        f"wrote {out}/send_time.onnx (version {meta.get('version')}): ROC AUC {metrics.get('roc_auc', float('nan')):.3f}, "
+        f"log loss {metrics.get('log_loss', float('nan')):.3f}; trained on simulated outcomes, not real ones"
+    )
+    progress.result(human, meta)
 
 
 @main.command()
