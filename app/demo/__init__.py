@@ -16,6 +16,7 @@ import heapq
 import json
 import re
 import shutil
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -61,7 +62,7 @@ class Shop:
     seed: int
     client: httpx.Client
     shoppers: dict[str, SimShopper] = field(default_factory=dict)
-    left_at: dict[int, float] = field(default_factory=dict)  # shopper index → real time of last activity
+    unprompted: list[tuple[float, int]] = field(default_factory=list)  # (hours after the start, shopper)
     bought: set[int] = field(default_factory=set)
     due: list[tuple[float, int]] = field(default_factory=list)  # (real time, shopper) unprompted orders
     seen_files: set[str] = field(default_factory=set)
@@ -89,13 +90,17 @@ class Shop:
         now = datetime.now(UTC)
         self.shoppers[shopper.email] = shopper
         self.post("checkouts/create", payloads.checkout(self.seed, shopper, now, with_contact=True))
-        self.left_at[shopper.index] = time.monotonic()
         if not shopper.abandons:
             self.buy(shopper)
         elif shopper.buys_unprompted_after_hours is not None:
-            at = time.monotonic() + shopper.buys_unprompted_after_hours * 3600 / TIME_SCALE
-            with self.lock:
-                heapq.heappush(self.due, (at, shopper.index))
+            self.unprompted.append((shopper.buys_unprompted_after_hours, shopper.index))
+
+    def start_clock(self) -> None:
+        """Simulated time starts once every shopper has checked out: unprompted orders count from here."""
+        start = time.monotonic()
+        with self.lock:
+            for hours, index in self.unprompted:
+                heapq.heappush(self.due, (start + hours * 3600 / TIME_SCALE, index))
 
     def buy(self, shopper: SimShopper) -> None:
         with self.lock:
@@ -171,13 +176,16 @@ def run(
         return mounted["app"](environ, start_response)  # type: ignore[operator]
 
     try:
-        server = make_server("127.0.0.1", port if serve else 0, wsgi, threaded=True, request_handler=plain_request_logs())
+        listener = socket.create_server(("127.0.0.1", port if serve else 0))
     except OSError as exc:
         raise DemoError(
             f"port {port} is not free ({exc.strerror}): pick another with --port P (make demo PORT=P), "
             "or run with --no-serve"
         ) from None
-    port = server.server_port
+    with listener:  # werkzeug serves on a duplicate of this socket
+        port = listener.getsockname()[1]
+        server = make_server("127.0.0.1", port, wsgi, threaded=True, request_handler=plain_request_logs(),
+                             fd=listener.fileno())
     progress.stage(f"port {port} reserved" if serve else f"private port {port} (--no-serve)")
     shutil.rmtree(var_dir, ignore_errors=True)
     settings = Settings.from_env({
@@ -194,7 +202,6 @@ def run(
             "postal_address": "1 Example Street, Springfield, EX 00000", "sender_name": "Demo Outfitters",
         }, timezone="America/New_York", currency="USD", plan="free"))
     runtime.start_embedded_worker(threads=4)
-    start_in_thread(runtime, interval=0.2)
     mounted["app"] = create_app(runtime=runtime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     progress.stage(f"{carts} simulated shoppers on {settings.app_url} (1 simulated hour = {3600 / TIME_SCALE:.2f} s)")
@@ -203,16 +210,16 @@ def run(
     by_index = {p.index: p for p in people}
     with httpx.Client(base_url=settings.app_url, timeout=10) as client:
         shop = Shop(seed, client)
-        # One at a time, in the seed's order: cart ids, and so the holdout draw, follow the seed.
+        # Every shopper checks out (and those who do not abandon, buy) before the dispatcher starts, one
+        # at a time in the seed's order: no 0.25 s abandonment delay can overtake an order still queued on
+        # a busy machine, and the holdout is drawn over the carts in the seed's order.
         with progress.bar("shoppers checking out", total=len(people)) as advance:
             for person in people:
                 shop.arrive(person)
-                # Its checkout (and order) applied before the next shopper: a slow worker must not let a
-                # 0.25 s abandonment delay overtake an order still queued, which would vary between runs.
-                runtime.broker.join("intake", timeout=30_000)
                 advance(1)
-                if person.index % 8 == 7:
-                    shop.read_outbox(settings.outbox_dir, settings)
+            runtime.broker.join("intake", timeout=60_000)
+        start_in_thread(runtime, interval=0.2)
+        shop.start_clock()
         start = time.monotonic()
         end = start + SEQUENCE_HOURS * 3600 / TIME_SCALE
         with progress.bar("recovery sequences (simulated hours)", total=SEQUENCE_HOURS) as advance:
