@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install CartResQ with its test tools
 
-demo: $(STAMP) ## simulated store through the real endpoints; prints a summary, then serves the dashboard
-	$(BIN)/cartresq demo
+demo: $(STAMP) ## simulated store through the real endpoints; prints a summary, then serves the dashboard (PORT=, SEED=)
+	$(BIN)/cartresq demo $(if $(PORT),--port $(PORT)) $(if $(SEED),--seed $(SEED))
 
-serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker)
-	$(BIN)/cartresq serve
+serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker; PORT=, VAR=var/demo)
+	$(if $(VAR),CARTRESQ_VAR_DIR=$(VAR)) $(BIN)/cartresq serve $(if $(PORT),--port $(PORT))
 
 test: $(STAMP) ## run the whole test suite (T=path to run part of it); installs the node tools, names what is missing
 	@bash .ci/test-deps

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import click
 
+from app.cli_errors import Group, plain_request_logs, preflight, settings_or_exit
 from recovery.settings import Settings
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    return settings_or_exit()
 
 
-@click.group()
+@click.group(cls=Group)
+@click.version_option(package_name="cartresq", prog_name="cartresq")
 def main() -> None:
     """CartResQ: abandoned-cart recovery for Shopify and WooCommerce."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -36,7 +38,9 @@ def serve(host: str, port: int) -> None:
     from recovery.schema import upgrade
 
     settings = _settings()
+    preflight(settings)
     upgrade(settings.database_url)
+    _hint_demo_data(settings)
     runtime = build_runtime(settings)
     if settings.embedded:
         # No Redis: this process is the whole product. With Redis, run `cartresq worker` and `dispatcher`.
@@ -44,7 +48,7 @@ def serve(host: str, port: int) -> None:
 
         runtime.start_embedded_worker()
         start_in_thread(runtime)
-    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    server = make_server(host, port, create_app(runtime=runtime), threaded=True, request_handler=plain_request_logs())
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
     try:
         server.serve_forever()
@@ -54,12 +58,35 @@ def serve(host: str, port: int) -> None:
         runtime.close()
 
 
+def _hint_demo_data(settings: Settings) -> None:
+    """`make serve` after `make demo` would show an empty dashboard: the demo keeps its data in var/demo."""
+    from sqlalchemy import func, select
+
+    from recovery import tables as t
+    from recovery.db import make_engine
+
+    demo_db = settings.var_dir / "demo" / "cartresq.db"
+    if not demo_db.exists():
+        return
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            stores = connection.scalar(select(func.count()).select_from(t.Store))
+    finally:
+        engine.dispose()
+    if not stores:
+        click.echo(f"no stores here yet; the demo's data is in {demo_db.parent}: "
+                   f"make serve VAR={demo_db.parent} (or CARTRESQ_VAR_DIR={demo_db.parent} cartresq serve)")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dramatiq_args", nargs=-1, type=click.UNPROCESSED)
 def worker(dramatiq_args: tuple[str, ...]) -> None:
     """Run Dramatiq workers (needs REDIS_URL). Extra arguments go to the dramatiq CLI."""
-    if not _settings().redis_url:
+    settings = _settings()
+    if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: `cartresq serve` runs the worker in-process instead")
+    preflight(settings)
     args = ["dramatiq", "app.worker:setup", *dramatiq_args]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
@@ -71,7 +98,9 @@ def dispatcher(interval: float) -> None:
     from app.dispatcher import run_forever
     from app.runtime import build_runtime
 
-    runtime = build_runtime(_settings())
+    settings = _settings()
+    preflight(settings)
+    runtime = build_runtime(settings)
     try:
         run_forever(runtime, interval)
     finally:
@@ -79,27 +108,42 @@ def dispatcher(interval: float) -> None:
 
 
 @main.command()
-@click.option("--no-serve", is_flag=True, help="print the summary and exit instead of serving the dashboard")
+@click.option("--no-serve", is_flag=True, help="print the summary and exit (uses a free private port)")
 @click.option("--carts", default=300, show_default=True, type=click.IntRange(1, 5000))
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--port", default=8000, show_default=True, type=int)
-def demo(no_serve: bool, carts: int, seed: int, port: int) -> None:
+@click.option("--seed", default=7, show_default=True, type=int, help="same seed, same shoppers and reactions")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="dashboard port")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON document on stdout")
+def demo(no_serve: bool, carts: int, seed: int, port: int, as_json: bool) -> None:
     """Simulated store: shoppers, webhooks and orders through the real endpoints; prints a summary."""
-    from app.demo import run
+    from app.demo import DemoError, run
+    from app.demo.progress import Progress
 
-    run(carts=carts, seed=seed, port=port, serve=not no_serve)
+    try:
+        run(carts=carts, seed=seed, port=port, serve=not no_serve, progress=Progress("demo", as_json))
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="model directory (default: var/model)")
 @click.option("--samples", default=20000, show_default=True, type=int)
 @click.option("--seed", default=7, show_default=True, type=int)
-def train(out: Path | None, samples: int, seed: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the model's metadata as JSON on stdout")
+def train(out: Path | None, samples: int, seed: int, as_json: bool) -> None:
     """Train the send-time model and export it to ONNX (on simulated outcomes until real ones exist)."""
+    from app.demo.progress import Progress
     from ml.train import train as fit_and_export
 
-    meta = fit_and_export(out or _settings().model_dir, n_samples=samples, seed=seed)
-    click.echo(json.dumps(meta, indent=2, default=str))
+    out = out or _settings().model_dir
+    progress = Progress("train", as_json)
+    with progress.working(f"fitting on {samples} simulated outcomes (seed {seed}), exporting to ONNX in {out}"):
+        meta = fit_and_export(out, n_samples=samples, seed=seed)
+    metrics = meta.get("metrics", {})
+    human = (
+        f"wrote {out}/send_time.onnx (version {meta.get('version')}): ROC AUC {metrics.get('roc_auc', float('nan')):.3f}, "
+        f"log loss {metrics.get('log_loss', float('nan')):.3f}; trained on simulated outcomes, not real ones"
+    )
+    progress.result(human, meta)
 
 
 @main.command()
@@ -123,61 +167,6 @@ def db_upgrade() -> None:
 
     upgrade(_settings().database_url)
     click.echo("database is at the latest schema")
-
-
-@main.group()
-def store() -> None:
-    """Register stores and manage their settings."""
-
-
-@store.command("add")
-@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), required=True)
-@click.option("--shop", required=True, help="NAME.myshopify.com, or the WooCommerce store's host")
-@click.option("--token", default=None, help="Admin API access token (stored encrypted)")
-def store_add(platform: str, shop: str, token: str | None) -> None:
-    """Register a store without the install flow (self-hosting, development)."""
-    from connectors.shopify.webhooks import SHOP_DOMAIN
-    from recovery.crypto import Vault
-    from recovery.stores import add_store
-
-    shop = shop.strip().lower()
-    if platform == "shopify" and not SHOP_DOMAIN.match(shop):
-        raise click.ClickException(f"{shop!r} is not a NAME.myshopify.com domain")
-    with _sessions() as (settings, session):
-        created = add_store(session, platform=platform, domain=shop, vault=Vault(settings.encryption_keys), token=token)
-        click.echo(f"store {created.domain} ({created.platform}) registered")
-
-
-@store.command("set")
-@click.argument("shop")
-@click.argument("pairs", nargs=-1, required=True)
-def store_set(shop: str, pairs: tuple[str, ...]) -> None:
-    """Change settings: KEY=VALUE ... (durations accept 90s, 15m, 4h, 3d)."""
-    from recovery.stores import get_store, set_settings
-
-    with _sessions() as (_settings_, session):
-        changes = set_settings(session, get_store(session, shop), list(pairs))
-        click.echo("set " + ", ".join(sorted(changes)))
-
-
-@store.command("show")
-@click.argument("shop")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def store_show(shop: str, as_json: bool) -> None:
-    """Show a store and its effective settings."""
-    from recovery.store_settings import describe
-    from recovery.stores import get_store
-
-    with _sessions() as (_settings_, session):
-        found = get_store(session, shop)
-        rows = describe(found.settings or {})
-        if as_json:
-            click.echo(json.dumps({"domain": found.domain, "platform": found.platform, "settings": dict(
-                (k, v) for k, v, _ in rows), "installed": found.active}))
-            return
-        click.echo(f"{found.domain} ({found.platform}) {'installed' if found.active else 'uninstalled'}")
-        for key, value, is_default in rows:
-            click.echo(f"  {key:<20} {value}{'  (default)' if is_default else ''}")
 
 
 @main.command()
@@ -263,35 +252,9 @@ def shopify_reconcile(shop: str | None) -> None:
         raise SystemExit(1)
 
 
-class _sessions:
-    """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
+from app.cli_store import store  # noqa: E402  (the `store` group lives in its own module)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        from recovery.db import make_engine, make_sessionmaker
-        from recovery.schema import upgrade
-
-        self.settings = _settings()
-        upgrade(self.settings.database_url)
-        self.engine = make_engine(self.settings.database_url)
-        self.session = make_sessionmaker(self.engine)()
-        self.session.begin()
-        return self.settings, self.session
-
-    def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        from recovery.stores import StoreError
-
-        try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
-            self.engine.dispose()
-        if isinstance(exc, StoreError):
-            raise click.ClickException(str(exc)) from None
-        return False
-
+main.add_command(store)
 
 if __name__ == "__main__":
     main()

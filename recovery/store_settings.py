@@ -18,10 +18,14 @@ class SettingError(ValueError):
     """A bad key or value: the message says which and why."""
 
 
-def parse_duration(text: str) -> int:
-    """'90s', '15m', '4h', '3d' (or plain seconds) → seconds."""
+def parse_duration(text: str, *, bare_seconds: bool = True) -> int:
+    """'90s', '15m', '4h', '3d' → seconds. A plain number is seconds only with `bare_seconds`: values a
+    merchant types are parsed without it, since `abandon_after=10` meaning ten seconds would surprise."""
     text = str(text)
     if text.strip().isdigit():
+        if not bare_seconds:
+            number = text.strip()
+            raise SettingError(f"{number!r} has no unit: write {number}s, {number}m, {number}h or {number}d")
         return int(text)
     match = _DURATION.match(text)
     if not match:
@@ -56,7 +60,7 @@ def _bool(text: str) -> bool:
 
 
 def _positive_duration(text: str) -> int:
-    seconds = parse_duration(text)
+    seconds = parse_duration(text, bare_seconds=False)
     if seconds <= 0:
         raise SettingError("a duration must be longer than zero")
     return seconds
@@ -71,9 +75,11 @@ def _timezone(text: str) -> str:
 
 
 def _currency(text: str) -> str:
+    from babel.numbers import list_currencies
+
     code = str(text).strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise SettingError(f"{text!r} is not an ISO 4217 currency code such as USD")
+    if code not in list_currencies():  # Babel's CLDR list of ISO 4217 codes
+        raise SettingError(f"{text!r} is not an ISO 4217 currency code such as USD, EUR or GBP")
     return code
 
 
@@ -99,13 +105,51 @@ def _text(text: str) -> str:
     return value
 
 
+_STEP = re.compile(r"^(?P<channel>[a-z]+):(?P<template>[a-z_]+)(?:\+(?P<delay>[^>\s]+))?(?:>(?P<min>[\d.]+))?$")
+
+
 def _sequence(text: str) -> list[dict[str, Any]]:
+    """Steps as `email:gentle_reminder, email:value_proposition+1d, sms:offer+2d>50, email:final_call+3d`
+    (CHANNEL:TEMPLATE, +DELAY after abandonment, >MIN cart total; the first step without a delay is timed by
+    the model), or as a JSON list of {channel, template, delay, min_total} with delays such as "1d" or null."""
     from recovery.sequence import parse_sequence
 
+    text = str(text).strip()
     try:
-        return [step.to_json() for step in parse_sequence(text)]
+        raw = json.loads(text) if text.startswith("[") else [_compact_step(part) for part in text.split(",")]
+        if isinstance(raw, list):
+            for number, step in enumerate(raw, start=1):
+                if isinstance(step, dict) and step.get("delay") is not None:
+                    delay = step["delay"]
+                    if not isinstance(delay, str):
+                        raise SettingError(f"step {number}: delay {delay!r} has no unit: write e.g. \"1h\" or \"1d\"")
+                    step["delay"] = parse_duration(delay, bare_seconds=False)
+        return [step.to_json() for step in parse_sequence(raw)]
+    except SettingError as exc:
+        raise SettingError(str(exc)) from None
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
         raise SettingError(str(exc)) from None
+
+
+def _compact_step(part: str) -> dict[str, Any]:
+    match = _STEP.match(part.strip())
+    if not match:
+        raise SettingError(f"{part.strip()!r} is not a step such as email:value_proposition+1d or sms:offer+2d>50")
+    return {"channel": match["channel"], "template": match["template"], "delay": match["delay"],
+            "min_total": match["min"]}
+
+
+def format_sequence(steps: Any) -> str:
+    """Steps (recovery.sequence.Step) in the compact form `_sequence` reads back."""
+    parts = []
+    for step in steps:
+        part = f"{step.channel}:{step.template}"
+        if step.delay is not None:
+            part += f"+{format_duration(step.delay)}"
+        if step.min_total is not None:
+            part += f">{step.min_total}"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def _low_stock(text: str) -> int:
@@ -150,6 +194,21 @@ def _window(text: str) -> str:
     return str(text).strip()
 
 
+def _sms_window(text: str) -> str:
+    """An SMS window inside the law's hours; a wider one is refused, not silently narrowed."""
+    from recovery.policy.hours import SMS_LEGAL, Window
+
+    value = _window(text)
+    (legal_start, legal_end), = Window.parse(SMS_LEGAL).spans
+    if any(start < legal_start or end > legal_end for start, end in Window.parse(value).spans):
+        raise SettingError(
+            f"{value} is wider than the law allows: the US TCPA permits text messages only from {SMS_LEGAL} in "
+            "the recipient's local time (Florida and Oklahoma 08:00-20:00, applied automatically); "
+            f"choose hours inside {SMS_LEGAL}"
+        )
+    return value
+
+
 def _quiet(text: str) -> str:
     return _window(text) if str(text).strip() else ""
 
@@ -157,6 +216,9 @@ def _quiet(text: str) -> str:
 def _cap(text: str) -> str:
     from recovery.policy.caps import parse_cap
 
+    _, slash, period = str(text).partition("/")
+    if slash:
+        parse_duration(period, bare_seconds=False)  # "1/3600" would mean seconds: ask for the unit
     parse_cap(text)
     return str(text).strip().lower()
 
@@ -191,7 +253,9 @@ SPECS: Mapping[str, Spec] = {
     "woo_paid_statuses": Spec(
         _woo_statuses, ["processing", "completed", "on-hold"], "WooCommerce order statuses that count as paid", ",".join
     ),
-    "sequence": Spec(_sequence, None, "the store's own steps, as JSON (default: the built-in four)", json.dumps),
+    "sequence": Spec(
+        _sequence, None, "the messages and when they go, e.g. email:gentle_reminder, email:value_proposition+1d"
+    ),
     # Offers (recovery/offers.py): 0 = the offer step goes out as a plain reminder, no code is made.
     "offer_percent": Spec(_percent, 0, "percent off in the offer step's single-use code (0: no code)"),
     "offer_window": Spec(_positive_duration, 48 * 3600, "how long an offer's code stays valid", format_duration),
@@ -213,7 +277,7 @@ SPECS: Mapping[str, Spec] = {
         _consent_policy, "regional",
         "regional (consent needed only in the EU/EEA and UK), opt_in_only or any_checkout_email",
     ),
-    "sms_window": Spec(_window, "08:00-21:00", "local hours for SMS; never wider than the law (8-21, FL/OK 8-20)"),
+    "sms_window": Spec(_sms_window, "08:00-21:00", "local hours for SMS; never wider than the law (8-21, FL/OK 8-20)"),
     "email_quiet_hours": Spec(_quiet, "", "local hours with no email, e.g. 22:00-07:00 (empty: off)"),
     "shopper_cap": Spec(_cap, "1/16h", "at most one message per period to one shopper, any channel (or off)"),
 }
@@ -260,5 +324,24 @@ def effective(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def describe(stored: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
-    """(key, shown value, is_default) for every known setting."""
-    return [(key, SPECS[key].show(value), key not in stored) for key, value in effective(stored).items()]
+    """(key, shown value, is_default) for every known setting; the sequence as the steps that apply."""
+    from recovery.sequence import store_sequence
+
+    values = effective(stored)
+    rows = []
+    for key, value in values.items():
+        shown = format_sequence(store_sequence(values)) if key == "sequence" else SPECS[key].show(value)
+        rows.append((key, shown, key not in stored))
+    return rows
+
+
+def unset(stored: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The settings with `keys` back to their defaults (validated together, like a change)."""
+    for key in keys:
+        if key not in SPECS:
+            raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}")
+    if not keys:
+        raise SettingError("name the settings to put back to their defaults")
+    remaining = {key: value for key, value in stored.items() if key not in keys}
+    check_consistency(remaining)
+    return remaining

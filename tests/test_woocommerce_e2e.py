@@ -69,8 +69,8 @@ def test_block_checkout_guest_is_won_back_through_the_outbox_email(woo_redis: Wo
             **(store.settings or {}),
             **parse_assignments(
                 [
-                    'sequence=[{"channel":"email","template":"offer","delay":3600},'
-                    '{"channel":"email","template":"final_call","delay":86400}]',
+                    'sequence=[{"channel":"email","template":"offer","delay":"1h"},'
+                    '{"channel":"email","template":"final_call","delay":"1d"}]',
                     "offer_percent=10",
                 ]
             ),

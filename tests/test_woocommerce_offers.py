@@ -25,7 +25,7 @@ from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due
 from tests.support.fake_woocommerce import load
 from tests.woo_helpers import Woo, woo  # noqa: F401  (fixtures)
 
-OFFER_FIRST = '[{"channel":"email","template":"offer","delay":3600}]'
+OFFER_FIRST = '[{"channel":"email","template":"offer","delay":"1h"}]'
 
 
 def _gmt(at: datetime) -> str:

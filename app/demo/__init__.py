@@ -2,6 +2,12 @@
 
 The real dispatcher and worker run in-process with every policy duration scaled down, so three days
 of recovery sequences pass in well under a minute.
+
+Reproducibility: the seed fixes the shoppers (ml/simulator.py), the order they arrive in (one at a time,
+so cart ids and the holdout draw follow the seed), and how each reacts to each message (a generator per
+shopper and step, fed the step's nominal time on a fixed simulated calendar, not the wall clock). What
+stays real is thread timing: an unprompted order and a reminder due within a few simulated minutes of
+each other can land in either order, which can move a figure by a cart between runs.
 """
 
 from __future__ import annotations
@@ -10,11 +16,11 @@ import heapq
 import json
 import re
 import shutil
+import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -23,6 +29,7 @@ import numpy as np
 from werkzeug.serving import make_server
 
 from app.demo import payloads
+from app.demo.progress import Progress
 from ml.features import candidate_matrix
 from ml.simulator import ShopperModel, SimShopper
 from recovery.analytics import Summary, format_summary, summarize
@@ -31,6 +38,21 @@ from recovery.settings import Settings
 SECRET = "demo-shopify-client-secret"
 TIME_SCALE = 14_400.0  # one simulated hour = 0.25 s
 SEQUENCE_HOURS = 80  # the default sequence's last step is at +72 h, plus the first-message window
+#: The simulated calendar shoppers live on (a Monday evening): their reactions never read the wall clock.
+SIM_START = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+
+
+class DemoError(Exception):
+    """Something the operator can fix (a port in use): one line, no traceback."""
+
+
+def _nominal_hours(step: int) -> float:
+    """When step N of the default sequence goes out, in hours after abandonment (the first: about 1 h)."""
+    from recovery.sequence import default_sequence
+
+    steps = default_sequence()
+    delay = steps[min(step, len(steps)) - 1].delay
+    return 1.0 if delay is None else delay / 3600
 
 
 @dataclass
@@ -40,7 +62,7 @@ class Shop:
     seed: int
     client: httpx.Client
     shoppers: dict[str, SimShopper] = field(default_factory=dict)
-    left_at: dict[int, float] = field(default_factory=dict)  # shopper index → real time of last activity
+    unprompted: list[tuple[float, int]] = field(default_factory=list)  # (hours after the start, shopper)
     bought: set[int] = field(default_factory=set)
     due: list[tuple[float, int]] = field(default_factory=list)  # (real time, shopper) unprompted orders
     seen_files: set[str] = field(default_factory=set)
@@ -68,13 +90,17 @@ class Shop:
         now = datetime.now(UTC)
         self.shoppers[shopper.email] = shopper
         self.post("checkouts/create", payloads.checkout(self.seed, shopper, now, with_contact=True))
-        self.left_at[shopper.index] = time.monotonic()
         if not shopper.abandons:
             self.buy(shopper)
         elif shopper.buys_unprompted_after_hours is not None:
-            at = time.monotonic() + shopper.buys_unprompted_after_hours * 3600 / TIME_SCALE
-            with self.lock:
-                heapq.heappush(self.due, (at, shopper.index))
+            self.unprompted.append((shopper.buys_unprompted_after_hours, shopper.index))
+
+    def start_clock(self) -> None:
+        """Simulated time starts once every shopper has checked out: unprompted orders count from here."""
+        start = time.monotonic()
+        with self.lock:
+            for hours, index in self.unprompted:
+                heapq.heappush(self.due, (start + hours * 3600 / TIME_SCALE, index))
 
     def buy(self, shopper: SimShopper) -> None:
         with self.lock:
@@ -90,7 +116,7 @@ class Shop:
             _, index = heapq.heappop(self.due)
             self.buy(by_index[index])
 
-    def read_outbox(self, outbox: Path, settings: Settings, rng: np.random.Generator) -> None:
+    def read_outbox(self, outbox: Path, settings: Settings) -> None:
         """React to each new message as the simulated shopper would: open, click, buy."""
         for path in sorted(outbox.glob("*/*")):
             if path.name in self.seen_files or path.suffix not in {".eml", ".json"}:
@@ -106,12 +132,15 @@ class Shop:
                 html = data["body"]
             if shopper is None or shopper.index in self.bought:
                 continue
-            self.respond(shopper, html, settings, rng)
+            step = int(re.search(r"-step(\d+)", path.stem).group(1)) if "-step" in path.stem else 1  # type: ignore[union-attr]
+            self.respond(shopper, step, html, settings)
 
-    def respond(self, shopper: SimShopper, html: str, settings: Settings, rng: np.random.Generator) -> None:
-        hours_since = (time.monotonic() - self.left_at[shopper.index]) * TIME_SCALE / 3600
-        local = datetime.now(UTC)
-        row = candidate_matrix(shopper.features(local.hour, local.weekday()), [max(hours_since - 1, 0.25)])[0]
+    def respond(self, shopper: SimShopper, step: int, html: str, settings: Settings) -> None:
+        """The shopper's reaction to step N: drawn from (seed, shopper, step) at the step's nominal time."""
+        rng = np.random.default_rng([self.seed, 0xD3E0, shopper.index, step])
+        hours_since = _nominal_hours(step)
+        local = SIM_START + timedelta(hours=hours_since)
+        row = candidate_matrix(shopper.features(local.hour, local.weekday()), [hours_since])[0]
         response = shopper.respond(row, rng)
         base = re.escape(settings.app_url)
         pixel = re.search(base + r"/o/[\w.\-]+", html)
@@ -124,8 +153,12 @@ class Shop:
             self.buy(shopper)
 
 
-def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, var_dir: Path = Path("var/demo")) -> Summary:
+def run(
+    carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, var_dir: Path = Path("var/demo"),
+    progress: Progress | None = None, model_dir: Path | None = None,
+) -> Summary:
     from app import create_app
+    from app.cli_errors import plain_request_logs
     from app.dispatcher import start_in_thread
     from app.runtime import build_runtime
     from recovery import tables as t
@@ -133,15 +166,34 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
 
     import logging
 
+    progress = progress or Progress()
     for noisy in ("httpx", "werkzeug", "recovery", "dramatiq", "app"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # the summary is the demo's output
+    # The port first, before minutes of work: the app is plugged in once it exists.
+    mounted: dict[str, object] = {}
+
+    def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+        return mounted["app"](environ, start_response)  # type: ignore[operator]
+
+    try:
+        listener = socket.create_server(("127.0.0.1", port if serve else 0))
+    except OSError as exc:
+        raise DemoError(
+            f"port {port} is not free ({exc.strerror}): pick another with --port P (make demo PORT=P), "
+            "or run with --no-serve"
+        ) from None
+    with listener:  # werkzeug serves on a duplicate of this socket
+        port = listener.getsockname()[1]
+        server = make_server("127.0.0.1", port, wsgi, threaded=True, request_handler=plain_request_logs(),
+                             fd=listener.fileno())
+    progress.stage(f"port {port} reserved" if serve else f"private port {port} (--no-serve)")
     shutil.rmtree(var_dir, ignore_errors=True)
     settings = Settings.from_env({
         "CARTRESQ_VAR_DIR": str(var_dir),
         "CARTRESQ_TIME_SCALE": str(TIME_SCALE),
         "SHOPIFY_API_SECRET": SECRET,
         "APP_URL": f"http://127.0.0.1:{port}",
-        "CARTRESQ_MODEL_DIR": str(_model_dir(seed)),
+        "CARTRESQ_MODEL_DIR": str(_model_dir(seed, progress, model_dir or Path("var/model"))),
     })
     upgrade(settings.database_url)
     runtime = build_runtime(settings, seed=seed)
@@ -150,36 +202,47 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
             "postal_address": "1 Example Street, Springfield, EX 00000", "sender_name": "Demo Outfitters",
         }, timezone="America/New_York", currency="USD", plan="free"))
     runtime.start_embedded_worker(threads=4)
-    start_in_thread(runtime, interval=0.2)
-    server = make_server("127.0.0.1", port, create_app(runtime=runtime), threaded=True)
+    mounted["app"] = create_app(runtime=runtime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"demo: {carts} simulated shoppers on {settings.app_url} (1 simulated hour = {3600 / TIME_SCALE:.2f} s)")
+    progress.stage(f"{carts} simulated shoppers on {settings.app_url} (1 simulated hour = {3600 / TIME_SCALE:.2f} s)")
     model = ShopperModel(seed)
     people = [model.shopper(i) for i in range(carts)]
     by_index = {p.index: p for p in people}
-    rng = np.random.default_rng([seed, 0xD3E0])
     with httpx.Client(base_url=settings.app_url, timeout=10) as client:
         shop = Shop(seed, client)
-        # Shoppers arrive in waves of eight, side by side, like real traffic.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for wave in range(0, len(people), 8):
-                list(pool.map(shop.arrive, people[wave : wave + 8]))
-                shop.read_outbox(settings.outbox_dir, settings, rng)
-        end = time.monotonic() + SEQUENCE_HOURS * 3600 / TIME_SCALE
-        while time.monotonic() < end:
-            shop.fire_due(by_index)
-            shop.read_outbox(settings.outbox_dir, settings, rng)
-            time.sleep(0.05)
+        # Every shopper checks out (and those who do not abandon, buy) before the dispatcher starts, one
+        # at a time in the seed's order: no 0.25 s abandonment delay can overtake an order still queued on
+        # a busy machine, and the holdout is drawn over the carts in the seed's order.
+        with progress.bar("shoppers checking out", total=len(people)) as advance:
+            for person in people:
+                shop.arrive(person)
+                advance(1)
+            runtime.broker.join("intake", timeout=60_000)
+        start_in_thread(runtime, interval=0.2)
+        shop.start_clock()
+        start = time.monotonic()
+        end = start + SEQUENCE_HOURS * 3600 / TIME_SCALE
+        with progress.bar("recovery sequences (simulated hours)", total=SEQUENCE_HOURS) as advance:
+            shown = 0
+            while time.monotonic() < end:
+                shop.fire_due(by_index)
+                shop.read_outbox(settings.outbox_dir, settings)
+                hours = min(int((time.monotonic() - start) * TIME_SCALE / 3600), SEQUENCE_HOURS)
+                advance(hours - shown)
+                shown = hours
+                time.sleep(0.05)
+            advance(SEQUENCE_HOURS - shown)
+        progress.stage("letting the last messages and orders settle")
         runtime.broker.join("intake", timeout=30_000)
         runtime.broker.join("send", timeout=30_000)
-        shop.read_outbox(settings.outbox_dir, settings, rng)
+        shop.read_outbox(settings.outbox_dir, settings)
         time.sleep(0.5)
         runtime.broker.join("intake", timeout=30_000)
     with runtime.sessions() as session:
         summary = summarize(session)
-    print(format_summary(summary))
+    progress.result(format_summary(summary), summary_json(summary, seed, carts))
     if serve:
-        print(f"dashboard: {settings.app_url}/   (Ctrl-C to stop)")
+        progress.stage(f"dashboard: {settings.app_url}/   (Ctrl-C to stop; later: make serve VAR={var_dir})")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
@@ -189,15 +252,23 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
     return summary
 
 
-def _model_dir(seed: int) -> Path:
+def summary_json(summary: Summary, seed: int, carts: int) -> dict[str, object]:
+    """The summary for machines: every field of `Summary`, the lift, and what produced it."""
+    data = asdict(summary)
+    data["lift_points"] = round(summary.lift, 2)
+    return {"seed": seed, "shoppers": carts, **json.loads(json.dumps(data, default=str))}
+
+
+def _model_dir(seed: int, progress: Progress, model_dir: Path) -> Path:
     """Train the send-time model once (on simulated outcomes, and it says so) if none exists yet."""
-    model_dir = Path("var/model")
     if not (model_dir / "send_time.onnx").exists():
         try:
             from ml.train import train
         except ImportError:
-            print("demo: scikit-learn is not installed (pip install 'cartresq[ml]'): fixed send times")
+            progress.stage("scikit-learn is not installed (pip install 'cartresq[ml]'): fixed send times")
             return model_dir
-        print("demo: training the send-time model on simulated outcomes (first run only)...")
-        train(model_dir, n_samples=8000, seed=seed)
+        with progress.working(f"training the send-time model on simulated outcomes into {model_dir} (first run only)"):
+            train(model_dir, n_samples=8000, seed=seed)
+    else:
+        progress.stage(f"send-time model from {model_dir}")
     return model_dir
