@@ -220,7 +220,9 @@ def build_runtime(
         composer, offers=platform_offers.build(settings, sessions, shopify.offers if shopify else None)
     )
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
-    abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
+    abandoner = Abandoner(
+        LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed), epsilon=settings.explore_epsilon
+    )
     runtime = Runtime(
         settings=settings,
         engine=engine,

@@ -10,6 +10,7 @@ from recovery.tables.core import (
     ExperimentAssignment,
     Order,
     RecoveryMessage,
+    SendDecision,
     Store,
     WebhookDelivery,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Order",
     "PushSubscription",
     "RecoveryMessage",
+    "SendDecision",
     "ShopperSend",
     "Store",
     "Suppression",
