@@ -227,7 +227,9 @@ def build_runtime(
         settings, sessions, ShopifyCatalog(shopify.offers) if shopify else None
     ))
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
-    abandoner = Abandoner(LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed))
+    abandoner = Abandoner(
+        LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed), epsilon=settings.explore_epsilon
+    )
     runtime = Runtime(
         settings=settings,
         engine=engine,

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ml.features import DEFAULT_OFFSETS, candidate_matrix
+from ml.design import cart_design
+from ml.features import DEFAULT_OFFSETS
 from ml.inference import META_FILE, MODEL_FILE, load_scorer
 from ml.simulator import ShopperModel
 from ml.train import fit, save_model
@@ -62,7 +63,7 @@ def bench_score(
 
         shopper = ShopperModel(seed).shopper(0)
         cart = shopper.features(hour_of_abandonment=20, day_of_week=4)
-        rows = candidate_matrix(cart, DEFAULT_OFFSETS)
+        rows = cart_design(cart, DEFAULT_OFFSETS)
         p_ort = scorer.predict(rows)
         # One thread for scikit-learn too, matching the onnxruntime session: a fair per-process view.
         with threadpool_limits(limits=1):

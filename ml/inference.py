@@ -19,7 +19,13 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from ml.features import DEFAULT_OFFSETS, FEATURES, CartValue, candidate_matrix, cart_vector
+from ml.design import MODEL_FEATURES, cart_columns, cart_design, design
+from ml.features import DEFAULT_OFFSETS, CartValue
+
+FEATURES = MODEL_FEATURES  # the served model's input columns
+#: A candidate must beat the default delay's predicted conversion by this factor to be chosen
+#: over it: near-ties go to the store's fixed delay, never to the earliest slot.
+NEAR_TIE_RATIO = 1.01
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,11 @@ class SendTimeScorer:
     lookup inside onnxruntime, which halved the p50 and most of the tail in `cartresq bench score`.
     """
 
-    def __init__(self, session: ort.InferenceSession, metadata: Mapping[str, Any]) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, metadata: Mapping[str, Any], default_hours: float = 1.0
+    ) -> None:
         self._session = session
+        self.default_hours = default_hours
         self.metadata = dict(metadata)
         self.version = str(self.metadata.get("version", "unknown"))
         inputs = session.get_inputs()
@@ -112,18 +121,24 @@ class SendTimeScorer:
 
     def score(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> np.ndarray:
         if offsets is DEFAULT_OFFSETS and (bound := self._bound(len(DEFAULT_OFFSETS))) is not None:
-            rows = bound[1]
-            rows[:, :-1] = cart_vector(cart)  # validated like candidate_matrix; the offsets column is fixed
-            rows[:, -1] = _DEFAULT_COLUMN
+            bound[1][...] = design(cart_columns(cart), _DEFAULT_COLUMN)
             return self._run_bound(bound)
-        return self.predict(candidate_matrix(cart, offsets))
+        return self.predict(cart_design(cart, offsets))
 
     def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float:
-        """The offset with the highest P(convert); ties go to the earliest-listed offset."""
-        return float(offsets[int(np.argmax(self.score(cart, offsets)))])
+        """The offset with the highest P(convert), unless it beats the slot nearest the default
+        delay by less than NEAR_TIE_RATIO: then that default slot."""
+        return float(offsets[choose(self.score(cart, offsets), offsets, self.default_hours)])
 
 
-_DEFAULT_COLUMN = np.asarray(DEFAULT_OFFSETS, dtype=np.float32)
+def choose(scores: np.ndarray, offsets: Sequence[float] | np.ndarray, default_hours: float) -> int:
+    """Index of the slot to send at: the best score, or the default's slot on a (near-)tie."""
+    home = int(np.argmin(np.abs(np.asarray(offsets, dtype=np.float64) - default_hours)))
+    best = int(np.argmax(scores))
+    return best if scores[best] > scores[home] * NEAR_TIE_RATIO else home
+
+
+_DEFAULT_COLUMN = np.asarray(DEFAULT_OFFSETS, dtype=np.float64)
 
 
 def _probability_output(session: ort.InferenceSession) -> tuple[str, bool]:
@@ -148,13 +163,15 @@ def _session(model_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def scorer_from_bytes(model_bytes: bytes, metadata: Mapping[str, Any]) -> SendTimeScorer:
+def scorer_from_bytes(
+    model_bytes: bytes, metadata: Mapping[str, Any], default_hours: float = 1.0
+) -> SendTimeScorer:
     """Build and smoke-test a scorer; raises ModelError (or an onnxruntime error) if unusable."""
     if list(metadata.get("features", ())) != list(FEATURES):
-        raise ModelError("feature order in metadata differs from ml.features.FEATURES")
+        raise ModelError("feature order in metadata differs from ml.design.MODEL_FEATURES")
     if metadata.get("model_sha256") != hashlib.sha256(model_bytes).hexdigest():
         raise ModelError("model file does not match the sha256 in its metadata")
-    scorer = SendTimeScorer(_session(model_bytes), metadata)
+    scorer = SendTimeScorer(_session(model_bytes), metadata, default_hours)
     probe = scorer.score({}, DEFAULT_OFFSETS)
     if probe.shape != (len(DEFAULT_OFFSETS),) or not np.all((probe >= 0) & (probe <= 1)):
         raise ModelError("model returned no valid probabilities for a neutral cart")
@@ -174,20 +191,20 @@ def _warn_once(path: Path, reason: str) -> None:
     log.warning("send-time model %s unusable (%s); using a fixed send time instead", key, reason)
 
 
-def load_scorer(model_path: Path) -> SendTimeScorer | None:
+def load_scorer(model_path: Path, default_hours: float = 1.0) -> SendTimeScorer | None:
     """Load `model_path` and the `.json` metadata beside it; None (one warning per path) if unusable."""
     model_path = Path(model_path)
     try:
         metadata = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
         if not isinstance(metadata, dict):
             raise ModelError("metadata is not a JSON object")
-        return scorer_from_bytes(model_path.read_bytes(), metadata)
+        return scorer_from_bytes(model_path.read_bytes(), metadata, default_hours)
     except Exception as exc:  # any failure at all must degrade to the fallback, never raise
         _warn_once(model_path, f"{type(exc).__name__}: {exc}")
         return None
 
 
-_cache: dict[str, tuple[tuple[int, ...] | None, SendTimeScorer | None]] = {}
+_cache: dict[tuple[str, float], tuple[tuple[int, ...] | None, SendTimeScorer | None]] = {}
 
 
 def _file_state(model_path: Path) -> tuple[int, ...] | None:
@@ -198,22 +215,33 @@ def _file_state(model_path: Path) -> tuple[int, ...] | None:
     return tuple(v for st in files for v in (st.st_ino, st.st_size, st.st_mtime_ns))
 
 
-def send_time_model(path: Path, fallback_hours: float = 1.0) -> SendTimeScorer | FixedSendTime:
-    """The scorer for `path`, or FixedSendTime(fallback_hours) if it is missing or unusable.
+def promoted(metadata: Mapping[str, Any]) -> bool:
+    """Whether `cartresq evaluate` recorded that this model beat the fixed delay off-policy."""
+    record = metadata.get("promotion")
+    return isinstance(record, Mapping) and record.get("promoted") is True
+
+
+def send_time_model(
+    path: Path, fallback_hours: float = 1.0, *, require_promotion: bool = False
+) -> SendTimeScorer | FixedSendTime:
+    """The scorer for `path`, or FixedSendTime(fallback_hours) if it is missing or unusable, or
+    (with `require_promotion`, as production serves) not promoted by an off-policy evaluation.
 
     Cheap to call per cart: the session is reused until either file changes on disk.
     """
     model_path = Path(path)
-    key = str(model_path.absolute())
+    key = (str(model_path.absolute()), float(fallback_hours))
     state = _file_state(model_path)
     with _lock:
         cached = _cache.get(key)
     if cached is not None and cached[0] == state:
         scorer = cached[1]
     else:
-        scorer = load_scorer(model_path) if state is not None else None
+        scorer = load_scorer(model_path, fallback_hours) if state is not None else None
         if state is None:
             _warn_once(model_path, "model or metadata file not found")
         with _lock:
             _cache[key] = (state, scorer)
-    return scorer if scorer is not None else FixedSendTime(fallback_hours)
+    if scorer is None or (require_promotion and not promoted(scorer.metadata)):
+        return FixedSendTime(fallback_hours)
+    return scorer

@@ -198,3 +198,19 @@ def simulate_outcomes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         filled += 1
     labels = (rng.random(n) < sigmoid(true_logit(rows, intents))).astype(np.int8)
     return rows, labels
+
+
+_HISTORY_STREAM = 0x4157
+
+
+def prior_history(rows: np.ndarray, seed: int) -> np.ndarray:
+    """What production would know of each simulated shopper's email history: (emails, opens, clicks).
+
+    Returning shoppers (previous purchases > 0) got three emails per earlier order, opened at their
+    hidden open rate; first-time shoppers have no history. Deterministic in (rows, seed)."""
+    x = np.asarray(rows, dtype=np.float64)
+    rng = np.random.default_rng([seed, _HISTORY_STREAM])
+    emails = np.minimum(3 * x[:, FEATURES.index("previous_purchases")], 30).astype(np.int64)
+    opens = rng.binomial(emails, np.clip(x[:, _OPEN_COL], 0.0, 1.0))
+    clicks = rng.binomial(opens, 0.3)
+    return np.stack([emails, opens, clicks], axis=1).astype(np.float64)

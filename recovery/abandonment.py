@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from recovery import push
+from recovery import holdout, push
 from recovery import tables as t
 from recovery.carts import cancel_pending
 from recovery.model import CartStatus
@@ -27,7 +27,7 @@ from recovery.timing import Timing
 
 log = logging.getLogger(__name__)
 
-HOLDOUT = "holdout"
+HOLDOUT = holdout.HOLDOUT
 DEFAULT_CANDIDATES: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(15))
 
 
@@ -37,6 +37,8 @@ class Abandoner:
     timing: Timing
     rng: random.Random
     candidates: Sequence[float] = DEFAULT_CANDIDATES
+    #: Share of first reminders sent at a uniformly random slot (logged with its propensity).
+    epsilon: float = 0.1
 
     def run(self, session: Session, now: datetime, limit: int = 500) -> list[int]:
         """Abandon every due cart (row-locked, skipping carts another dispatcher holds); caller commits."""
@@ -61,19 +63,26 @@ class Abandoner:
         repeats = tracker_repeats(session, due, now)  # a tracker-captured address: one sequence a day
         superseded = _supersede(session, [c for c in due if c.id not in repeats]) | repeats
         subscribed = push.carts_with_subscription(session, ids)  # push steps only where a browser subscribed
+        history = _email_history(session, due)
         existing: dict[int, dict[int, t.RecoveryMessage]] = {}
         for message in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id.in_(ids))):
             existing.setdefault(message.cart_id, {})[message.step] = message
         new_rows: list[dict[str, object]] = []
+        decisions: list[dict[str, object]] = []
         for cart in due:
             cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
             store = stores[cart.store_id]
             if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded:
-                new_rows += self._plan(
-                    store, cart, customers.get(cart.customer_id or 0), existing.get(cart.id, {}), cart.id in subscribed
-                )
+                features = cart_features(cart, customers.get(cart.customer_id or 0), store, history.get(cart.id))
+                customer = customers.get(cart.customer_id or 0)
+                rows, decision = self._plan(store, cart, customer, features, existing.get(cart.id, {}), cart.id in subscribed)
+                new_rows += rows
+                if decision and rows and rows[0].get("step") == 1 and 1 not in existing.get(cart.id, {}):
+                    decisions.append({**decision, "decided_at": now})
         if new_rows:  # one bulk insert per batch: ORM objects cost more than the rows themselves
             session.execute(insert(t.RecoveryMessage), new_rows)
+        if decisions:
+            session.execute(insert(t.SendDecision), decisions)
         return ids
 
     def _plan(
@@ -81,21 +90,30 @@ class Abandoner:
         store: t.Store,
         cart: t.Cart,
         customer: t.Customer | None,
+        features: Mapping[str, float],
         existing: dict[int, t.RecoveryMessage],
         has_push: bool = False,
-    ) -> list[dict[str, object]]:
+    ) -> tuple[list[dict[str, object]], dict[str, object] | None]:
         settings = effective(store.settings or {})
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
-        best = self.send_time.best_offset(cart_features(cart, customer, store), offsets)
-        best = min(max(best, min(offsets)), max(offsets))  # a fallback policy may not know the window
+        greedy = self.send_time.best_offset(features, offsets)
+        greedy = min(offsets, key=lambda o: abs(o - greedy))  # a fallback policy may not know the window
+        chosen, propensity = explore(greedy, offsets, self.epsilon, self.rng)
+        version = str(getattr(self.send_time, "version", "unknown"))
+        decision = {
+            "store_id": cart.store_id, "cart_id": cart.id, "candidates": list(offsets), "chosen": chosen,
+            "propensity": propensity, "greedy": greedy, "epsilon": self.epsilon,
+            "policy": "fixed" if version == "fixed" else "model", "model_version": version[:64],
+            "features": dict(features),
+        }  # fmt: skip
         fit = partial(fit_due, cart=cart, store=store, settings=settings, timing=self.timing)  # legal SMS hours
-        return plan(cart, store_sequence(settings), best, self.timing, sms_allowed, existing, has_push, fit)
+        return plan(cart, store_sequence(settings), chosen, self.timing, sms_allowed, existing, has_push, fit), decision
 
     def _assign(
         self, session: Session, carts: Sequence[t.Cart], stores: Mapping[int, t.Store], now: datetime
     ) -> dict[int, str]:
-        """Random and recorded once: a cart that is abandoned again keeps its group."""
+        """By shopper (recovery.holdout) and recorded once: a cart that is abandoned again keeps its group."""
         rows = session.execute(
             select(t.ExperimentAssignment.cart_id, t.ExperimentAssignment.variant).where(
                 t.ExperimentAssignment.cart_id.in_([c.id for c in carts]),
@@ -107,10 +125,12 @@ class Abandoner:
         for cart in carts:
             if cart.id in variants:
                 continue
-            percent = effective(stores[cart.store_id].settings or {})["holdout_percent"]
-            variants[cart.id] = HOLDOUT if self.rng.random() * 100 < percent else "treatment"
+            store = stores[cart.store_id]
+            percent = effective(store.settings or {})["holdout_percent"]
+            unit = holdout.unit(holdout.store_salt(session, store, self.rng), holdout.shopper_key(cart))
+            variants[cart.id] = holdout.variant(unit, percent)
             new.append({"store_id": cart.store_id, "cart_id": cart.id, "experiment": HOLDOUT,
-                        "variant": variants[cart.id], "assigned_at": now})
+                        "variant": variants[cart.id], "assigned_at": now, "unit": unit})
         if new:
             session.execute(insert(t.ExperimentAssignment), new)
         return variants
@@ -186,12 +206,47 @@ def _supersede(session: Session, carts: Sequence[t.Cart]) -> set[int]:
     return older
 
 
-def cart_features(cart: t.Cart, customer: t.Customer | None, store: t.Store) -> Mapping[str, float]:
-    """The send-time model's cart features; unknown ones are left out (the model uses neutral values)."""
+def explore(greedy: float, offsets: Sequence[float], epsilon: float, rng: random.Random) -> tuple[float, float]:
+    """Epsilon-greedy: the greedy slot, or with probability epsilon a uniformly random one.
+    Returns the slot and its probability under this policy (what off-policy evaluation divides by)."""
+    k = len(offsets)
+    chosen = offsets[rng.randrange(k)] if epsilon > 0 and rng.random() < epsilon else greedy
+    return chosen, (1 - epsilon) * (chosen == greedy) + epsilon / k
+
+
+def _email_history(session: Session, carts: Sequence[t.Cart]) -> dict[int, tuple[int, int, int]]:
+    """Per cart: (emails sent, opened, clicked) to the same address for its store's other carts."""
+    emails = {(c.store_id, c.email) for c in carts if c.email}
+    if not emails:
+        return {}
+    m = t.RecoveryMessage
+    rows = session.execute(
+        select(t.Cart.store_id, t.Cart.email, t.Cart.id, func.count(), func.count(m.opened_at), func.count(m.clicked_at))
+        .join(m, m.cart_id == t.Cart.id)
+        .where(t.Cart.store_id.in_({s for s, _ in emails}), t.Cart.email.in_({e for _, e in emails}),
+               m.channel == "email", m.status == "sent")
+        .group_by(t.Cart.store_id, t.Cart.email, t.Cart.id)
+    ).all()  # fmt: skip
+    out: dict[int, tuple[int, int, int]] = {}
+    for cart in carts:
+        sums = [0, 0, 0]
+        for store_id, email, cart_id, *counts in rows:
+            if (store_id, email) == (cart.store_id, cart.email) and cart_id != cart.id:
+                sums = [a + b for a, b in zip(sums, counts, strict=True)]
+        if sums[0]:
+            out[cart.id] = (sums[0], sums[1], sums[2])
+    return out
+
+
+def cart_features(
+    cart: t.Cart, customer: t.Customer | None, store: t.Store, history: tuple[int, int, int] | None = None
+) -> Mapping[str, float]:
+    """The send-time model's cart features (ml.design.CART_KEYS); unknown ones are left out (the
+    model uses neutral values). `history`: earlier emails, opens, clicks to this address, if any."""
     assert cart.abandoned_at is not None
     local = cart.abandoned_at.astimezone(_zone(cart.shopper_timezone or store.timezone))
     features: dict[str, float] = {
-        "hour_of_abandonment": local.hour,
+        "hour_of_abandonment": local.hour + local.minute / 60,
         "day_of_week": local.weekday(),
         "cart_value": float(cart.total),  # a model input, not money: float is fine here
         "items_in_cart": sum(int(i.get("quantity", 0)) for i in cart.line_items),
@@ -200,6 +255,8 @@ def cart_features(cart: t.Cart, customer: t.Customer | None, store: t.Store) -> 
     }
     if customer is not None:
         features["previous_purchases"] = customer.orders_count
+    if history:
+        features["prior_emails"], features["prior_opens"], features["prior_clicks"] = map(float, history)
     return features
 
 

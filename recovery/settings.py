@@ -57,6 +57,9 @@ class Settings:
     var_dir: Path = Path("var")
     model_dir: Path = Path("var/model")
     time_scale: float = 1.0
+    #: Share of first reminders sent at a uniformly random slot of the window (CARTRESQ_EXPLORE_EPSILON):
+    #: the exploration that lets `cartresq evaluate` judge a challenger on logged sends.
+    explore_epsilon: float = 0.1
     max_webhook_bytes: int = 5 * 1024 * 1024
     #: Seconds before work whose job vanished (a stored delivery, a queued message) is enqueued again;
     #: a message still `sending` after twice that is marked failed (interrupted), never resent.
@@ -134,6 +137,7 @@ class Settings:
             model_dir=Path(env.get("CARTRESQ_MODEL_DIR") or var_dir / "model"),
             time_scale=time_scale,
             requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
+            explore_epsilon=_epsilon(env.get("CARTRESQ_EXPLORE_EPSILON")),
             intake_relay=_relay_mode(env.get("CARTRESQ_INTAKE_RELAY") or "auto", database_url, env.get("REDIS_URL")),
             woo_reconcile_every=float(env.get("CARTRESQ_WOO_RECONCILE_EVERY") or 900),
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
@@ -182,3 +186,10 @@ def _local_secret(var_dir: Path, name: str = "secret_key", make: Callable[[], st
     path.write_text(key)
     path.chmod(0o600)
     return key
+
+
+def _epsilon(raw: str | None) -> float:
+    value = float(raw) if raw not in (None, "") else 0.1
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("CARTRESQ_EXPLORE_EPSILON must lie between 0 and 1")
+    return value

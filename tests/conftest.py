@@ -106,6 +106,7 @@ def make_settings(database_url: str, tmp_path: Path, redis_url: str | None = Non
         outbox_dir=tmp_path / "outbox",
         var_dir=tmp_path / "var",
         model_dir=tmp_path / "model",
+        explore_epsilon=0.0,  # send times stay exactly predictable; exploration tests set their own
     )
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -347,23 +348,44 @@ def test_missing_model_falls_back_to_a_fixed_time(rt: Runtime, client, caplog) -
     assert "send_time.onnx" in caplog.text
 
 
-def test_trained_model_picks_its_best_offset_in_the_window(database_url: str, tmp_path: Path, trained_model_dir: Path) -> None:
-    runtime = build_runtime(make_settings(database_url, tmp_path, model_dir=trained_model_dir), channels={"email": FakeChannel()}, seed=1)
+def _abandon_one_with(database_url: str, tmp_path: Path, model_dir: Path):  # type: ignore[no-untyped-def]
+    runtime = build_runtime(make_settings(database_url, tmp_path, model_dir=model_dir), channels={"email": FakeChannel()}, seed=1)
     add_store(runtime)
     set_store(runtime, holdout_percent=0, first_message_min=3600, first_message_max=3 * 3600)
     shopify.post(create_app(runtime=runtime).test_client(), "checkouts_update")
     drain(runtime)
     at = now() + 2 * HOUR
     abandon_all(runtime, at)
+    return runtime, at
+
+
+def test_a_model_not_promoted_off_policy_is_not_served(database_url: str, tmp_path: Path, trained_model_dir: Path) -> None:
+    # Given a trained model that no off-policy evaluation has promoted
+    from ml.inference import promoted
+
+    assert not promoted(json.loads((trained_model_dir / "send_time.json").read_text()))
+    runtime, at = _abandon_one_with(database_url, tmp_path, trained_model_dir)
+    got = messages(runtime)[0].due_at - at
+    runtime.close()
+    # Then the store's fixed delay (1 h) is what is served
+    assert got == HOUR
+
+
+def test_promoted_model_picks_its_best_offset_in_the_window(database_url: str, tmp_path: Path, trained_model_dir: Path) -> None:
     from ml.inference import send_time_model
+    from ml.train import record_promotion
     from recovery.abandonment import cart_features
 
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    record_promotion(model_dir, {"promoted": True, "reason": "test"})
+    runtime, at = _abandon_one_with(database_url, tmp_path, model_dir)
     with runtime.sessions() as session:
         c = session.scalars(select(t.Cart)).one()
         store = session.scalars(select(t.Store)).one()
         features = cart_features(c, session.get(t.Customer, c.customer_id), store)
     offsets = [1 + 0.25 * i for i in range(9)]
-    expected = send_time_model(trained_model_dir / "send_time.onnx").best_offset(features, offsets)
+    expected = send_time_model(model_dir / "send_time.onnx").best_offset(features, offsets)
     got = (messages(runtime)[0].due_at - at).total_seconds() / 3600
     runtime.close()
     assert got == pytest.approx(expected) and 1 <= got <= 3

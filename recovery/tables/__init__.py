@@ -10,6 +10,7 @@ from recovery.tables.core import (
     ExperimentAssignment,
     Order,
     RecoveryMessage,
+    SendDecision,
     Store,
     WebhookDelivery,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Order",
     "PushSubscription",
     "RecoveryMessage",
+    "SendDecision",
     "ShopperSend",
     "Store",
     "Suppression",

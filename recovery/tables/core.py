@@ -43,6 +43,8 @@ class Store(Base):
     #: What the last reconciliation found wrong (e.g. missing webhook subscriptions), for the dashboard.
     platform_issue: Mapped[str | None] = mapped_column(Text)
     # --- end Shopify install and tokens
+    #: Salt of the holdout hash (migration 0115), drawn on the store's first assignment.
+    experiment_salt: Mapped[str | None] = mapped_column(String(32))
 
     @property
     def active(self) -> bool:
@@ -243,3 +245,26 @@ class ExperimentAssignment(Base):
     experiment: Mapped[str] = mapped_column(String(32))
     variant: Mapped[str] = mapped_column(String(32))
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The unit assigned (migration 0115): a salted hash of the shopper key (recovery/holdout.py).
+    unit: Mapped[str | None] = mapped_column(String(64))
+
+
+class SendDecision(Base):
+    """How a first-step send time was chosen (migration 0115): what off-policy evaluation needs."""
+
+    __tablename__ = "send_decisions"
+    __table_args__ = (UniqueConstraint("cart_id"), Index("ix_send_decisions_store_decided", "store_id", "decided_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"))
+    candidates: Mapped[list[float]] = mapped_column(Json)  # hours after abandonment
+    chosen: Mapped[float]
+    #: P(chosen | cart) under the serving policy: 1 - epsilon + epsilon/k for the greedy slot, epsilon/k else.
+    propensity: Mapped[float]
+    greedy: Mapped[float]  # the slot the serving policy would pick without exploring
+    epsilon: Mapped[float]
+    policy: Mapped[str] = mapped_column(String(16))  # "fixed" or "model"
+    model_version: Mapped[str] = mapped_column(String(64))
+    features: Mapped[dict[str, Any]] = mapped_column(Json)  # the cart's model inputs at decision time
+    decided_at: Mapped[datetime]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
 
 from ml.train import fit, train
 
@@ -30,7 +30,7 @@ class Trained:
 
 @dataclass(frozen=True)
 class Fitted:
-    model: HistGradientBoostingClassifier
+    model: Pipeline
     X_test: np.ndarray
     y_test: np.ndarray
     n_samples: int = N_SAMPLES
