@@ -60,6 +60,8 @@ class Shop:
             "X-Shopify-Topic": topic,
             "X-Shopify-Shop-Domain": payloads.SHOP,
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "X-Shopify-Hmac-Sha256": signature,
         }
         self.client.post("/webhooks/shopify", content=body, headers=headers).raise_for_status()
