@@ -75,6 +75,9 @@ class Settings:
     #: Plain-http store URLs, for local development and tests only; real stores need https.
     woo_allow_http: bool = False
     # --- end WooCommerce ---
+    #: CARTRESQ_ADMIN_TOKEN: the operator's access to store data (bearer, or basic auth with any user name).
+    #: Without Shopify keys it is the only way in; `serve` refuses a non-loopback address without it.
+    admin_token: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -130,6 +133,7 @@ class Settings:
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
             track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
+            admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
         )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import re
+import secrets
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -144,6 +146,7 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
         "SHOPIFY_API_SECRET": SECRET,
         "APP_URL": f"http://127.0.0.1:{port}",
         "CARTRESQ_MODEL_DIR": str(_model_dir(seed)),
+        "CARTRESQ_ADMIN_TOKEN": os.environ.get("CARTRESQ_ADMIN_TOKEN") or secrets.token_urlsafe(24),
     })
     upgrade(settings.database_url)
     runtime = build_runtime(settings, seed=seed)
@@ -182,6 +185,8 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
     print(format_summary(summary))
     if serve:
         print(f"dashboard: {settings.app_url}/   (Ctrl-C to stop)")
+        if not os.environ.get("CARTRESQ_ADMIN_TOKEN"):  # the operator's terminal only, never a log
+            print(f"dashboard sign-in: any user name, password {settings.admin_token}")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
