@@ -8,6 +8,7 @@ from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from app import access
 from app.runtime import Runtime, build_runtime
 from recovery.settings import Settings
 
@@ -16,6 +17,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or (runtime.settings if runtime else Settings.from_env())
+    hosts = access.gunicorn_hosts()
+    if hosts is not None:  # `gunicorn 'app:create_app()'`: the same refusal as `cartresq serve`
+        access.check_exposure(settings, hosts)
     runtime = runtime or build_runtime(settings)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes)

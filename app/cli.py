@@ -37,8 +37,15 @@ def serve(host: str, port: int) -> None:
     from app.runtime import build_runtime
     from recovery.schema import upgrade
 
+    from app.access import check_exposure, with_local_token
+
     settings = _settings()
+<<<<<<< HEAD
     preflight(settings)
+=======
+    check_exposure(settings, [host])  # no store data on a public address without the operator token
+    settings, local_token = with_local_token(settings)
+>>>>>>> sec-edge
     upgrade(settings.database_url)
     _hint_demo_data(settings)
     runtime = build_runtime(settings)
@@ -50,6 +57,8 @@ def serve(host: str, port: int) -> None:
         start_in_thread(runtime)
     server = make_server(host, port, create_app(runtime=runtime), threaded=True, request_handler=plain_request_logs())
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
+    if local_token:  # to the operator's terminal only; set CARTRESQ_ADMIN_TOKEN to choose it
+        click.echo(f"dashboard sign-in: any user name, password {local_token} (for this run only)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

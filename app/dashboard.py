@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, g, render_template
 from sqlalchemy import select
 
+from app.access import require_store_access, store_scope
 from recovery import tables as t
 from recovery.analytics import summarize
 from recovery.content import TEMPLATES
-from app.auth import require_session
 
 bp = Blueprint("dashboard", __name__)
 
@@ -21,21 +23,33 @@ def mask(email: str | None) -> str:
     return f"{local[:1]}•••@{domain}"
 
 
+_EMAIL = re.compile(r"[^\s@<>()\[\]:;,\"']+@[^\s@<>()\[\]:;,\"']+")
+_PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
+
+
+def mask_text(text: str | None) -> str:
+    """A reason or provider error as shown: any address in it masked, any phone number hidden."""
+    if not text:
+        return ""
+    return _PHONE.sub("•••", _EMAIL.sub(lambda m: mask(m.group(0)), text))
+
+
 @bp.get("/")
-@require_session  # with Shopify configured: a valid session token, else 401 / the token bounce page
+@require_store_access  # the operator token, or inside Shopify admin a valid session token; else 401
 def index() -> str:
     from app import runtime
 
     with runtime().sessions() as session:
         # Inside Shopify admin the session token names one shop: its merchant sees that store only.
-        stores = select(t.Store).where(t.Store.uninstalled_at.is_(None))
-        if g.get("shop"):
-            stores = stores.where(t.Store.platform == "shopify", t.Store.domain == g.shop)
-        visible = session.scalars(stores).all()
-        store_id = visible[0].id if g.get("shop") and visible else (-1 if g.get("shop") else None)
+        scope = store_scope()
+        visible = session.scalars(
+            select(t.Store).where(t.Store.uninstalled_at.is_(None), t.Store.id.in_(scope))
+        ).all()
+        # The operator sees every store together; a merchant their own (none: an empty dashboard).
+        store_id = None if g.get("operator") else (visible[0].id if visible else -1)
         summary = summarize(session, store_id)
-        recent = select(t.Cart).order_by(t.Cart.last_activity_at.desc()).limit(25)
-        carts = session.scalars(recent if store_id is None else recent.where(t.Cart.store_id == store_id)).all()
+        recent = select(t.Cart).where(t.Cart.store_id.in_(scope)).order_by(t.Cart.last_activity_at.desc()).limit(25)
+        carts = session.scalars(recent).all()
         # CAN-SPAM: without a postal address no email leaves (recovery/checks.py); say so where it is fixed.
         no_address = [s.domain for s in visible if not str((s.settings or {}).get("postal_address") or "").strip()]
         messages = session.scalars(
@@ -47,6 +61,7 @@ def index() -> str:
     for message in messages:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
-        "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status"),
+        "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, mask_text=mask_text,
+        platform=g.get("store_status"),
         no_address=no_address, templates=TEMPLATES
     )

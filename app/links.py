@@ -1,4 +1,4 @@
-"""Links in messages: restore the cart, open pixel, unsubscribe (page link and RFC 8058 one-click)."""
+"""Links in messages: restore the cart, open pixel, unsubscribe (confirmation page and RFC 8058 one-click)."""
 
 from __future__ import annotations
 
@@ -73,19 +73,31 @@ def open_pixel(token: str) -> Response:
     return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, private"})
 
 
+CONFIRM = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe</title>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
+<h1 style="font-size: 1.4rem">Stop cart reminders from this store?</h1>
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
+<button type="submit" style="font-size: 1rem; padding: .6rem 1.2rem">Unsubscribe</button></form></body></html>"""
+
+
 @bp.route("/u/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
-    """GET (the link in the footer) and POST (RFC 8058 one-click, no cookies needed) both take effect now."""
+    """RFC 8058. GET (the footer link, and what mail scanners and link prefetchers fetch) changes nothing:
+    it shows one button, which POSTs. A POST takes effect at once, only with the one-click body
+    `List-Unsubscribe=One-Click` (what mail clients send, and what the button sends); no cookies needed."""
     from app import runtime
 
     try:
         target = _signer().verify("unsubscribe", token)
     except LinkError as exc:
         return _bad_link(exc)
+    if request.method == "GET":
+        return render_template_string(CONFIRM), 200, {"Cache-Control": "no-store"}
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        return _page("Nothing was changed", "An unsubscribe request needs the body List-Unsubscribe=One-Click.", 400)
     with runtime().sessions.begin() as session:
         address = engagement.unsubscribe(session, target)
     if address is None:
         return _page("Nothing to unsubscribe", "This message no longer exists.", 404)
-    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
-        return Response("", status=200)
     return _page("You will not get more reminders", "We will not email you about carts at this store again.", 200)

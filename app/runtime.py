@@ -22,6 +22,7 @@ from recovery.channels.smtp import SmtpChannel, SmtpConfig
 from recovery.channels.twilio_sms import TwilioSmsChannel
 from recovery.channels.webpush import WebPushChannel
 from recovery.compose import Composer
+from recovery import pseudonym
 from recovery.db import dispose, make_engine, make_sessionmaker
 from recovery.intake import PROCESS_ACTOR
 from recovery.links import LinkSigner
@@ -240,6 +241,9 @@ def build_runtime(
         timing=timing,
         shopify=shopify,
     )
-    runtime.sessions.configure(info={"enqueue": runtime.enqueue})
+    # The key of the opt-outs kept after a redaction (recovery/pseudonym.py), for the core's sessions.
+    runtime.sessions.configure(
+        info={"enqueue": runtime.enqueue, "pseudonym_key": pseudonym.derive_key(settings.secret_key)}
+    )
     declare_actors(runtime)
     return runtime

@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Response, jsonify, request
 
 from connectors import shopify
+from connectors.shopify import compliance
 from recovery.intake import record_webhook
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ def shopify_webhook() -> tuple[object, int]:
         return jsonify(error="Bad Request", detail="body is not valid JSON"), 400
     if not isinstance(payload, dict):
         return jsonify(error="Bad Request", detail="body is not a JSON object"), 400
+    refused = compliance.check(meta.topic, meta.shop, payload)  # headers bound to the signed body
+    if refused is not None:
+        log.warning("shopify webhook %s refused: %s", meta.topic, refused)
+        return jsonify(error="Bad Request", detail=refused), 400
     if meta.topic not in shopify.TOPICS:
         # A non-2xx answer would make Shopify retry and finally drop the subscription.
         log.info("shopify webhook %s from %s: unhandled topic %s", meta.webhook_id, meta.shop, meta.topic)
@@ -56,6 +61,7 @@ def shopify_webhook() -> tuple[object, int]:
         shop=meta.shop,
         topic=meta.topic,
         delivery_id=meta.webhook_id,
+        event_id=meta.event_id,
         triggered_at=meta.triggered_at,
         payload=payload,
         always=meta.topic in shopify.ALWAYS_PROCESSED,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recovery import bots, consent, push, verify
+from recovery import bots, consent, pseudonym, push, verify
 from recovery import tables as t
 from recovery.catalog import Known, out_of_stock_carts
 from recovery.model import CartStatus
@@ -142,10 +142,20 @@ def _shoppers_who_ordered(session: Session, carts: Sequence[t.Cart]) -> set[int]
 
 
 def _suppressed(session: Session, carts: Sequence[t.Cart]) -> set[tuple[int, str, str]]:
-    addresses = {a.strip().lower() for c in carts for a in (c.email, c.phone) if a}
+    """(store, channel, address) suppressed, whether kept in clear or, after a redaction, as its keyed hash."""
+    wanted = {(c.store_id, a.strip().lower()) for c in carts for a in (c.email, c.phone) if a}
+    key = pseudonym.session_key(session)
+    hashed: dict[str, str] = {}
+    if key:  # a redacted shopper's phone was kept in its E.164 form too
+        for cart in carts:
+            for channel, raw in (("email", cart.email), ("sms", cart.phone)):
+                if raw:
+                    for form in {raw.strip().lower(), consent.normalize(channel, raw) or ""} - {""}:
+                        hashed[pseudonym.pseudonym(key, cart.store_id, form)] = raw.strip().lower()
     rows = session.execute(
         select(t.Suppression.store_id, t.Suppression.channel, t.Suppression.address).where(
-            t.Suppression.store_id.in_({c.store_id for c in carts}), t.Suppression.address.in_(addresses)
+            t.Suppression.store_id.in_({s for s, _ in wanted}),
+            t.Suppression.address.in_({a for _, a in wanted} | set(hashed)),
         )
     ).all()
-    return {(row.store_id, row.channel, row.address) for row in rows}
+    return {(row.store_id, row.channel, hashed.get(row.address, row.address)) for row in rows}

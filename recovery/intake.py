@@ -55,8 +55,8 @@ WITH store AS (
     FROM (SELECT 1) AS one LEFT JOIN store ON true
 )
 INSERT INTO webhook_deliveries
-    (platform, shop, store_id, topic, delivery_id, triggered_at, received_at, payload, processed_at, error)
-SELECT :platform, :shop, found.id, :topic, :delivery_id, CAST(:triggered_at AS timestamptz),
+    (platform, shop, store_id, topic, delivery_id, event_id, triggered_at, received_at, payload, processed_at, error)
+SELECT :platform, :shop, found.id, :topic, :delivery_id, :event_id, CAST(:triggered_at AS timestamptz),
        CAST(:now AS timestamptz),
        CASE WHEN found.serving THEN CAST(:payload_text AS json) END,
        CASE WHEN NOT found.serving THEN CAST(:now AS timestamptz) END,
@@ -80,7 +80,8 @@ def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -
     if "\\u0000" in raw:  # rare (and maybe an escaped backslash): store the NUL-free form
         raw = json.dumps(without_nul(payload))
     rows = _RECORD_PG.autocommit(
-        engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False), **delivery
+        engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False),
+        event_id=delivery.pop("event_id", None), **delivery,
     )
     if not rows:
         return None, "duplicate"
@@ -109,8 +110,10 @@ def record_delivery(
     triggered_at: datetime | None,
     payload: Any,
     always: bool = False,
+    event_id: str | None = None,
 ) -> tuple[int | None, str]:
-    """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
+    """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served"). Once per
+    delivery id, and once per (topic, `event_id`) when the platform names the event.
 
     The caller commits, then enqueues the id. Deliveries for unknown or uninstalled shops are recorded
     (without their payload) and never processed. Core, not the ORM: this runs on every webhook.
@@ -125,6 +128,7 @@ def record_delivery(
         "store_id": store.id if store else None,
         "topic": topic,
         "delivery_id": delivery_id,
+        "event_id": event_id,
         "triggered_at": triggered_at,
         "received_at": now,
         "payload": without_nul(payload) if serving else None,
@@ -161,6 +165,14 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             delivery.processed_at, delivery.error = utcnow(), f"bad payload: {exc}"[:500]
             delivery.outcome = "rejected"
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
+            return delivery.error
+        named = getattr(result.event, "shop", None) if isinstance(result.event, LIFECYCLE_EVENTS) else None
+        if named is not None and named != delivery.shop:
+            # The signature covers the body, not the headers: a privacy request about another shop,
+            # or a body replayed under another shop's domain, erases nothing here.
+            delivery.processed_at, delivery.outcome = utcnow(), "rejected"
+            delivery.error, delivery.payload = "bad payload: the body names another shop", None
+            log.warning("delivery %s (%s) rejected: the body names another shop", delivery.id, delivery.topic)
             return delivery.error
         if getattr(result.event, "triggered_at", False) is None:
             # Events that order by X-Shopify-Triggered-At (catalog) get it from the stored delivery.

@@ -141,17 +141,20 @@ class CustomerRef:
 @dataclass(frozen=True)
 class CustomerRedact:
     customer: CustomerRef
+    #: The shop the signed body names (Shopify's `shop_domain`); the worker refuses one that is not the delivery's.
+    shop: str | None = None
 
 
 @dataclass(frozen=True)
 class CustomerDataRequest:
     customer: CustomerRef
     request_id: str
+    shop: str | None = None
 
 
 @dataclass(frozen=True)
 class ShopRedact:
-    pass
+    shop: str | None = None
 
 
 @dataclass(frozen=True)

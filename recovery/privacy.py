@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from recovery import consent
+from recovery import consent, pseudonym, redaction
 from recovery import tables as t
 from recovery.carts import cancel_pending
 from recovery.db import insert_for
@@ -66,11 +66,14 @@ def apply_consent(session: Session, store: t.Store, change: ConsentChanged) -> s
     withdrawn = [channel for channel, given in (("email", change.email), ("sms", change.sms)) if given is False]
     for channel in [c for c, given in (("email", change.email), ("sms", change.sms)) if given is True]:
         # Opting in again on the platform lifts only the suppression the platform's opt-out put there.
-        address = change.customer.email if channel == "email" else change.customer.phone
+        address = ((change.customer.email if channel == "email" else change.customer.phone) or "").strip().lower()
+        key = pseudonym.session_key(session)  # a redacted shopper's opt-out is kept hashed
+        forms = [address] + ([pseudonym.pseudonym(key, store.id, address)] if key and address else [])
         session.execute(
             delete(t.Suppression).where(
                 t.Suppression.store_id == store.id, t.Suppression.channel == channel,
-                t.Suppression.address == (address or "").strip().lower(), t.Suppression.reason == "withdrawn on platform",
+                t.Suppression.address.in_(forms),
+                t.Suppression.reason.in_(("withdrawn on platform", redaction.WITHDRAWN)),
             )
         )
     for channel in withdrawn:
@@ -124,15 +127,17 @@ def redact_customer(session: Session, store: t.Store, ref: CustomerRef) -> str:
     carts = _carts(session, store.id, ref, [c.id for c in customers])
     orders = _orders(session, store.id, ref, [c.id for c in customers], [c.id for c in carts])
     cancel_pending(session, [c.id for c in carts], "customer data redacted")
+    known = [(ref.email, ref.phone)] + [(r.email, r.phone) for rows in (customers, carts, orders) for r in rows]
+    addresses = {form for email, phone in known for channel, raw in (("email", email), ("sms", phone)) if raw
+                 for form in (raw.strip().lower(), consent.normalize(channel, raw))}
+    # Consents, ledger, track events, push subscriptions, exports; opt-outs kept as keyed hashes.
+    redaction.erase_traces(session, store.id, addresses - {None}, carts, [c.id for c in customers])  # type: ignore[arg-type]
     for cart in carts:
         cart.customer_id = None
         cart.email = cart.phone = cart.first_name = cart.restore_url = None
-        cart.checkout_token = cart.cart_token = None
+        cart.checkout_token = cart.cart_token = cart.province = None
     for order in orders:
         order.customer_id, order.email, order.phone = None, None, None
-    addresses = [a for a in (ref.email, ref.phone) if a]
-    if addresses:
-        session.execute(delete(t.Suppression).where(t.Suppression.store_id == store.id, t.Suppression.address.in_(addresses)))
     for customer in customers:
         session.delete(customer)
     # Raw payloads could name the customer; none is needed once processed (unprocessed ones are still work).

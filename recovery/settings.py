@@ -87,6 +87,9 @@ class Settings:
     #: Plain-http store URLs, for local development and tests only; real stores need https.
     woo_allow_http: bool = False
     # --- end WooCommerce ---
+    #: CARTRESQ_ADMIN_TOKEN: the operator's access to store data (bearer, or basic auth with any user name).
+    #: Without Shopify keys it is the only way in; `serve` refuses a non-loopback address without it.
+    admin_token: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -148,6 +151,7 @@ class Settings:
             exit_code_ip_limit=env.get("CARTRESQ_EXIT_CODE_IP_LIMIT") or "3/day",
             exit_code_shop_daily=int(env.get("CARTRESQ_EXIT_CODE_SHOP_DAILY") or 200),
             allow_private_hosts=(env.get("CARTRESQ_ALLOW_PRIVATE_HOSTS") or "").lower() in ("1", "true", "yes"),
+            admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
         )
 
 

@@ -148,12 +148,19 @@ def client(runtime: Runtime):  # type: ignore[no-untyped-def]
     return create_app(runtime=runtime).test_client()
 
 
+ADMIN_TOKEN = "test-operator-token-0123456789"
+
+
 @pytest.fixture
 def self_hosted_client(runtime: Runtime):  # type: ignore[no-untyped-def]
-    """The same app without Shopify app credentials: the dashboard needs no session token (the demo's case)."""
+    """The same app without Shopify app credentials (the demo's case): the dashboard needs the operator
+    token, which this client sends (`client.environ_base.pop("HTTP_AUTHORIZATION")` to go without)."""
     import dataclasses
 
-    return create_app(runtime=dataclasses.replace(runtime, shopify=None)).test_client()
+    settings = dataclasses.replace(runtime.settings, admin_token=ADMIN_TOKEN)
+    client = create_app(runtime=dataclasses.replace(runtime, shopify=None, settings=settings)).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    return client
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from app import create_app
 from app.runtime import Runtime, build_runtime
 from recovery import tables as t
 from recovery.channels import FakeChannel
+from recovery.links import LinkSigner
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, daytime, messages, now, send_at, send_due, set_store
 from tests.support import shopify
@@ -76,15 +78,24 @@ def test_open_pixel_records_the_open(sent) -> None:  # type: ignore[no-untyped-d
     assert client.get("/o/forged").status_code == 200  # still an image, records nothing
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+def unsubscribed(rt: Runtime) -> list[t.Suppression]:
+    with rt.sessions() as session:
+        return list(session.scalars(select(t.Suppression)))
+
+
+@pytest.mark.parametrize("method", ["one-click", "button"])
 def test_unsubscribe_takes_effect_at_once(sent, method: str) -> None:  # type: ignore[no-untyped-def]
     rt, client, message = sent
     url = f"/u/{token(rt, 'unsubscribe', message)}"
-    if method == "POST":  # RFC 8058: the mail client posts this form body, with no cookies
+    if method == "one-click":  # RFC 8058: the mail client posts this form body, with no cookies
         response = client.post(url, data={"List-Unsubscribe": "One-Click"})
         assert response.status_code == 200
-    else:
-        response = client.get(url)
+    else:  # the footer link: a page with one button, whose form is the same POST
+        page = client.get(url).get_data(as_text=True)
+        assert page.count("<button") == 1 and '<form method="post">' in page and unsubscribed(rt) == []
+        field = re.search(r'name="([^"]+)" value="([^"]+)"', page)
+        assert field is not None
+        response = client.post(url, data={field.group(1): field.group(2)})
         assert response.status_code == 200 and b"not get more reminders" in response.data
     with rt.sessions() as session:
         suppression = session.scalars(select(t.Suppression)).one()
@@ -96,8 +107,36 @@ def test_unsubscribe_takes_effect_at_once(sent, method: str) -> None:  # type: i
     assert send_at(rt, sms_due) == ["sent"]  # only the SMS (when due: quiet hours, 48 h window, shopper cap)
 
 
+@pytest.mark.parametrize("_case", ["GET (a mail scanner)", "POST without the one-click body", "POST with another body"])
+def test_only_the_one_click_post_unsubscribes(sent, _case: str) -> None:  # type: ignore[no-untyped-def]
+    rt, client, message = sent
+    url = f"/u/{token(rt, 'unsubscribe', message)}"
+    response = {
+        "GET (a mail scanner)": lambda: client.get(url),
+        "POST without the one-click body": lambda: client.post(url),
+        "POST with another body": lambda: client.post(url, data={"List-Unsubscribe": "one-click please"}),
+    }[_case]()
+    assert response.status_code == (200 if _case.startswith("GET") else 400)
+    assert unsubscribed(rt) == []
+    assert {m.status for m in messages(rt)} <= {"sent", "planned"}
+
+
 def test_forged_unsubscribe_changes_nothing(sent) -> None:  # type: ignore[no-untyped-def]
     rt, client, message = sent
     assert client.post("/u/forged", data={"List-Unsubscribe": "One-Click"}).status_code == 400
     with rt.sessions() as session:
         assert session.scalars(select(t.Suppression)).all() == []
+
+
+@pytest.mark.parametrize("_case", ["signed with another key", "a restore token", "an open token"])
+def test_a_well_formed_token_of_the_wrong_key_or_kind_unsubscribes_no_one(sent, _case: str) -> None:  # type: ignore[no-untyped-def]
+    # Each token below is well formed and names the real message and cart; only the signature or kind is wrong.
+    rt, client, message = sent
+    bad = {
+        "signed with another key": LinkSigner("some-other-installation-key").sign("unsubscribe", message.id, message.cart_id),
+        "a restore token": token(rt, "restore", message),
+        "an open token": token(rt, "open", message),
+    }[_case]
+    assert client.post(f"/u/{bad}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert client.get(f"/u/{bad}").status_code == 400
+    assert unsubscribed(rt) == [] and {m.status for m in messages(rt)} <= {"sent", "planned"}

@@ -13,8 +13,6 @@ from recovery.model import (
     CheckoutDeleted,
     ConsentChanged,
     Contact,
-    CustomerDataRequest,
-    CustomerRedact,
     CustomerRef,
     InventoryChanged,
     LineItem,
@@ -22,7 +20,6 @@ from recovery.model import (
     OrderCancelled,
     OrderPlaced,
     ProductUpdated,
-    ShopRedact,
     VariantPrice,
 )
 
@@ -129,19 +126,13 @@ def normalize_checkout_delete(p: Mapping[str, Any]) -> NormalizeResult:
     return NormalizeResult(event=CheckoutDeleted(platform_checkout_id=_str(p, "id"), cart_token=_str(p, "cart_token")))
 
 
-def _customer_ref(p: Mapping[str, Any]) -> CustomerRef:
-    customer = _obj(p, "customer") or {}
-    email = _str(customer, "email")
-    return CustomerRef(_str(customer, "id"), email.lower() if email else None, _str(customer, "phone"))
+def _compliance(topic: str) -> Normalizer:
+    def read(p: Mapping[str, Any]) -> NormalizeResult:
+        from connectors.shopify import compliance  # it imports PayloadError from here
 
+        return compliance.NORMALIZERS[topic](p)
 
-def normalize_customer_redact(p: Mapping[str, Any]) -> NormalizeResult:
-    return NormalizeResult(event=CustomerRedact(_customer_ref(p)))
-
-
-def normalize_data_request(p: Mapping[str, Any]) -> NormalizeResult:
-    request = _obj(p, "data_request") or {}
-    return NormalizeResult(event=CustomerDataRequest(_customer_ref(p), _required_str(request, "id")))
+    return read
 
 
 def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
@@ -189,9 +180,10 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     "inventory_levels/update": normalize_inventory_level,
     "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
     # The three mandatory compliance topics (platform-facts §2.5).
-    "customers/data_request": normalize_data_request,
-    "customers/redact": normalize_customer_redact,
-    "shop/redact": lambda p: NormalizeResult(event=ShopRedact()),
+    # (strict shapes, connectors/shopify/compliance.py: these erase data, and the HMAC covers no header)
+    "customers/data_request": _compliance("customers/data_request"),
+    "customers/redact": _compliance("customers/redact"),
+    "shop/redact": _compliance("shop/redact"),
 }
 TOPICS = tuple(NORMALIZERS)
 #: Topics processed even for an uninstalled shop (shop/redact arrives 48 h after the uninstall).

@@ -8,12 +8,17 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from shopify_app import verify_webhook_req
 
 #: Shopify's anchored shop-domain rule (app security check WEAK_SHOP_VALIDATION).
 SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
+#: A delivery triggered longer ago than Shopify ever retries is a replay (the retry schedule is 8 attempts
+#: over 4 h since 2024-09; 19 over 48 h before it: the older, longer horizon is the one we allow).
+RETRY_HORIZON = timedelta(hours=48)
+#: Clocks differ: a Triggered-At this far ahead of ours is still accepted.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class WebhookHeaders:
     webhook_id: str
     triggered_at: datetime | None
     api_version: str | None
+    event_id: str | None = None
 
 
 def verify(
@@ -67,8 +73,8 @@ def verify_with_library(
     return bool(verify_webhook_req(request, config).ok)  # type: ignore[arg-type]
 
 
-def read_headers(headers: Mapping[str, str]) -> WebhookHeaders | str:
-    """The delivery's routing headers, or the reason they are unusable."""
+def read_headers(headers: Mapping[str, str], now: datetime | None = None) -> WebhookHeaders | str:
+    """The delivery's routing headers, or the reason they are unusable (`now`: the clock, for tests)."""
     topic = (headers.get("X-Shopify-Topic") or "").strip()
     shop = (headers.get("X-Shopify-Shop-Domain") or "").strip().lower()
     webhook_id = (headers.get("X-Shopify-Webhook-Id") or "").strip()
@@ -78,12 +84,24 @@ def read_headers(headers: Mapping[str, str]) -> WebhookHeaders | str:
         return "missing or invalid X-Shopify-Shop-Domain header"
     if not webhook_id or len(webhook_id) > 128:
         return "missing or invalid X-Shopify-Webhook-Id header"
+    event_id = (headers.get("X-Shopify-Event-Id") or "").strip() or None
+    if event_id is not None and len(event_id) > 128:
+        return "invalid X-Shopify-Event-Id header"
+    triggered_at = _parse_time(headers.get("X-Shopify-Triggered-At"))
+    if triggered_at is None:
+        return "missing or invalid X-Shopify-Triggered-At header"
+    now = now or datetime.now(UTC)
+    if triggered_at < now - RETRY_HORIZON:
+        return "X-Shopify-Triggered-At is older than Shopify's retry horizon: a replay"
+    if triggered_at > now + CLOCK_SKEW:
+        return "X-Shopify-Triggered-At is in the future"
     return WebhookHeaders(
         topic=topic,
         shop=shop,
         webhook_id=webhook_id,
-        triggered_at=_parse_time(headers.get("X-Shopify-Triggered-At")),
+        triggered_at=triggered_at,
         api_version=headers.get("X-Shopify-API-Version"),
+        event_id=event_id,
     )
 
 
@@ -94,4 +112,4 @@ def _parse_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else None
+    return parsed if parsed.tzinfo and parsed.utcoffset() is not None else None

@@ -168,6 +168,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("platform", "shop", "delivery_id"),
+        # Migration 0112: one event of one topic is processed once, whatever delivery id it comes under.
+        UniqueConstraint("platform", "shop", "topic", "event_id"),
         Index("ix_webhook_deliveries_unprocessed", "processed_at", "received_at"),
         # What the dispatcher's relay has still to hand to the workers (recovery.intake.relay_new).
         Index(
@@ -184,6 +186,8 @@ class WebhookDelivery(Base):
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     topic: Mapped[str] = mapped_column(String(64))
     delivery_id: Mapped[str] = mapped_column(String(128))
+    #: X-Shopify-Event-Id (None for platforms without one): a replay under a new delivery id is a duplicate.
+    event_id: Mapped[str | None] = mapped_column(String(128))
     triggered_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Last time a dispatcher enqueued it: its relay (intake_relay) or its sweeper (the first job was

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support import shopify
@@ -14,11 +15,23 @@ TASSE_VARIANT, TASSE_ITEM = "46310287802665", 48392017800001  # in the guest EUR
 LOCATION, OTHER_LOCATION = 71520846121, 71520846154
 
 
+#: The scenarios' Triggered-At values are written as on 2026-09-14..16; they are sent moved by one fixed
+#: offset to the last hours (order kept), since a delivery older than Shopify's retry horizon is refused.
+_SCENARIO_BASE = datetime(2026, 9, 16, 14, 0, tzinfo=UTC)
+_SHIFT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1) - _SCENARIO_BASE
+
+
+def recent(at: datetime) -> datetime:
+    """A scenario time as actually sent (see _SHIFT); within a day before the scenario base."""
+    return at + _SHIFT
+
+
 def post_topic(client: Any, topic: str, payload: dict[str, Any], triggered_at: str | None = None) -> Any:
     body = json.dumps(payload).encode()
     headers = shopify.headers(body, topic)
     if triggered_at:
-        headers["X-Shopify-Triggered-At"] = triggered_at
+        at = recent(datetime.fromisoformat(triggered_at.replace("Z", "+00:00")))
+        headers["X-Shopify-Triggered-At"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return client.post("/webhooks/shopify", data=body, headers=headers)
 
 

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ def topic_of(name: str) -> str:
     return f"{head}/{tail}"
 
 
+def triggered_now() -> str:
+    """X-Shopify-Triggered-At of a delivery sent now (older ones are refused as replays)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
@@ -37,7 +43,7 @@ def headers(body: bytes, topic: str, *, shop: str = SHOP, webhook_id: str | None
         "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Event-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-09-14T18:42:11.000000Z",
+        "X-Shopify-Triggered-At": triggered_now(),
         "X-Shopify-API-Version": "2026-10",
         "X-Shopify-Hmac-Sha256": sign(body, secret),
     }
