@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, exists, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from recovery import receipts
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import DriverStatement, defer_batches, insert_for
@@ -55,12 +56,17 @@ WITH store AS (
     FROM (SELECT 1) AS one LEFT JOIN store ON true
 )
 INSERT INTO webhook_deliveries
-    (platform, shop, store_id, topic, delivery_id, triggered_at, received_at, payload, processed_at, error)
+    (platform, shop, store_id, topic, delivery_id, triggered_at, received_at, payload, processed_at, error,
+     order_checkout_token, order_cart_token, order_email_hash, order_phone_hash)
 SELECT :platform, :shop, found.id, :topic, :delivery_id, CAST(:triggered_at AS timestamptz),
        CAST(:now AS timestamptz),
        CASE WHEN found.serving THEN CAST(:payload_text AS json) END,
        CASE WHEN NOT found.serving THEN CAST(:now AS timestamptz) END,
-       CASE WHEN found.unknown THEN 'unknown shop' WHEN NOT found.serving THEN 'shop uninstalled' END
+       CASE WHEN found.unknown THEN 'unknown shop' WHEN NOT found.serving THEN 'shop uninstalled' END,
+       CASE WHEN found.serving THEN CAST(:order_checkout_token AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_cart_token AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_email_hash AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_phone_hash AS varchar) END
 FROM found
 ON CONFLICT DO NOTHING
 RETURNING id, processed_at IS NULL AS serving
@@ -73,14 +79,18 @@ def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -
     statement (`_RECORD_PG`), prepared once: committed on its own in a sync worker (recovery.pgdirect: one
     round trip, no BEGIN or COMMIT), or under gevent in one transaction with the other deliveries waiting
     in this process (recovery.pggroup: one commit for all). The JSON is stored as sent (PostgreSQL checks
-    its syntax), not serialized again. Either way the row is durable before the 2xx."""
+    its syntax), not serialized again. Either way the row is durable before the 2xx.
+
+    `order_keys`: an order's receipt columns (recovery.receipts), stored in the same INSERT so the last-mile
+    send check sees the purchase from the moment it is acknowledged."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return record_delivery(conn, payload=payload, **delivery)
     if "\\u0000" in raw:  # rare (and maybe an escaped backslash): store the NUL-free form
         raw = json.dumps(without_nul(payload))
+    keys = delivery.pop("order_keys", None) or receipts.NO_KEYS
     rows = _RECORD_PG.autocommit(
-        engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False), **delivery
+        engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False), **keys, **delivery
     )
     if not rows:
         return None, "duplicate"
@@ -109,6 +119,7 @@ def record_delivery(
     triggered_at: datetime | None,
     payload: Any,
     always: bool = False,
+    order_keys: dict[str, str | None] | None = None,
 ) -> tuple[int | None, str]:
     """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served").
 
@@ -130,6 +141,7 @@ def record_delivery(
         "payload": without_nul(payload) if serving else None,
         "processed_at": None if serving else now,
         "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
+        **receipts.columns_of(order_keys if serving else None),
     }
     delivery_pk = conn.execute(_insert_delivery(conn.dialect.name), values).scalar()
     if delivery_pk is None:
@@ -179,6 +191,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
     delivery.payload = None  # raw personal data is kept only as long as it is needed
+    receipts.clear(delivery)  # applied: the order (if any) now speaks for itself
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
     return outcome
 

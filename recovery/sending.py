@@ -6,14 +6,14 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import offers
+from recovery import offers, receipts
 from recovery import tables as t
 from recovery.catalog import known_variants
 from recovery.db import DriverStatement
@@ -94,6 +94,14 @@ class Sender:
             batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
             known = known_variants(session, list(carts.values()))  # for the stock check and every message
             reasons = blocking_reasons(session, batch, known)
+            # Orders acknowledged but not applied yet (recovery/receipts.py): a failed one cancels, a pending
+            # one holds; `mark_sending` asks again in the statement that hands the message over.
+            hold_until = self.clock() + self.timing.span(receipts.HOLD.total_seconds())
+            unapplied = receipts.unapplied_orders(session, [c.cart for c in batch if c.message.id not in reasons])
+            for candidate in batch:
+                state = unapplied.get(candidate.cart.id)
+                if state == "failed" and candidate.message.id not in reasons:
+                    reasons[candidate.message.id] = "shopper ordered (order receipt not applied)"
             # Quiet hours and caps: a message that may not go now is moved, not dropped (recovery/policy).
             timed, guards = verdicts(session, [c for c in batch if c.message.id not in reasons], self.clock(), self.timing)
             for candidate in batch:
@@ -103,6 +111,11 @@ class Sender:
                     outcomes[message.id] = f"cancelled: {message.reason}"
                     continue
                 verdict = timed.get(message.id)
+                if unapplied.get(candidate.cart.id) == "pending":
+                    message.status, message.due_at, message.claimed_at = "planned", hold_until, None
+                    message.reason = "rescheduled: order_receipt_pending"
+                    outcomes[message.id] = message.reason
+                    continue
                 if verdict is not None and verdict.action == "cancel":
                     message.status, message.reason = "cancelled", verdict.reason
                     outcomes[message.id] = f"cancelled: {verdict.reason}"
@@ -118,7 +131,10 @@ class Sender:
                     message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
                     outcomes[message.id] = f"failed: {message.reason}"
                     continue
-                ready.append((message.id, message.channel, outbound, guards.get(message.id)))
+                guard = guards.get(message.id)
+                if guard is not None:
+                    guard = replace(guard, receipt=receipts.keys_for(candidate.cart, hold_until))
+                ready.append((message.id, message.channel, outbound, guard))
         return ready, outcomes
 
     def _deliver(
