@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from recovery import receipts
+from recovery import locks
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import DriverStatement, defer_batches, insert_for
@@ -157,9 +158,10 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
     if delivery is None or delivery.processed_at is not None:
         return "nothing to do"
     # One store's events apply one at a time: an order and its checkout processed side by side
-    # would otherwise each miss the other, leaving a bought cart open to reminders.
+    # would otherwise each miss the other, leaving a bought cart open to reminders. Lock order and mode:
+    # recovery/locks.py (NO KEY UPDATE: receipts' and assignments' foreign keys never wait for it).
     store = (
-        session.scalar(select(t.Store).where(t.Store.id == delivery.store_id).with_for_update())
+        session.scalar(select(t.Store).where(t.Store.id == delivery.store_id).with_for_update(**locks.STORE_EXCLUSIVE))
         if delivery.store_id
         else None
     )

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import offers, receipts
+from recovery import locks, offers, receipts
 from recovery import tables as t
 from recovery.catalog import known_variants
 from recovery.db import DriverStatement
@@ -75,6 +75,18 @@ class Sender:
         outcomes: dict[int, str] = {}
         ready = []
         with sessions.begin() as session:
+            # Lock order (recovery/locks.py): the stores FOR SHARE first, so an order being applied for one
+            # (FOR NO KEY UPDATE) finishes first, and no message is held while waiting for it; then messages.
+            store_ids = set(session.scalars(
+                select(t.RecoveryMessage.store_id).where(t.RecoveryMessage.id.in_(message_ids)).distinct()
+            ))  # fmt: skip
+            stores = {
+                s.id: s
+                for s in session.scalars(
+                    select(t.Store).where(t.Store.id.in_(store_ids)).order_by(t.Store.id)
+                    .with_for_update(**locks.STORE_SHARED)
+                )
+            }
             messages = session.scalars(
                 select(t.RecoveryMessage)
                 .where(t.RecoveryMessage.id.in_(message_ids), t.RecoveryMessage.status == "queued")
@@ -83,13 +95,6 @@ class Sender:
             ).all()
             if not messages:
                 return [], outcomes
-            # FOR SHARE on the stores: an order being recorded for one (FOR UPDATE) finishes first.
-            stores = {
-                s.id: s
-                for s in session.scalars(
-                    select(t.Store).where(t.Store.id.in_({m.store_id for m in messages})).with_for_update(read=True)
-                )
-            }
             carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({m.cart_id for m in messages})))}
             batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
             known = known_variants(session, list(carts.values()))  # for the stock check and every message
