@@ -75,6 +75,14 @@ class Settings:
     #: Plain-http store URLs, for local development and tests only; real stores need https.
     woo_allow_http: bool = False
     # --- end WooCommerce ---
+    # --- operations ---
+    #: CARTRESQ_ADMIN_TOKEN: bearer token for operator routes (store status page, /metrics).
+    admin_token: str | None = None
+    #: SENTRY_DSN: error reports to Sentry (personal data scrubbed); unset: none.
+    sentry_dsn: str | None = None
+    #: CARTRESQ_LOG_FORMAT: `json` (one event per line) or `text`.
+    log_format: str = "json"
+    # --- end operations ---
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -130,6 +138,9 @@ class Settings:
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
             track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
+            admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
+            sentry_dsn=env.get("SENTRY_DSN") or None,
+            log_format=(env.get("CARTRESQ_LOG_FORMAT") or "json").strip().lower(),
         )
 
 
