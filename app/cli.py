@@ -40,12 +40,9 @@ def serve(host: str, port: int) -> None:
     from app.access import check_exposure, with_local_token
 
     settings = _settings()
-<<<<<<< HEAD
     preflight(settings)
-=======
     check_exposure(settings, [host])  # no store data on a public address without the operator token
     settings, local_token = with_local_token(settings)
->>>>>>> sec-edge
     upgrade(settings.database_url)
     _hint_demo_data(settings)
     runtime = build_runtime(settings)

@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Response, jsonify, request
 
 from connectors import shopify
+from connectors.receipts import order_keys
 from connectors.shopify import compliance
 from recovery.intake import record_webhook
 
@@ -65,6 +66,7 @@ def shopify_webhook() -> tuple[object, int]:
         triggered_at=meta.triggered_at,
         payload=payload,
         always=meta.topic in shopify.ALWAYS_PROCESSED,
+        order_keys=order_keys("shopify", meta.topic, payload),  # the purchase, visible to sends at once
         raw=body.decode("utf-8-sig"),  # verify() accepted only UTF-8; json.loads skips a BOM too
     )
     if delivery_pk is not None:

@@ -33,8 +33,20 @@ def declare_actors(runtime: Runtime) -> None:
         max_backoff=60_000,
     )
     def process_delivery(delivery_pk: int) -> None:
-        with runtime.sessions.begin() as session:
-            intake.process_delivery(session, delivery_pk, connectors.normalize, runtime.timing)
+        try:
+            with runtime.sessions.begin() as session:
+                intake.process_delivery(session, delivery_pk, connectors.normalize, runtime.timing)
+        except Exception as exc:
+            if intake.transient(exc):
+                raise  # an outage is not the delivery's fault: retried, not counted
+            try:
+                with runtime.sessions.begin() as session:
+                    dead = intake.record_failure(session, delivery_pk, exc)
+            except Exception:  # noqa: BLE001 - could not even count it: retry as before
+                raise exc from None
+            if dead:
+                return  # a dead letter, on the store's status page; no more retries
+            raise
 
     @dramatiq.actor(broker=runtime.broker, actor_name=intake.PROCESS_BATCH_ACTOR, queue_name="intake", max_retries=0)
     def process_deliveries(delivery_pks: list[int]) -> None:

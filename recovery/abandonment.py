@@ -41,7 +41,10 @@ class Abandoner:
     epsilon: float = 0.1
 
     def run(self, session: Session, now: datetime, limit: int = 500) -> list[int]:
-        """Abandon every due cart (row-locked, skipping carts another dispatcher holds); caller commits."""
+        """Abandon every due cart (row-locked, skipping carts another dispatcher holds); caller commits.
+
+        Locks (recovery/locks.py): carts, then their messages, then the assignments' inserts; no store lock
+        (the inserts' foreign-key KEY SHARE on the store never waits: intake holds FOR NO KEY UPDATE)."""
         due = session.scalars(
             select(t.Cart)
             .where(

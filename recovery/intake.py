@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import json
 import logging
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from sqlalchemy import bindparam, exists, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from recovery import receipts
+from recovery import limits, locks
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import DriverStatement, defer_batches, insert_for
@@ -55,12 +58,17 @@ WITH store AS (
     FROM (SELECT 1) AS one LEFT JOIN store ON true
 )
 INSERT INTO webhook_deliveries
-    (platform, shop, store_id, topic, delivery_id, event_id, triggered_at, received_at, payload, processed_at, error)
+    (platform, shop, store_id, topic, delivery_id, event_id, triggered_at, received_at, payload, processed_at, error,
+     order_checkout_token, order_cart_token, order_email_hash, order_phone_hash)
 SELECT :platform, :shop, found.id, :topic, :delivery_id, :event_id, CAST(:triggered_at AS timestamptz),
        CAST(:now AS timestamptz),
        CASE WHEN found.serving THEN CAST(:payload_text AS json) END,
        CASE WHEN NOT found.serving THEN CAST(:now AS timestamptz) END,
-       CASE WHEN found.unknown THEN 'unknown shop' WHEN NOT found.serving THEN 'shop uninstalled' END
+       CASE WHEN found.unknown THEN 'unknown shop' WHEN NOT found.serving THEN 'shop uninstalled' END,
+       CASE WHEN found.serving THEN CAST(:order_checkout_token AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_cart_token AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_email_hash AS varchar) END,
+       CASE WHEN found.serving THEN CAST(:order_phone_hash AS varchar) END
 FROM found
 ON CONFLICT DO NOTHING
 RETURNING id, processed_at IS NULL AS serving
@@ -73,15 +81,19 @@ def record_webhook(engine: Engine, *, raw: str, payload: Any, **delivery: Any) -
     statement (`_RECORD_PG`), prepared once: committed on its own in a sync worker (recovery.pgdirect: one
     round trip, no BEGIN or COMMIT), or under gevent in one transaction with the other deliveries waiting
     in this process (recovery.pggroup: one commit for all). The JSON is stored as sent (PostgreSQL checks
-    its syntax), not serialized again. Either way the row is durable before the 2xx."""
+    its syntax), not serialized again. Either way the row is durable before the 2xx.
+
+    `order_keys`: an order's receipt columns (recovery.receipts), stored in the same INSERT so the last-mile
+    send check sees the purchase from the moment it is acknowledged."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
             return record_delivery(conn, payload=payload, **delivery)
     if "\\u0000" in raw:  # rare (and maybe an escaped backslash): store the NUL-free form
         raw = json.dumps(without_nul(payload))
+    keys = delivery.pop("order_keys", None) or receipts.NO_KEYS
     rows = _RECORD_PG.autocommit(
         engine, now=utcnow(), payload_text=raw, always=delivery.pop("always", False),
-        event_id=delivery.pop("event_id", None), **delivery,
+        event_id=delivery.pop("event_id", None), **keys, **delivery,
     )
     if not rows:
         return None, "duplicate"
@@ -111,6 +123,7 @@ def record_delivery(
     payload: Any,
     always: bool = False,
     event_id: str | None = None,
+    order_keys: dict[str, str | None] | None = None,
 ) -> tuple[int | None, str]:
     """Insert the delivery once: (id to process or None, "accepted" | "duplicate" | "not served"). Once per
     delivery id, and once per (topic, `event_id`) when the platform names the event.
@@ -134,6 +147,7 @@ def record_delivery(
         "payload": without_nul(payload) if serving else None,
         "processed_at": None if serving else now,
         "error": None if serving else ("unknown shop" if store is None else "shop uninstalled"),
+        **receipts.columns_of(order_keys if serving else None),
     }
     delivery_pk = conn.execute(_insert_delivery(conn.dialect.name), values).scalar()
     if delivery_pk is None:
@@ -149,9 +163,10 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
     if delivery is None or delivery.processed_at is not None:
         return "nothing to do"
     # One store's events apply one at a time: an order and its checkout processed side by side
-    # would otherwise each miss the other, leaving a bought cart open to reminders.
+    # would otherwise each miss the other, leaving a bought cart open to reminders. Lock order and mode:
+    # recovery/locks.py (NO KEY UPDATE: receipts' and assignments' foreign keys never wait for it).
     store = (
-        session.scalar(select(t.Store).where(t.Store.id == delivery.store_id).with_for_update())
+        session.scalar(select(t.Store).where(t.Store.id == delivery.store_id).with_for_update(**locks.STORE_EXCLUSIVE))
         if delivery.store_id
         else None
     )
@@ -174,6 +189,12 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             delivery.error, delivery.payload = "bad payload: the body names another shop", None
             log.warning("delivery %s (%s) rejected: the body names another shop", delivery.id, delivery.topic)
             return delivery.error
+        try:
+            result = replace(result, event=limits.checked(result.event)) if result.event is not None else result
+        except limits.LimitError as exc:  # a value no column can hold: rejected, as a bad payload is
+            delivery.processed_at, delivery.error, delivery.outcome = utcnow(), f"bad payload: {exc}"[:500], "rejected"
+            log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
+            return delivery.error
         if getattr(result.event, "triggered_at", False) is None:
             # Events that order by X-Shopify-Triggered-At (catalog) get it from the stored delivery.
             stamped = replace(result.event, triggered_at=delivery.triggered_at)  # type: ignore[type-var]
@@ -191,6 +212,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
     delivery.payload = None  # raw personal data is kept only as long as it is needed
+    receipts.clear(delivery)  # applied: the order (if any) now speaks for itself
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
     return outcome
 
@@ -239,7 +261,7 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
     rows = session.scalars(
         select(t.WebhookDelivery)
         .where(
-            t.WebhookDelivery.processed_at.is_(None),
+            t.WebhookDelivery.processed_at.is_(None),  # dead letters have it set: never swept again
             t.WebhookDelivery.received_at < cutoff,
             or_(t.WebhookDelivery.requeued_at.is_(None), t.WebhookDelivery.requeued_at < cutoff),
         )
@@ -252,3 +274,77 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
     ids = [row.id for row in rows]
     defer_batches(session, PROCESS_BATCH_ACTOR, ids, BATCH)
     return ids
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+#: Processing attempts that raise before a delivery is given up as dead (`failed_at`, `error`).
+MAX_ATTEMPTS = 5
+
+
+def transient(exc: BaseException) -> bool:
+    """An outage (connection lost, server restarting) or a lock conflict: retried, not counted against the
+    delivery, which is not at fault."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, without the values involved (a database error's text may quote personal data)."""
+    cause = getattr(exc, "orig", None) or exc
+    diag = getattr(cause, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:  # e.g. 'value too long for type character varying(32)'; quoted values masked
+        masked = _QUOTED.sub('"…"', primary)
+        return f"{type(cause).__name__}: {masked}"[:500]
+    return type(cause).__name__
+
+
+def record_failure(session: Session, delivery_pk: int, exc: BaseException, now: datetime | None = None) -> bool:
+    """Count one failed attempt at processing a delivery (the caller's transaction); True when that was
+    the last one: the delivery is then dead (processed_at and failed_at set, `error` says why), shown on
+    the store's status page, and neither retried nor swept again until an operator retries it."""
+    row = session.scalar(
+        select(t.WebhookDelivery).where(t.WebhookDelivery.id == delivery_pk).with_for_update()
+    )
+    if row is None or row.processed_at is not None:
+        return False
+    row.attempts = (row.attempts or 0) + 1
+    row.error = describe(exc)
+    if row.attempts < MAX_ATTEMPTS:
+        return False
+    row.processed_at = row.failed_at = now or utcnow()
+    row.outcome = "failed"
+    log.error("delivery %s (%s) failed %d times; dead letter: %s", row.id, row.topic, row.attempts, row.error)
+    return True
+
+
+def dead_letters(session: Session, store_id: int, limit: int = 100) -> list[t.WebhookDelivery]:
+    """A store's deliveries that were not applied: dead (failed N times) or rejected, newest first."""
+    return list(session.scalars(
+        select(t.WebhookDelivery)
+        .where(t.WebhookDelivery.store_id == store_id,
+               or_(t.WebhookDelivery.failed_at.is_not(None), t.WebhookDelivery.outcome == "rejected"))
+        .order_by(t.WebhookDelivery.id.desc())
+        .limit(limit)
+    ))  # fmt: skip
+
+
+def retry_dead(session: Session, store_id: int, delivery_pk: int) -> bool:
+    """An operator's retry of a dead or rejected delivery (after a fix was deployed): back to unprocessed
+    with fresh attempts, enqueued after commit. False if it is not one of the store's dead letters or its
+    payload is gone."""
+    row = session.scalar(
+        select(t.WebhookDelivery)
+        .where(t.WebhookDelivery.id == delivery_pk, t.WebhookDelivery.store_id == store_id)
+        .with_for_update()
+    )
+    if row is None or row.payload is None or not (row.failed_at is not None or row.outcome == "rejected"):
+        return False
+    row.processed_at = row.failed_at = row.outcome = None
+    row.attempts, row.requeued_at = 0, utcnow()
+    row.error = f"retried by an operator; was: {row.error or ''}"[:500]
+    defer_batches(session, PROCESS_BATCH_ACTOR, [row.id], BATCH)
+    return True

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import offers, verify
+from recovery import locks, offers, receipts, verify
 from recovery import tables as t
 from recovery.catalog import known_variants
 from recovery.db import DriverStatement
@@ -84,6 +84,18 @@ class Sender:
         ready = []
         wants_code: list[int] = []
         with sessions.begin() as session:
+            # Lock order (recovery/locks.py): the stores FOR SHARE first, so an order being applied for one
+            # (FOR NO KEY UPDATE) finishes first, and no message is held while waiting for it; then messages.
+            store_ids = set(session.scalars(
+                select(t.RecoveryMessage.store_id).where(t.RecoveryMessage.id.in_(message_ids)).distinct()
+            ))  # fmt: skip
+            stores = {
+                s.id: s
+                for s in session.scalars(
+                    select(t.Store).where(t.Store.id.in_(store_ids)).order_by(t.Store.id)
+                    .with_for_update(**locks.STORE_SHARED)
+                )
+            }
             messages = session.scalars(
                 select(t.RecoveryMessage)
                 .where(t.RecoveryMessage.id.in_(message_ids), t.RecoveryMessage.status == "queued")
@@ -92,17 +104,18 @@ class Sender:
             ).all()
             if not messages:
                 return [], outcomes, wants_code
-            # FOR SHARE on the stores: an order being recorded for one (FOR UPDATE) finishes first.
-            stores = {
-                s.id: s
-                for s in session.scalars(
-                    select(t.Store).where(t.Store.id.in_({m.store_id for m in messages})).with_for_update(read=True)
-                )
-            }
             carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({m.cart_id for m in messages})))}
             batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
             known = known_variants(session, list(carts.values()))  # for the stock check and every message
             reasons = blocking_reasons(session, batch, known)
+            # Orders acknowledged but not applied yet (recovery/receipts.py): a failed one cancels, a pending
+            # one holds; `mark_sending` asks again in the statement that hands the message over.
+            hold_until = self.clock() + self.timing.span(receipts.HOLD.total_seconds())
+            unapplied = receipts.unapplied_orders(session, [c.cart for c in batch if c.message.id not in reasons])
+            for candidate in batch:
+                state = unapplied.get(candidate.cart.id)
+                if state == "failed" and candidate.message.id not in reasons:
+                    reasons[candidate.message.id] = "shopper ordered (order receipt not applied)"
             # Quiet hours and caps: a message that may not go now is moved, not dropped (recovery/policy).
             timed, guards = verdicts(session, [c for c in batch if c.message.id not in reasons], self.clock(), self.timing)
             for candidate in batch:
@@ -112,6 +125,11 @@ class Sender:
                     outcomes[message.id] = f"cancelled: {message.reason}"
                     continue
                 verdict = timed.get(message.id)
+                if unapplied.get(candidate.cart.id) == "pending":
+                    message.status, message.due_at, message.claimed_at = "planned", hold_until, None
+                    message.reason = "rescheduled: order_receipt_pending"
+                    outcomes[message.id] = message.reason
+                    continue
                 if verdict is not None and verdict.action == "cancel":
                     message.status, message.reason = "cancelled", verdict.reason
                     outcomes[message.id] = f"cancelled: {verdict.reason}"
@@ -133,7 +151,10 @@ class Sender:
                     message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
                     outcomes[message.id] = f"failed: {message.reason}"
                     continue
-                ready.append((message.id, message.channel, outbound, guards.get(message.id)))
+                guard = guards.get(message.id)
+                if guard is not None:
+                    guard = replace(guard, receipt=receipts.keys_for(candidate.cart, hold_until))
+                ready.append((message.id, message.channel, outbound, guard))
         return ready, outcomes, wants_code
 
     def _deliver(

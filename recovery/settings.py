@@ -90,6 +90,12 @@ class Settings:
     #: CARTRESQ_ADMIN_TOKEN: the operator's access to store data (bearer, or basic auth with any user name).
     #: Without Shopify keys it is the only way in; `serve` refuses a non-loopback address without it.
     admin_token: str | None = None
+    # --- operations ---
+    #: SENTRY_DSN: error reports to Sentry (personal data scrubbed); unset: none.
+    sentry_dsn: str | None = None
+    #: CARTRESQ_LOG_FORMAT: `json` (one event per line) or `text`.
+    log_format: str = "json"
+    # --- end operations ---
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -152,6 +158,8 @@ class Settings:
             exit_code_shop_daily=int(env.get("CARTRESQ_EXIT_CODE_SHOP_DAILY") or 200),
             allow_private_hosts=(env.get("CARTRESQ_ALLOW_PRIVATE_HOSTS") or "").lower() in ("1", "true", "yes"),
             admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
+            sentry_dsn=env.get("SENTRY_DSN") or None,
+            log_format=(env.get("CARTRESQ_LOG_FORMAT") or "json").strip().lower(),
         )
 
 

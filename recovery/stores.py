@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recovery import locks
 from recovery import tables as t
 from recovery.crypto import Vault
 from recovery.store_settings import SettingError, check_consistency, parse_assignments
@@ -72,7 +73,7 @@ def set_settings(session: Session, store: t.Store, pairs: list[str]) -> dict[str
 
 def fill_postal_address(session: Session, store_id: int, address: str, name: str | None = None) -> bool:
     """The platform's shop address as `postal_address` (CAN-SPAM), unless the merchant set one: theirs wins."""
-    store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update())
+    store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update(**locks.STORE_EXCLUSIVE))
     if store is None or not address.strip() or (store.settings or {}).get("postal_address"):
         return False
     store.settings = {**(store.settings or {}), "postal_address": address.strip()}  # a new dict: JSON change seen

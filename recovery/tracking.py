@@ -20,6 +20,7 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery import locks
 from recovery import tables as t
 from recovery.carts import OPEN, abandon_delay, link_earlier_order, push_back_abandonment, reopen_if_returned
 from recovery.model import CartStatus, LineItem, strip_token
@@ -77,10 +78,10 @@ def set_platform_origins(store: t.Store, origins: list[str]) -> bool:
 
 
 def find_store(session: Session, shop: str, *, lock: bool = False) -> t.Store | None:
-    """The active store named by a beacon; `lock` takes a KEY SHARE lock (see apply_beacon)."""
+    """The active store named by a beacon; `lock` takes a SHARE lock (see apply_beacon)."""
     query = select(t.Store).where(t.Store.domain == shop.lower(), t.Store.uninstalled_at.is_(None)).limit(1)
     if lock:
-        query = query.with_for_update(read=True, key_share=True)
+        query = query.with_for_update(**locks.STORE_SHARED)  # before any cart: recovery/locks.py
     return session.scalars(query).first()
 
 
@@ -112,8 +113,8 @@ def apply_beacon(
 ) -> Applied:
     """Apply one validated beacon inside the caller's transaction; the exit answer, or None.
 
-    The caller found `store` with a KEY SHARE lock: it never blocks other beacons, but waits for a
-    webhook being processed for this store (which holds the row FOR UPDATE), so an order applied
+    The caller found `store` with a SHARE lock: it never blocks other beacons, but waits for a
+    webhook being processed for this store (which holds the row FOR NO KEY UPDATE; recovery/locks.py), so an order applied
     just before is seen here and a tracker cart for a bought checkout is never left open.
     Raises BeaconError (nothing applied: the caller rolls back) for a phone that does not parse.
     `may_capture` is asked (and counts) before a beacon gives a cart an address it did not have: the

@@ -197,12 +197,8 @@ def run(
         "CARTRESQ_TIME_SCALE": str(TIME_SCALE),
         "SHOPIFY_API_SECRET": SECRET,
         "APP_URL": f"http://127.0.0.1:{port}",
-<<<<<<< HEAD
         "CARTRESQ_MODEL_DIR": str(_model_dir(seed, progress, model_dir or Path("var/model"))),
-=======
-        "CARTRESQ_MODEL_DIR": str(_model_dir(seed)),
         "CARTRESQ_ADMIN_TOKEN": os.environ.get("CARTRESQ_ADMIN_TOKEN") or secrets.token_urlsafe(24),
->>>>>>> sec-edge
     })
     upgrade(settings.database_url)
     runtime = build_runtime(settings, seed=seed)
@@ -251,13 +247,9 @@ def run(
         summary = summarize(session)
     progress.result(format_summary(summary), summary_json(summary, seed, carts))
     if serve:
-<<<<<<< HEAD
         progress.stage(f"dashboard: {settings.app_url}/   (Ctrl-C to stop; later: make serve VAR={var_dir})")
-=======
-        print(f"dashboard: {settings.app_url}/   (Ctrl-C to stop)")
         if not os.environ.get("CARTRESQ_ADMIN_TOKEN"):  # the operator's terminal only, never a log
             print(f"dashboard sign-in: any user name, password {settings.admin_token}")
->>>>>>> sec-edge
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

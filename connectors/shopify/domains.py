@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.shopify import pixel
 from connectors.shopify.admin import AdminClient, AdminError
+from recovery import locks
 from recovery import tables as t
 from recovery.stores import fill_postal_address
 from recovery.tracking import normalize_origin, set_platform_origins
@@ -59,7 +60,7 @@ def sync_origins(sessions: sessionmaker[Session], admin: AdminClient, store_id: 
         shop = store.domain
     origins = fetch_origins(admin, shop)  # no transaction is open during the call
     with sessions.begin() as session:
-        store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update())
+        store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update(**locks.STORE_EXCLUSIVE))
         if store is None or not set_platform_origins(store, origins):
             return None
     log.info("store %s: %d storefront origin(s) from Shopify", store_id, len(origins))

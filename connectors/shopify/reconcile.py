@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import connectors
 from connectors.shopify import domains
 from connectors.shopify.admin import AdminClient
+from recovery import locks
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.tables import utcnow
@@ -134,7 +135,7 @@ def _apply(
     for payload in payloads:
         with sessions.begin() as session:
             # The store's lock, as for a delivery: one store's events apply one at a time.
-            store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update())
+            store = session.scalar(select(t.Store).where(t.Store.id == store_id).with_for_update(**locks.STORE_EXCLUSIVE))
             if store is None or not store.active:
                 return
             try:

@@ -59,6 +59,9 @@ def record(
     now: datetime,
 ) -> tuple[int | None, str]:
     """Insert once per (woocommerce, store, delivery id); the caller commits, then enqueues the id."""
+    from connectors.receipts import order_keys
+
+    annotated = annotate(payload, topic, found, vault, now)
     return record_delivery(
         conn,
         platform=PLATFORM,
@@ -66,5 +69,6 @@ def record(
         topic=topic,
         delivery_id=delivery_id,
         triggered_at=None,
-        payload=annotate(payload, topic, found, vault, now),
+        payload=annotated,
+        order_keys=order_keys(PLATFORM, topic, annotated),  # a purchase holds reminders from its receipt on
     )

@@ -1,7 +1,7 @@
 """webhook deliveries deduplicated on the platform's event id too (X-Shopify-Event-Id, per topic)
 
 Revision ID: 0112
-Revises: 0110
+Revises: 0111
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0112"
-down_revision = "0110"
+down_revision = "0111"
 branch_labels = None
 depends_on = None
 

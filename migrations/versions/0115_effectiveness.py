@@ -1,7 +1,7 @@
 """measured effectiveness: send decisions with propensities, holdout by shopper
 
 Revision ID: 0115
-Revises: 0110
+Revises: 0113
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import recovery.types
 
 revision = "0115"
-down_revision = "0110"
+down_revision = "0113"
 branch_labels = None
 depends_on = None
 

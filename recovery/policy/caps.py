@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
+from recovery import receipts
 from recovery import tables as t
 from recovery.db import insert_for
 
@@ -77,6 +78,8 @@ class Guard:
     #: turn into a scan of the store's whole ledger, as (store_id, shopper_key IN ...) did on stale
     #: statistics.
     ledger_ids: tuple[int, ...] = ()
+    #: The cart's order join keys: an order receipt not yet applied holds the send (recovery/receipts.py).
+    receipt: Any = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,9 @@ def mark_sending(conn: Connection, guard: Guard, message_id: int, at: datetime) 
     else:  # rows not made beforehand (`ledger`): make them, then lock them all
         ledger(conn, {(guard.store_id, key) for key in guard.keys})
         ledger_rows = conn.execute(_LOCK_BY_KEY, {"store_id": guard.store_id, "keys": list(guard.keys)}).all()
+    if guard.receipt is not None and conn.execute(receipts.HELD, guard.receipt.params()).scalar():
+        # An order was acknowledged for this shopper and is not applied yet: not now (recovery/receipts.py).
+        return settle(conn, message_id, "planned", "order_receipt_pending", due_at=guard.receipt.hold_until)
     limit = MAX_PER_CART.get(guard.channel)
     params = {"message_id": message_id, "of_cart": guard.cart_id, "on_channel": guard.channel, "at": at,
               "limit": limit}

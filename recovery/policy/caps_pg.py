@@ -19,10 +19,13 @@ from sqlalchemy.engine import Connection
 
 from recovery.db import DriverStatement
 from recovery.policy.caps import MAX_PER_CART, Guard, settle
+from recovery.receipts import MATCH_SQL
 
 #: The statement could not decide (a send to this shopper committed meanwhile): use `caps.mark_sending`.
 STALE = "stale"
 
+# `held`: the last-mile check that no order receipt for this shopper waits unapplied (recovery/receipts.py),
+# in the statement that marks the message, so no round trip is added.
 _MARK_AT_ONCE = DriverStatement(text("""
 WITH locked AS MATERIALIZED (
     SELECT id, xmin::text AS version, last_sent_at, last_message_id FROM shopper_sends
@@ -32,6 +35,7 @@ WITH locked AS MATERIALIZED (
 ), verdict AS MATERIALIZED (
     SELECT
         EXISTS (SELECT FROM locked JOIN seen USING (id) WHERE locked.version <> seen.version) AS stale,
+        CAST(:r_store AS bigint) IS NOT NULL AND """ + MATCH_SQL + """ AS held,
         (SELECT max(last_sent_at) FROM locked
          WHERE last_message_id IS DISTINCT FROM :message_id) AS last_sent,
         (SELECT count(*) FROM recovery_messages
@@ -40,7 +44,7 @@ WITH locked AS MATERIALIZED (
 ), marked AS (
     UPDATE recovery_messages SET status = 'sending', claimed_at = :at, attempts = attempts + 1
     WHERE id = :message_id AND status = 'queued' AND (
-        SELECT NOT stale
+        SELECT NOT stale AND NOT held
             AND (CAST(:cart_limit AS integer) IS NULL OR sent < :cart_limit)
             AND (CAST(:cap AS interval) IS NULL OR last_sent IS NULL OR last_sent + :cap <= :at)
         FROM verdict)
@@ -49,20 +53,24 @@ WITH locked AS MATERIALIZED (
     UPDATE shopper_sends SET last_sent_at = :at, last_message_id = :message_id
     WHERE id = ANY(CAST(:ledger_ids AS bigint[])) AND EXISTS (SELECT FROM marked)
 )
-SELECT EXISTS (SELECT FROM marked) AS marked, stale, last_sent, sent FROM verdict
+SELECT EXISTS (SELECT FROM marked) AS marked, stale, last_sent, sent, held FROM verdict
 """))
+_NO_RECEIPT = {"r_store": None, "r_since": None, "r_ck": None, "r_ct": None, "r_eh": None, "r_ph": None}
 
 
 def mark_at_once(conn: Connection, guard: Guard, message_id: int, at: datetime) -> str | None:
     """None if marked `sending` (committed: `conn` is in autocommit); else what happened, as
     `caps.mark_sending` says it, or STALE. Needs the guard's `ledger_ids`."""
     limit = MAX_PER_CART.get(guard.channel)
-    marked, stale, last_sent, sent = _MARK_AT_ONCE(
+    receipt = guard.receipt.params() if guard.receipt is not None else _NO_RECEIPT
+    marked, stale, last_sent, sent, held = _MARK_AT_ONCE(
         conn, ledger_ids=list(guard.ledger_ids), message_id=message_id, cart_id=guard.cart_id,
-        channel=guard.channel, cart_limit=limit, cap=guard.cap, at=at,
+        channel=guard.channel, cart_limit=limit, cap=guard.cap, at=at, **receipt,
     ).fetchone()
     if marked:
         return None
+    if held:  # an order acknowledged for this shopper, not applied yet (recovery/receipts.py)
+        return settle(conn, message_id, "planned", "order_receipt_pending", due_at=guard.receipt.hold_until)
     if stale:
         return STALE
     # Not marked: cancelled or moved as `caps.mark_sending` would, though no longer under the locks. That

@@ -178,6 +178,11 @@ class WebhookDelivery(Base):
             postgresql_where=text("processed_at IS NULL AND requeued_at IS NULL"),
             sqlite_where=text("processed_at IS NULL AND requeued_at IS NULL"),
         ),
+        *(
+            Index(f"ix_webhook_deliveries_{key}", "store_id", key,
+                  postgresql_where=text(f"{key} IS NOT NULL"), sqlite_where=text(f"{key} IS NOT NULL"))
+            for key in ("order_checkout_token", "order_cart_token", "order_email_hash", "order_phone_hash")
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -201,6 +206,16 @@ class WebhookDelivery(Base):
     outcome: Mapped[str | None] = mapped_column(String(80))
     #: Why it was not (or not fully) processed: unknown shop, bad payload, ...
     error: Mapped[str | None] = mapped_column(Text)
+    #: An order receipt's join keys, set in the receipt's INSERT and cleared when the order is applied:
+    #: what the last-mile send check consults (recovery/receipts.py). Email and phone only as digests.
+    order_checkout_token: Mapped[str | None] = mapped_column(String(255))
+    order_cart_token: Mapped[str | None] = mapped_column(String(255))
+    order_email_hash: Mapped[str | None] = mapped_column(String(40))
+    order_phone_hash: Mapped[str | None] = mapped_column(String(40))
+    #: Processing attempts that raised; at intake.MAX_ATTEMPTS the delivery is dead (`failed_at`).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: A dead letter: processing failed MAX_ATTEMPTS times (`error` says why); the sweep leaves it alone.
+    failed_at: Mapped[datetime | None]
 
 
 class RecoveryMessage(Base):
