@@ -13,7 +13,8 @@ from datetime import datetime
 from shopify_app import verify_webhook_req
 
 #: Shopify's anchored shop-domain rule (app security check WEAK_SHOP_VALIDATION).
-SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
+#: The whole string, so `.match` is a full match (`$` would also accept a trailing newline).
+SHOP_DOMAIN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com\Z")
 
 
 @dataclass(frozen=True)
