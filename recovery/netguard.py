@@ -8,7 +8,8 @@ and WooCommerce store URLs (typed by whoever starts an activation). For those:
   (cloud metadata at 169.254.169.254), shared, multicast or reserved ranges, IPv4-mapped forms included;
 - the connection itself is checked again once made (`GuardedAdapter`): the peer address of the socket,
   so a name that resolves differently a moment later (DNS rebinding) is still refused before a byte is sent;
-- redirects are not followed, and each call has a short total deadline (`DeadlineSession`).
+- redirects are not followed, and each call has a short total deadline (`DeadlineSession`): a timer
+  shuts the call's sockets down when it is up, whatever phase the call is in.
 
 `allow_private=True` (CARTRESQ_ALLOW_PRIVATE_HOSTS=1) lifts the address rules, for local development and
 tests whose fakes listen on 127.0.0.1; the push host list and the no-redirect rule stay.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,69 +76,106 @@ def check_public(host: str, port: int | None = None) -> None:
         raise PrivateAddress(f"{host} resolves to a non-public address")
 
 
-def _checked(sock: socket.socket) -> socket.socket:
+_watched = threading.local()  # the sockets of the request this thread is making (DeadlineSession)
+
+
+def _opened(sock: socket.socket, check: bool) -> socket.socket:
     try:
         peer = sock.getpeername()[0]
     except OSError:
         sock.close()
         raise
-    if not is_public(str(peer)):
+    if check and not is_public(str(peer)):
         sock.close()
         raise PrivateAddress("connection to a non-public address refused")
+    sockets = getattr(_watched, "sockets", None)
+    if sockets is not None:
+        sockets.append(sock)  # the request's deadline can cut it
     return sock
 
 
 class _HTTPConnection(HTTPConnection):
+    check = True
+
     def _new_conn(self) -> socket.socket:
-        return _checked(super()._new_conn())
+        return _opened(super()._new_conn(), self.check)
 
 
 class _HTTPSConnection(HTTPSConnection):
+    check = True
+
     def _new_conn(self) -> socket.socket:
-        return _checked(super()._new_conn())
+        return _opened(super()._new_conn(), self.check)
 
 
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+class _AnyHTTPConnection(_HTTPConnection):
+    check = False
 
 
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+class _AnyHTTPSConnection(_HTTPSConnection):
+    check = False
+
+
+def _pool(base: type, connection: type) -> type:
+    return type(f"Guarded{base.__name__}", (base,), {"ConnectionCls": connection})
+
+
+_POOLS = {
+    True: {"http": _pool(HTTPConnectionPool, _HTTPConnection), "https": _pool(HTTPSConnectionPool, _HTTPSConnection)},
+    False: {"http": _pool(HTTPConnectionPool, _AnyHTTPConnection), "https": _pool(HTTPSConnectionPool, _AnyHTTPSConnection)},
+}
 
 
 class GuardedAdapter(HTTPAdapter):
-    """Connections only to public peer addresses, checked on the connected socket."""
+    """Connections only to public peer addresses, checked on the connected socket (`check=False`: any
+    address, for local development and tests); every socket can be cut by the request's deadline."""
+
+    def __init__(self, *args: Any, check: bool = True, **kwargs: Any) -> None:
+        self.check = check
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = _POOLS[getattr(self, "check", True)]
+
+
+def _cut(sockets: list[socket.socket]) -> None:
+    for sock in list(sockets):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # the waiting read returns at once; the call fails
+        except OSError:
+            pass
 
 
 class DeadlineSession(requests.Session):
-    """Never follows redirects; every request ends within `deadline` seconds in all (the answer is read
-    in pieces, each under the read timeout, and abandoned once the deadline has passed)."""
+    """Never follows redirects; every request (connect, TLS, sending, headers and the whole answer, retries
+    included) ends within `deadline` seconds: a timer shuts its sockets down once the time is up, so a
+    host that trickles its answer a byte at a time cannot hold a worker longer."""
 
     def __init__(self, *, allow_private: bool = False, deadline: float = TOTAL_DEADLINE, retries: Any = 0) -> None:
         super().__init__()
         self.deadline = deadline
-        adapter = HTTPAdapter(max_retries=retries) if allow_private else GuardedAdapter(max_retries=retries)
+        adapter = GuardedAdapter(max_retries=retries, check=not allow_private)
+        self.headers["Connection"] = "close"  # a new (checked, watched) connection for every request
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs["allow_redirects"] = False
-        wants_stream = kwargs.pop("stream", False)
+        kwargs.pop("stream", None)
+        sockets: list[socket.socket] = []
+        _watched.sockets = sockets
+        timer = threading.Timer(self.deadline, _cut, args=(sockets,))
+        timer.daemon = True
         started = time.monotonic()
-        response = super().request(method, url, *args, stream=True, **kwargs)
-        if wants_stream:
-            return response
-        body = bytearray()
+        timer.start()
         try:
-            for chunk in response.iter_content(16384):
-                body += chunk
-                if time.monotonic() - started > self.deadline:
-                    raise requests.Timeout(f"no complete answer within {self.deadline:.0f} s")
+            response = super().request(method, url, *args, **kwargs)  # reads the whole answer
+        except requests.RequestException as exc:
+            if time.monotonic() - started >= self.deadline:
+                raise requests.Timeout(f"no complete answer within {self.deadline:.0f} s") from exc
+            raise
         finally:
-            response.close()
-        response._content = bytes(body)  # what requests itself does after reading a non-streamed body
+            timer.cancel()
+            _watched.sockets = None
         return response

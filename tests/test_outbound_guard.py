@@ -8,6 +8,7 @@ unauthenticated row growth limited per address and purged. Local fakes need CART
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from app import create_app, dispatcher
@@ -237,3 +239,37 @@ def test_shop_domain_patterns_match_the_whole_string(client: Any) -> None:
             "cart": {"token": "c1-abc", "items": []}}
     response = client.post("/track", json=body, headers={"Origin": SHOP_ORIGIN})
     assert response.status_code == 400 and "shop" in response.json["error"]
+
+
+def test_a_host_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
+    """Each byte arrives well within the read timeout, the whole answer never would: the total deadline
+    ends the call, in the headers as in the body."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            DeadlineSession(allow_private=True, deadline=2.0).get(url, timeout=(1.0, 1.0))
+        assert time.monotonic() - started < 6  # two seconds and a little; unbounded without the deadline
+    finally:
+        stop.set()
+        listener.close()
+        server.join(5)
