@@ -52,6 +52,10 @@ def install() -> Any:
         reason = auth.check_callback_query(shopify.config, params)
         if reason:
             return _fail(401 if "hmac" in reason else 400, reason)
+    from app.track import new_row_refused
+
+    if refused := new_row_refused("oauth-state"):  # each start stores a row: bounded per address
+        return refused
     with shopify.sessions.begin() as session:
         state = tokens.new_state(session, shop)
     return redirect(auth.authorize_url(shopify.config, shop, state), code=302)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from recovery import dispatch, intake
+from recovery import dispatch, intake, purge
 from recovery.tables import utcnow
 
 if TYPE_CHECKING:
@@ -49,7 +49,22 @@ def run_once(runtime: Runtime) -> Pass:
         # Token refresh, reconciliation, expired-code cleanup: time-gated, and run in their own thread.
         runtime.shopify.tick(runtime._threads)
     _woo_reconcile(runtime, now)
+    _purge(runtime, now)
     return result
+
+
+_purged: dict[str, float] = {"next": 0.0}  # this process's purge time gate
+
+
+def _purge(runtime: Runtime, now: datetime) -> None:
+    """Every few minutes: drop the expired rows unauthenticated requests made (recovery/purge.py)."""
+    if now.timestamp() < _purged["next"]:
+        return
+    _purged["next"] = now.timestamp() + purge.EVERY.total_seconds()
+    with runtime.sessions.begin() as session:
+        removed = purge.purge_unauthenticated(session, now)
+    if any(removed.values()):
+        log.info("purged expired unauthenticated rows: %s", removed)
 
 
 _woo: dict[str, object] = {"next": 0.0, "thread": None}  # this process's WooCommerce time gate and thread
@@ -68,7 +83,8 @@ def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
         try:
             run_due(runtime.sessions, runtime.engine, Vault(runtime.settings.encryption_keys), now,
                     every=runtime.settings.woo_reconcile_every, app_url=runtime.settings.app_url,
-                    allow_http=runtime.settings.woo_allow_http, hand_off=runtime.hand_off_delivery)
+                    allow_http=runtime.settings.woo_allow_http, hand_off=runtime.hand_off_delivery,
+                    allow_private=runtime.settings.allow_private_hosts)
         except Exception:  # one store's failure never stops the dispatcher
             log.exception("woocommerce reconcile pass failed")
 

@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from connectors.shopify.webhooks import SHOP_DOMAIN
 from recovery import push
 from recovery import tables as t
+from recovery.channels.webpush import local_endpoint
+from recovery.netguard import push_endpoint_allowed
 
 # The origin rule of POST /track, reused rather than restated (app/track.py applies the same functions).
 from recovery.tracking import allowed_origins, find_store, normalize_origin, origin_known
@@ -181,7 +183,12 @@ def _store(
     doc: dict[str, Any], origin: str | None, proxied: bool
 ) -> tuple[int, int | None] | tuple[Response, int]:
     """Save the subscription; (status, _) on success, an error response otherwise. Caller's transaction."""
+    from app.track import new_row_refused
+
     rt = _runtime()
+    endpoint = doc["subscription"]["endpoint"]
+    if not push_endpoint_allowed(endpoint) and not (rt.settings.allow_private_hosts and local_endpoint(endpoint)):
+        return _error(400, "subscription.endpoint: not a known push service")
     try:
         with rt.sessions.begin() as session:
             store = find_store(session, doc["shop"])
@@ -189,6 +196,8 @@ def _store(
                 return _error(404, "unknown shop")
             if not proxied and (origin is None or origin not in allowed_origins(store)):
                 return _error(403, "origin not allowed for this shop")
+            if refused := new_row_refused("push-subscription"):  # counted only after the checks above
+                return refused
             cart_id = None
             if doc["cart_token"]:
                 token = doc["cart_token"].split("?", 1)[0]  # Shopify's /cart.js token may carry "?key=…"

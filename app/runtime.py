@@ -170,6 +170,7 @@ def _push_channel(settings: Settings, sessions: sessionmaker[Session] | None) ->
         settings.vapid_subject,
         on_gone=gone,
         on_outcome_unknown=_outcome_unknown(sessions, events_will_tell=False),
+        allow_private=settings.allow_private_hosts,
     )
 
 

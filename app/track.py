@@ -48,6 +48,7 @@ class TrackLimiter:
         self.contact_ip: RateLimitItem = parse(settings.track_contact_ip_limit)
         self.contact_shop: RateLimitItem = parse(settings.track_contact_shop_limit)
         self.exit_code_ip: RateLimitItem = parse(settings.exit_code_ip_limit)
+        self.new_rows_ip: RateLimitItem = parse(settings.new_rows_ip_limit)
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared = None
         if settings.redis_url:
@@ -73,6 +74,13 @@ class TrackLimiter:
         except Exception:  # storage went away between the two calls
             return int(item.get_expiry())
         return max(1, math.ceil(reset - time.time()))
+
+
+def new_row_refused(kind: str) -> tuple[Response, int] | None:
+    """Count one unauthenticated row of `kind` for this client IP: None while allowed, else the 429."""
+    limiter: TrackLimiter = current_app.extensions[LIMITER]
+    wait = limiter.retry_after(limiter.new_rows_ip, kind, request.remote_addr or "unknown")
+    return _error(429, "too many requests from this address", {"Retry-After": str(wait)}) if wait else None
 
 
 @bp.record_once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template_string, request
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from connectors.woocommerce.intake import find_connection, record
 from connectors.woocommerce.reconcile import reconcile_store
 from recovery import tables as t
 from recovery.crypto import Vault
+from recovery.netguard import check_public
 from recovery.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,15 @@ def start():  # type: ignore[no-untyped-def]
         store_url = normalize_store_url(
             request.args.get("store_url", ""), allow_http=rt.settings.woo_allow_http
         )
-    except ValueError as exc:
+        if not rt.settings.allow_private_hosts:  # the callback will call this store: public addresses only
+            host = urlsplit(store_url)
+            check_public(host.hostname or "", host.port)
+    except ValueError as exc:  # PrivateAddress is one
         return _page("This store address cannot be used", f"{exc}.", 400)
+    from app.track import new_row_refused
+
+    if refused := new_row_refused("woo-activation"):  # each start stores a row (it expires in an hour)
+        return refused
     with rt.sessions.begin() as session:
         url = activation.start(session, store_url, rt.settings.app_url, utcnow())
     return redirect(url, code=302)
@@ -73,7 +82,8 @@ def callback():  # type: ignore[no-untyped-def]
         return jsonify(error="Bad Request", detail=str(exc)), 400
     # The keys are confirmed before we keep them: this proves they work on the store we started with.
     client = WooClient(
-        store_url, grant.consumer_key, grant.consumer_secret, allow_http=rt.settings.woo_allow_http
+        store_url, grant.consumer_key, grant.consumer_secret, allow_http=rt.settings.woo_allow_http,
+        allow_private=rt.settings.allow_private_hosts, timeout=activation.CALLBACK_TIMEOUT, retries=False,
     )
     try:
         status = client.system_status()
@@ -125,6 +135,7 @@ def returned():  # type: ignore[no-untyped-def]
         app_url=rt.settings.app_url,
         allow_http=rt.settings.woo_allow_http,
         hand_off=rt.hand_off_delivery,
+        allow_private=rt.settings.allow_private_hosts,
     )
     admin = f"{row.store_url}/wp-admin/admin.php?page=cartresq"
     if report.error:

@@ -26,5 +26,6 @@ def build(settings: Settings, sessions: sessionmaker[Session], shopify: CatalogL
     """Shopify's lookup when the app has credentials; WooCommerce's always (keys are per store)."""
     from connectors.woocommerce.catalog import WooCatalog
 
-    woo = WooCatalog(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http)
+    woo = WooCatalog(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http,
+                     allow_private=settings.allow_private_hosts)
     return PlatformCatalog({"shopify": shopify, "woocommerce": woo})

@@ -40,5 +40,6 @@ def build(
     """Shopify's provider when the app has credentials; WooCommerce's always (keys are per store)."""
     from connectors.woocommerce.coupons import WooOffers
 
-    woo = WooOffers(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http)
+    woo = WooOffers(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http,
+                    allow_private=settings.allow_private_hosts)
     return PlatformOffers({"shopify": shopify, "woocommerce": woo})

@@ -8,12 +8,12 @@ from decimal import Decimal
 from sqlalchemy.orm import object_session
 
 from recovery import tables as t
+from recovery import verify
 from recovery.catalog import Known, item_views
 from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
 from recovery.links import LinkSigner
 from recovery.offers import OfferProvider, offer_for
-from recovery import verify
 from recovery.push_content import push_message
 from recovery.store_settings import effective
 from recovery.subjects import SubjectWriter

@@ -81,6 +81,9 @@ class Settings:
     #: Outbound calls to loopback/private/link-local addresses (push endpoints, store URLs): local
     #: development and tests only (CARTRESQ_ALLOW_PRIVATE_HOSTS=1).
     allow_private_hosts: bool = False
+    #: Rows a request without credentials may start (push subscriptions, WooCommerce activations, Shopify
+    #: OAuth states), per client IP and kind (`limits` notation).
+    new_rows_ip_limit: str = "20/hour"
     # --- WooCommerce ---
     #: Seconds between reconciliations of each WooCommerce store (webhook health, order backfill).
     woo_reconcile_every: float = 900.0
@@ -156,6 +159,7 @@ class Settings:
             track_contact_shop_limit=env.get("CARTRESQ_TRACK_CONTACT_SHOP_LIMIT") or "300/hour",
             exit_code_ip_limit=env.get("CARTRESQ_EXIT_CODE_IP_LIMIT") or "3/day",
             exit_code_shop_daily=int(env.get("CARTRESQ_EXIT_CODE_SHOP_DAILY") or 200),
+            new_rows_ip_limit=env.get("CARTRESQ_NEW_ROWS_IP_LIMIT") or "20/hour",
             allow_private_hosts=(env.get("CARTRESQ_ALLOW_PRIVATE_HOSTS") or "").lower() in ("1", "true", "yes"),
             admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
             sentry_dsn=env.get("SENTRY_DSN") or None,

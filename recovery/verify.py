@@ -75,8 +75,8 @@ class CatalogLookup(Protocol):
 
 def from_tracker(cart: t.Cart) -> bool:
     """The cart's lines are the tracker's word: no platform state, or a beacon newer than it."""
-    if cart.platform_updated_at <= NO_PLATFORM_STATE:
-        return True
+    if cart.platform_updated_at is None or cart.platform_updated_at <= NO_PLATFORM_STATE:
+        return True  # no platform state (or none recorded): the lines are the tracker's
     return cart.tracked_at is not None and cart.tracked_at > cart.platform_updated_at
 
 
@@ -185,24 +185,39 @@ class Confirmed:
     currency: str | None
 
 
-def confirmed(session: Session, cart: t.Cart, now: datetime | None = None) -> Confirmed:
-    now = now or datetime.now(UTC)
+def _keys(cart: t.Cart) -> set[str]:
     lines = [i for i in cart.line_items or () if int(i.get("quantity") or 0) > 0]
-    keys = {str(i.get("variant_id") or i.get("product_id") or "") for i in lines} - {""}
-    rows = {
-        row.item_key: row
-        for row in session.scalars(
-            select(t.VerifiedItem).where(
-                t.VerifiedItem.store_id == cart.store_id,
-                t.VerifiedItem.item_key.in_(list(keys)),
-                t.VerifiedItem.found.is_(True),
-                t.VerifiedItem.checked_at > now - USABLE,
-            )
+    return {str(i.get("variant_id") or i.get("product_id") or "") for i in lines} - {""}
+
+
+def _usable(session: Session, carts: Sequence[t.Cart], now: datetime) -> dict[tuple[int, str], t.VerifiedItem]:
+    """The confirmed rows for these carts' lines: one query however many carts."""
+    keys = {k for c in carts for k in _keys(c)}
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(t.VerifiedItem).where(
+            t.VerifiedItem.store_id.in_({c.store_id for c in carts}),
+            t.VerifiedItem.item_key.in_(list(keys)),
+            t.VerifiedItem.found.is_(True),
+            t.VerifiedItem.checked_at > now - USABLE,
         )
-    } if keys else {}
+    )
+    return {(row.store_id, row.item_key): row for row in rows}
+
+
+def confirmed(
+    session: Session, cart: t.Cart, now: datetime | None = None,
+    rows: dict[tuple[int, str], t.VerifiedItem] | None = None,
+) -> Confirmed:
+    """The cart's lines the platform confirmed, at its prices; `rows` from `_usable` when batched."""
+    now = now or datetime.now(UTC)
+    rows = _usable(session, [cart], now) if rows is None else rows
     views, total, currency = [], Decimal(0), None
-    for item in lines:
-        row = rows.get(str(item.get("variant_id") or item.get("product_id") or ""))
+    for item in cart.line_items or ():
+        if int(item.get("quantity") or 0) <= 0:
+            continue
+        row = rows.get((cart.store_id, str(item.get("variant_id") or item.get("product_id") or "")))
         if row is None or row.price is None or not row.title:
             continue  # not confirmed by the platform: not shown
         if currency is not None and row.currency != currency:
@@ -216,4 +231,6 @@ def confirmed(session: Session, cart: t.Cart, now: datetime | None = None) -> Co
 
 def unconfirmed_carts(session: Session, carts: Sequence[t.Cart], now: datetime | None = None) -> set[int]:
     """The tracker carts of these with no line the platform confirmed: they are not messaged."""
-    return {c.id for c in carts if from_tracker(c) and not confirmed(session, c, now).items}
+    tracker = [c for c in carts if from_tracker(c)]
+    rows = _usable(session, tracker, now or datetime.now(UTC))
+    return {c.id for c in tracker if not confirmed(session, c, now, rows).items}

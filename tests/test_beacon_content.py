@@ -97,6 +97,7 @@ def test_a_forged_beacons_title_and_price_never_reach_the_email(rt: Runtime, web
     assert "Waxed Canvas Tote" in body and "Olive" in body and "$39.90" in body  # the platform's word
     assert "evil.example" not in body and "URGENT" not in body and "refund" not in body.lower()
     assert "$0.01" not in body and "$1.00" not in body  # neither the forged price nor the forged total
+    assert f"https://cdn.shopify.com/s/files/1/0001/{REAL_VARIANT}.jpg" in email.html  # the platform's image
     [lookup] = [c for c in shop.graphql_calls(SHOP) if "nodes(ids:" in c["body"]["query"]]
     assert sorted(lookup["body"]["variables"]["ids"]) == [
         f"gid://shopify/ProductVariant/{v}" for v in sorted((REAL_VARIANT, INVENTED_VARIANT))]

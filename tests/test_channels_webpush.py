@@ -82,7 +82,7 @@ def message(endpoint: str) -> OutboundPush:
 
 def test_delivers_an_encrypted_vapid_signed_notification(service: tuple[FakeServer, PushService]) -> None:
     server, handler = service
-    result = WebPushChannel(VAPID_PRIVATE, "ops@example.com").send(message(f"{server.url}/push/abc"))
+    result = WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True).send(message(f"{server.url}/push/abc"))
 
     assert handler.payloads == [
         {"title": "Your cart", "body": "Still there for you", "url": "https://x.example.com/r/t"}
@@ -99,7 +99,7 @@ def test_gone_subscription_is_permanent_and_reported(
     server.script.append(answer(status, "push subscription has unsubscribed or expired."))
     gone: list[str] = []
     with pytest.raises(SubscriptionGone):
-        WebPushChannel(VAPID_PRIVATE, "ops@example.com", on_gone=gone.append).send(
+        WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True, on_gone=gone.append).send(
             message(f"{server.url}/push/abc")
         )
     assert gone == [f"{server.url}/push/abc"]
@@ -112,7 +112,7 @@ def test_rate_limit_and_server_errors_are_transient(
     server, _ = service
     server.script.append(answer(status, "busy", headers={"Retry-After": "11"}))
     with pytest.raises(ProviderBusy) as caught:
-        WebPushChannel(VAPID_PRIVATE, "ops@example.com").send(message(f"{server.url}/push/abc"))
+        WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True).send(message(f"{server.url}/push/abc"))
     assert caught.value.retry_after == 11.0
 
 
@@ -120,7 +120,7 @@ def test_a_read_timeout_is_outcome_unknown(service: tuple[FakeServer, PushServic
     server, _ = service
     server.script.append(1.0)
     unknown: list[int] = []
-    channel = WebPushChannel(VAPID_PRIVATE, "ops@example.com", timeout=(0.2, 0.2), on_outcome_unknown=unknown.append)
+    channel = WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True, timeout=(0.2, 0.2), on_outcome_unknown=unknown.append)
     with pytest.raises(OutcomeUnknown):
         channel.send(message(f"{server.url}/push/abc"))
     assert unknown == [5]
@@ -128,14 +128,14 @@ def test_a_read_timeout_is_outcome_unknown(service: tuple[FakeServer, PushServic
 
 def test_nothing_listening_is_transient() -> None:
     with pytest.raises(TransientSendError, match="connection failed"):
-        WebPushChannel(VAPID_PRIVATE, "ops@example.com", timeout=(0.5, 0.5)).send(message("http://127.0.0.1:9/p"))
+        WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True, timeout=(0.5, 0.5)).send(message("http://127.0.0.1:9/p"))
 
 
 def test_the_topic_header_lets_a_later_reminder_replace_an_unfetched_one(
     service: tuple[FakeServer, PushService],
 ) -> None:
     server, _ = service
-    WebPushChannel(VAPID_PRIVATE, "ops@example.com").send(message(f"{server.url}/push/abc"))
+    WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True).send(message(f"{server.url}/push/abc"))
     assert server.requests[0].headers["Topic"] == "cart-2"
 
 
@@ -144,7 +144,7 @@ def test_other_client_errors_and_bad_subscriptions_are_permanent(
 ) -> None:
     server, _ = service
     server.script.append(answer(413, "payload too large"))
-    channel = WebPushChannel(VAPID_PRIVATE, "ops@example.com")
+    channel = WebPushChannel(VAPID_PRIVATE, "ops@example.com", allow_private=True)
     with pytest.raises(PermanentSendError, match="push 413"):
         channel.send(message(f"{server.url}/push/abc"))
     with pytest.raises(PermanentSendError, match="no https endpoint"):
@@ -169,7 +169,8 @@ def test_runtime_deletes_the_subscription_on_410(
         push.save_subscription(session, store.id, endpoint, KEYS, sid="s1")
         push.save_subscription(session, store.id, f"{server.url}/push/kept", KEYS, sid="s2")
     settings = make_settings(
-        sqlite_url, tmp_path, vapid_private_key=VAPID_PRIVATE, vapid_subject="ops@example.com"
+        sqlite_url, tmp_path, vapid_private_key=VAPID_PRIVATE, vapid_subject="ops@example.com",
+        allow_private_hosts=True,  # the fake push service listens on 127.0.0.1
     )
     channel = build_channels(settings, sessions)["push"]
     server.script.append(answer(410, "gone"))

@@ -46,6 +46,7 @@ def rt(database_url: str, tmp_path: Path, service: tuple[FakeServer, PushService
         app_url=APP_URL,
         vapid_private_key=VAPID_PRIVATE,
         vapid_subject="ops@example.com",
+        allow_private_hosts=True,  # the fake push service listens on 127.0.0.1
     )
     runtime = build_runtime(settings, seed=3)
     add_store(runtime)

@@ -117,13 +117,15 @@ def push_rt(
     with https_push_service(tmp_path) as (server, handler, bundle):
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
         settings = make_settings(
-            database_url, tmp_path, vapid_private_key=VAPID_PRIVATE, vapid_subject="ops@example.com"
+            database_url, tmp_path, vapid_private_key=VAPID_PRIVATE, vapid_subject="ops@example.com",
+            allow_private_hosts=True,  # the fake push service listens on this machine
         )
         runtime = build_runtime(settings, seed=3)
         channel = WebPushChannel(
             VAPID_PRIVATE,
             "ops@example.com",
             timeout=(2.0, 0.3),
+            allow_private=True,
             on_outcome_unknown=_outcome_unknown(runtime.sessions, events_will_tell=False),
         )
         runtime.sender = dataclasses.replace(

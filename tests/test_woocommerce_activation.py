@@ -165,6 +165,7 @@ def test_reconcile_re_enables_a_disabled_webhook_and_recreates_a_deleted_one(woo
         every=900,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     # Then the disabled one is active again and the deleted one exists again, with a fresh secret we know
@@ -187,6 +188,7 @@ def test_reconcile_re_enables_a_disabled_webhook_and_recreates_a_deleted_one(woo
         every=900,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     assert again.webhooks == {} and again.error is None

@@ -112,7 +112,7 @@ def test_reconcile_deletes_expired_unused_coupons_and_keeps_used_ones(woo: Woo) 
     woo.store.coupons[used_id]["usage_count"] = 1  # the shopper ordered with it
     with woo.rt.sessions() as session:  # a second code of ours on the store, never used
         store = session.get(t.Store, row.store_id)
-        issued = WooOffers(Vault((ENCRYPTION_KEY,)), allow_http=True).create_code(
+        issued = WooOffers(Vault((ENCRYPTION_KEY,)), allow_http=True, allow_private=True).create_code(
             store,
             None,
             10,
@@ -139,6 +139,7 @@ def test_reconcile_deletes_expired_unused_coupons_and_keeps_used_ones(woo: Woo) 
         row.store_id,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     assert report.error is None and report.coupons == {"deleted": 1, "used": 1, "failed": 0}
@@ -157,6 +158,7 @@ def test_reconcile_deletes_expired_unused_coupons_and_keeps_used_ones(woo: Woo) 
         row.store_id,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     assert again.coupons == {"deleted": 0, "used": 0, "failed": 0}

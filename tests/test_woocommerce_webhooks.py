@@ -206,6 +206,7 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
         every=900,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     drain(woo.rt)
@@ -227,6 +228,7 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
         every=900,
         app_url=woo.live.url,
         allow_http=True,
+        allow_private=True,  # the fake store listens on 127.0.0.1
         hand_off=woo.rt.hand_off_delivery,
     )
     assert again.backfilled == 0

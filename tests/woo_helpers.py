@@ -59,7 +59,8 @@ def make_woo(
     live = LiveApp()
     fake = FakeChannel()
     rt = build_runtime(
-        make_settings(database_url, tmp_path, redis_url=redis_url, app_url=live.url, woo_allow_http=True),
+        make_settings(database_url, tmp_path, redis_url=redis_url, app_url=live.url, woo_allow_http=True,
+                      allow_private_hosts=True),  # the fake store listens on 127.0.0.1
         channels=None if outbox else {"email": fake, "sms": fake, "push": fake},
         seed=3,
     )

@@ -23,8 +23,7 @@ query ConfirmCartLines($ids: [ID!]!) {
       id
       title
       price
-      image { url }
-      product { id title handle onlineStoreUrl featuredImage { url } }
+      product { id title handle onlineStoreUrl featuredMedia { preview { image { url } } } }
     }
   }
 }
@@ -65,7 +64,8 @@ def _item(node: dict[str, Any], store: t.Store) -> PlatformItem | None:
     if not title or not price.is_finite() or price < 0:
         return None
     variant_title = str(node.get("title") or "").strip()
-    image = (node.get("image") or {}).get("url") or (product.get("featuredImage") or {}).get("url")
+    media = product.get("featuredMedia") if isinstance(product.get("featuredMedia"), dict) else {}
+    image = (((media.get("preview") or {}).get("image")) or {}).get("url")
     url = product.get("onlineStoreUrl") or (
         f"https://{store.domain}/products/{product['handle']}" if product.get("handle") else None
     )

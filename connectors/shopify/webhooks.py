@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from shopify_app import verify_webhook_req
 
 #: Shopify's anchored shop-domain rule (app security check WEAK_SHOP_VALIDATION).
-SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
+#: The whole string, so `.match` is a full match (`$` would also accept a trailing newline).
+SHOP_DOMAIN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com\Z")
 #: A delivery triggered longer ago than Shopify ever retries is a replay (the retry schedule is 8 attempts
 #: over 4 h since 2024-09; 19 over 48 h before it: the older, longer horizon is the one we allow).
 RETRY_HORIZON = timedelta(hours=48)

@@ -25,6 +25,9 @@ from recovery.stores import add_store
 APP_NAME = "CartResQ"
 #: The merchant logs in and approves within this time, or starts again.
 ACTIVATION_TTL = timedelta(hours=1)
+#: (connect, read) seconds for the call that confirms new keys: WooCommerce waits on our answer, and the
+#: store URL was given by whoever started the activation.
+CALLBACK_TIMEOUT = (3.0, 8.0)
 
 
 class ActivationError(ValueError):

@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from recovery.netguard import DeadlineSession, PrivateAddress
 
 #: (connect, read) seconds: shared hosts are slow, but a dispatcher pass must not hang.
 TIMEOUT = (5.0, 30.0)
@@ -58,10 +59,11 @@ class WooClient:
         allow_http: bool = False,
         query_string_auth: bool = False,
         timeout: tuple[float, float] = TIMEOUT,
+        allow_private: bool = False,
+        retries: bool = True,
     ) -> None:
         self.base = normalize_store_url(store_url, allow_http=allow_http) + "/wp-json"
         self.timeout = timeout
-        self._session = requests.Session()
         # Only idempotent calls are retried on 5xx/429: a repeated POST could create a second webhook.
         retry = Retry(
             total=3,
@@ -69,9 +71,12 @@ class WooClient:
             status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods=frozenset({"GET", "PUT", "DELETE"}),
             raise_on_status=False,
+        ) if retries else Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
+        # The store URL came from outside: public addresses only (checked on the connected socket), no
+        # redirects, a total deadline per call (recovery/netguard.py). allow_private: development and tests.
+        self._session = DeadlineSession(
+            allow_private=allow_private, deadline=sum(timeout) * (4 if retries else 1) + 5, retries=retry
         )
-        self._session.mount("https://", HTTPAdapter(max_retries=retry))
-        self._session.mount("http://", HTTPAdapter(max_retries=retry))
         self._session.headers["User-Agent"] = "CartResQ/0.1"
         if query_string_auth:  # hosts that strip the Authorization header ("Consumer key is missing")
             self._auth_params = {"consumer_key": consumer_key, "consumer_secret": consumer_secret}
@@ -94,7 +99,7 @@ class WooClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, PrivateAddress) as exc:
             raise WooError(f"{method} {path}: store unreachable ({type(exc).__name__})") from None
         if response.status_code >= 400:
             code = _error_code(response)

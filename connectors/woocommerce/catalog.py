@@ -29,8 +29,11 @@ TIMEOUT = (3.0, 8.0)
 class WooCatalog(WooOffers):
     """Reuses WooOffers' store client (the merchant's REST keys, the store URL rules)."""
 
-    def __init__(self, vault: Any, sessions: sessionmaker[Session] | None = None, *, allow_http: bool = False) -> None:
-        super().__init__(vault, sessions, allow_http=allow_http, timeout=TIMEOUT)
+    def __init__(
+        self, vault: Any, sessions: sessionmaker[Session] | None = None, *, allow_http: bool = False,
+        allow_private: bool = False,
+    ) -> None:
+        super().__init__(vault, sessions, allow_http=allow_http, timeout=TIMEOUT, allow_private=allow_private)
 
     def lookup(self, store: t.Store, lines: Sequence[LineRef]) -> dict[str, PlatformItem]:
         if store.platform != "woocommerce":

@@ -60,10 +60,12 @@ class WooOffers:
         *,
         allow_http: bool = False,
         timeout: tuple[float, float] = SEND_TIMEOUT,
+        allow_private: bool = False,
     ) -> None:
         # `vault` may be the encryption keys, opened on first use: building the runtime must not fail on
         # a bad key. `sessions` reads the store's address when the caller hands a detached store.
         self._vault, self.sessions, self.allow_http, self.timeout = vault, sessions, allow_http, timeout
+        self.allow_private = allow_private
 
     @property
     def vault(self) -> Vault:
@@ -131,6 +133,7 @@ class WooOffers:
                 keys["consumer_secret"],
                 allow_http=self.allow_http,
                 timeout=self.timeout,
+                allow_private=self.allow_private,
             )
         except (ValueError, KeyError) as exc:  # plain-http store without the development flag, unusable key
             raise OfferUnavailable(str(exc)) from None

@@ -45,12 +45,15 @@ def delivery_url(app_url: str, store_key: str) -> str:
     return f"{app_url}/webhooks/woocommerce/{store_key}"
 
 
-def client_for(store: t.Store, connection: t.WooConnection, vault: Vault, allow_http: bool) -> WooClient:
+def client_for(
+    store: t.Store, connection: t.WooConnection, vault: Vault, allow_http: bool, allow_private: bool = False
+) -> WooClient:
     if store.credentials is None:
         raise WooError("the store has no REST keys; activate it again")
     keys = vault.open(store.credentials)
     return WooClient(
-        connection.store_url, keys["consumer_key"], keys["consumer_secret"], allow_http=allow_http
+        connection.store_url, keys["consumer_key"], keys["consumer_secret"], allow_http=allow_http,
+        allow_private=allow_private,
     )
 
 
@@ -153,6 +156,7 @@ def reconcile_store(
     app_url: str,
     allow_http: bool,
     hand_off: HandOff,
+    allow_private: bool = False,
 ) -> Report:
     report = Report()
     with sessions() as session:
@@ -160,7 +164,7 @@ def reconcile_store(
         connection = session.scalar(select(t.WooConnection).where(t.WooConnection.store_id == store_id))
         if store is None or connection is None or not store.active:
             return report
-        client = client_for(store, connection, vault, allow_http)
+        client = client_for(store, connection, vault, allow_http, allow_private)
         store_key, since = connection.store_key, connection.orders_synced_to or connection.created_at
         plugin_done = connection.plugin_configured_at is not None
         has_address = bool((store.settings or {}).get("postal_address"))
@@ -177,7 +181,7 @@ def reconcile_store(
             row = session.scalars(select(t.WooConnection).where(t.WooConnection.store_id == store_id)).one()
             row.orders_synced_to, row.last_error = newest, None
         # Expired offer codes nobody used: deleted on the store (each failure is retried next pass).
-        report.coupons = cleanup_store(sessions, WooOffers(vault, sessions, allow_http=allow_http), store_id)
+        report.coupons = cleanup_store(sessions, WooOffers(vault, sessions, allow_http=allow_http, allow_private=allow_private), store_id)
     except WooError as exc:
         report.error = str(exc)[:500]
         with sessions.begin() as session:
@@ -235,6 +239,7 @@ def run_due(
     allow_http: bool,
     hand_off: HandOff,
     limit: int = 5,
+    allow_private: bool = False,
 ) -> list[Report]:
     """Reconcile the stores whose turn it is; several dispatchers never take the same store."""
     with sessions.begin() as session:
@@ -251,6 +256,7 @@ def run_due(
             )  # claimed: the HTTP work runs unlocked
         store_ids = [c.store_id for c in due]
     return [
-        reconcile_store(sessions, engine, vault, sid, app_url=app_url, allow_http=allow_http, hand_off=hand_off)
+        reconcile_store(sessions, engine, vault, sid, app_url=app_url, allow_http=allow_http, hand_off=hand_off,
+                        allow_private=allow_private)
         for sid in store_ids
     ]

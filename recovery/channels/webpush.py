@@ -11,6 +11,7 @@ from pywebpush import WebPushException, webpush
 
 from recovery.channels.base import OutboundPush, OutcomeUnknown, PermanentSendError, SendResult
 from recovery.channels.http import ProviderBusy, retry_after
+from recovery.netguard import DeadlineSession, PrivateAddress, push_endpoint_allowed
 
 #: Seconds: (connect, read), passed straight to requests.
 TIMEOUT = (3.0, 10.0)
@@ -31,20 +32,27 @@ class WebPushChannel:
         on_gone: Callable[[str], None] | None = None,
         on_outcome_unknown: Callable[[int], None] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
+        allow_private: bool = False,
     ) -> None:
         self._vapid = Vapid.from_string(private_key=vapid_private_key)
         self.subject = (
             vapid_subject if vapid_subject.startswith(("mailto:", "https:")) else f"mailto:{vapid_subject}"
         )
         self.on_gone, self.on_outcome_unknown, self.timeout = on_gone, on_outcome_unknown, timeout
+        #: Local development and tests (CARTRESQ_ALLOW_PRIVATE_HOSTS): endpoints on this machine too.
+        self.allow_private = allow_private
+        # Only public addresses (checked on the connected socket), no redirects, a total deadline.
+        self._session = DeadlineSession(allow_private=allow_private, deadline=sum(timeout) + 2)
 
     def send(self, message: OutboundPush) -> SendResult:  # type: ignore[override]
         if not isinstance(message, OutboundPush):
             raise TypeError(f"web push sends push notifications, not {type(message).__name__}")
         endpoint = message.subscription.get("endpoint")
         keys = message.subscription.get("keys") or {}
-        if not isinstance(endpoint, str) or not endpoint.startswith("https://") and not _local(endpoint):
+        if not isinstance(endpoint, str) or not endpoint.startswith("https://") and not local_endpoint(endpoint):
             raise PermanentSendError("push subscription has no https endpoint")
+        if not push_endpoint_allowed(endpoint) and not (self.allow_private and local_endpoint(endpoint)):
+            raise PermanentSendError("push endpoint is not on a known push service")
         if not isinstance(keys, dict) or not keys.get("p256dh") or not keys.get("auth"):
             raise PermanentSendError("push subscription has no keys")
         payload = json.dumps({"title": message.title, "body": message.body, "url": message.url})
@@ -58,9 +66,12 @@ class WebPushChannel:
                 ttl=TTL,
                 # RFC 8030 Topic: a later reminder for the cart replaces one the browser has not fetched yet.
                 headers={"Urgency": "normal", "Topic": f"cart-{message.cart_id}"},
+                requests_session=self._session,
             )
         except WebPushException as exc:
             raise self._failure(endpoint, exc.response) from None  # the exception's text holds the body
+        except PrivateAddress as exc:
+            raise PermanentSendError(f"push endpoint refused: {exc}") from None
         except requests.ReadTimeout as exc:  # the push service had the whole request: it may show it
             if self.on_outcome_unknown is not None:
                 self.on_outcome_unknown(message.message_id)
@@ -86,6 +97,6 @@ class WebPushChannel:
         return PermanentSendError(f"push {status}: refused by the push service")
 
 
-def _local(endpoint: str) -> bool:
-    """Plain http only to this machine: the tests' fake push service."""
-    return endpoint.startswith(("http://127.0.0.1:", "http://localhost:"))
+def local_endpoint(endpoint: str) -> bool:
+    """This machine: the tests' fake push service (plain http allowed only there)."""
+    return endpoint.startswith(("http://127.0.0.1:", "http://localhost:", "https://127.0.0.1:", "https://localhost:"))

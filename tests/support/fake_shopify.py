@@ -230,9 +230,9 @@ class FakeShopify:
         handle = handle or product_title.lower().replace(" ", "-")
         self.shop(shop).variants[str(variant_id)] = {
             "title": variant_title, "price": price,
-            "image": {"url": f"https://cdn.shopify.com/s/files/1/0001/{variant_id}.jpg"},
             "product": {"id": f"gid://shopify/Product/{int(variant_id) // 7}", "title": product_title, "handle": handle,
-                        "onlineStoreUrl": f"https://{shop}/products/{handle}", "featuredImage": None},
+                        "onlineStoreUrl": f"https://{shop}/products/{handle}",
+                        "featuredMedia": {"preview": {"image": {"url": f"https://cdn.shopify.com/s/files/1/0001/{variant_id}.jpg"}}}},
         }
 
     @staticmethod
