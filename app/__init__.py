@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import assets
 
     app.register_blueprint(assets.bp)  # GET /static/cartresq-tracker.js for the WordPress plugin
+    from app import headers
+
+    headers.install(app)  # nosniff, Referrer-Policy, CSP with frame-ancestors for a verified shop only
     bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_unavailable)

@@ -31,6 +31,8 @@ def serve(host: str, port: int) -> None:
     """Run the web app (embedded default: also the worker and dispatcher, in-process)."""
     from werkzeug.serving import make_server
 
+    from app.logs import RedactingHandler
+
     from app import create_app
     from app.runtime import build_runtime
     from recovery.schema import upgrade
@@ -48,7 +50,7 @@ def serve(host: str, port: int) -> None:
 
         runtime.start_embedded_worker()
         start_in_thread(runtime)
-    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    server = make_server(host, port, create_app(runtime=runtime), threaded=True, request_handler=RedactingHandler)
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
     if local_token:  # to the operator's terminal only; set CARTRESQ_ADMIN_TOKEN to choose it
         click.echo(f"dashboard sign-in: any user name, password {local_token} (for this run only)")

@@ -130,6 +130,7 @@ class Shop:
 
 def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, var_dir: Path = Path("var/demo")) -> Summary:
     from app import create_app
+    from app.logs import RedactingHandler
     from app.dispatcher import start_in_thread
     from app.runtime import build_runtime
     from recovery import tables as t
@@ -156,7 +157,7 @@ def run(carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, v
         }, timezone="America/New_York", currency="USD", plan="free"))
     runtime.start_embedded_worker(threads=4)
     start_in_thread(runtime, interval=0.2)
-    server = make_server("127.0.0.1", port, create_app(runtime=runtime), threaded=True)
+    server = make_server("127.0.0.1", port, create_app(runtime=runtime), threaded=True, request_handler=RedactingHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"demo: {carts} simulated shoppers on {settings.app_url} (1 simulated hour = {3600 / TIME_SCALE:.2f} s)")
     model = ShopperModel(seed)
