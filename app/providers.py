@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+
 import logging
 import time
 from xml.sax.saxutils import escape
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flask import Blueprint, Response, jsonify, request
 
+from app import jsonbody
 from recovery import suppress
 from recovery.channels.twilio_sms import to_e164
 
@@ -79,7 +80,7 @@ def sendgrid_events() -> tuple[Response, int]:
     if age is None or age > EVENT_MAX_AGE or age < -EVENT_SKEW:
         return _refuse(401, "event webhook timestamp is older than 10 minutes or in the future: a replay")
     try:
-        events = json.loads(body)
+        events = jsonbody.loads(body)
     except ValueError:
         return _refuse(400, "body is not JSON")
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):

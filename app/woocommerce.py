@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
+
 import logging
 
 from flask import Blueprint, jsonify, redirect, render_template_string, request
 from sqlalchemy import select
+from werkzeug.urls import iri_to_uri
 
+from app import jsonbody
 from connectors import woocommerce as woo
 from connectors.woocommerce import activation
 from connectors.woocommerce.api import WooClient, WooError, normalize_store_url
@@ -46,7 +48,8 @@ def start():  # type: ignore[no-untyped-def]
         store_url = normalize_store_url(
             request.args.get("store_url", ""), allow_http=rt.settings.woo_allow_http
         )
-    except ValueError as exc:
+        iri_to_uri(store_url)  # the redirect's Location must be expressible (a host IDNA cannot encode: 400)
+    except ValueError as exc:  # UnicodeError is a ValueError
         return _page("This store address cannot be used", f"{exc}.", 400)
     with rt.sessions.begin() as session:
         url = activation.start(session, store_url, rt.settings.app_url, utcnow())
@@ -58,7 +61,7 @@ def callback():  # type: ignore[no-untyped-def]
     """WooCommerce POSTs the new keys here; anything but exactly 200 makes it delete them."""
     rt = _rt()
     try:
-        grant = activation.parse_grant(json.loads(request.get_data(cache=False) or b"null"))
+        grant = activation.parse_grant(jsonbody.loads(request.get_data(cache=False) or b"null"))
     except ValueError as exc:  # json.JSONDecodeError and ActivationError both
         return jsonify(
             error="Bad Request",
@@ -168,7 +171,7 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
     if isinstance(meta, str):
         return jsonify(error="Bad Request", detail=meta), 400
     try:
-        payload = json.loads(body)
+        payload = jsonbody.loads(body)
     except ValueError:
         return jsonify(error="Bad Request", detail="body is not valid JSON"), 400
     if not isinstance(payload, dict):
