@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, redirect, render_template_string, request
+from flask import Blueprint, jsonify, redirect, request
 from sqlalchemy import select
 from werkzeug.urls import iri_to_uri
 
-from app import jsonbody
+from app import jsonbody, pages
 from connectors import woocommerce as woo
 from connectors.woocommerce import activation
 from connectors.woocommerce.api import WooClient, WooError, normalize_store_url
@@ -32,7 +32,7 @@ PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 def _page(
     title: str, body: str, status: int, link: str | None = None, link_text: str = ""
 ) -> tuple[str, int]:
-    return render_template_string(PAGE, title=title, body=body, link=link, link_text=link_text), status
+    return pages.render(PAGE, title=title, body=body, link=link, link_text=link_text), status
 
 
 def _rt():  # type: ignore[no-untyped-def]
