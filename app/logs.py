@@ -11,6 +11,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
+_SECRET_HEADERS = frozenset(("{referer}i", "{authorization}i", "{cookie}i", "{x-shopify-hmac-sha256}i"))
 _SECRET_SEGMENT = re.compile(r"^/(r|u|o|webhooks/woocommerce)/[^/]+")
 
 
@@ -37,6 +38,8 @@ def _gunicorn_logger() -> type:
             target = loggable(environ.get("RAW_URI") or environ.get("PATH_INFO") or "")
             atoms.update(r=f"{environ.get('REQUEST_METHOD')} {target} {environ.get('SERVER_PROTOCOL')}",
                          U=target.split("?", 1)[0], q="", f="-")  # f: the Referer may hold a token too
+            for key in [k for k in atoms if k.endswith("}e") or k in _SECRET_HEADERS]:
+                atoms[key] = "-"  # environ atoms repeat the raw URI; these headers carry credentials
             return atoms
 
     return GunicornLogger

@@ -108,3 +108,20 @@ def test_the_outbox_is_private(runtime, tmp_path: Path) -> None:  # type: ignore
 
 def test_create_app_without_gunicorn_needs_no_bind_check(runtime) -> None:  # type: ignore[no-untyped-def]
     assert create_app(runtime=runtime) is not None
+
+
+def test_the_gunicorn_access_log_has_no_token() -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from app.logs import GunicornLogger
+
+    logger = GunicornLogger(Config())
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": "/u/SECRET1?id_token=SECRET2", "PATH_INFO": "/u/SECRET1",
+               "QUERY_STRING": "id_token=SECRET2", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_REFERER": "https://a.example/r/SECRET3"}
+    atoms = logger.atoms(SimpleNamespace(status="200 OK", sent=0, headers=[]), SimpleNamespace(headers=[]),
+                         environ, timedelta(0))
+    assert atoms["r"] == "GET /u/<token>?… HTTP/1.1" and atoms["U"] == "/u/<token>"
+    assert "SECRET" not in repr(atoms)
