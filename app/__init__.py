@@ -55,6 +55,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import operator
 
     app.register_blueprint(operator.bp)  # /ops/stores/<shop>: dead letters and their retry (operator only)
+
+    from app import headers
+
+    headers.install(app)  # nosniff, Referrer-Policy, CSP with frame-ancestors for a verified shop only
     bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _storage_unavailable)

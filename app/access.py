@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Response, g, request
-from sqlalchemy import Select, select
+from sqlalchemy import Select, false, select
 
 from recovery import tables as t
 from recovery.settings import Settings
@@ -81,7 +81,7 @@ def store_scope() -> Select[tuple[int]]:
         return query
     if g.get("shop"):
         return query.where(t.Store.platform == "shopify", t.Store.domain == g.shop)
-    return query.where(False)  # type: ignore[arg-type]
+    return query.where(false())
 
 
 def is_loopback(host: str) -> bool:

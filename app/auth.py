@@ -100,6 +100,7 @@ def patch_id_token() -> Any:
         return _fail(404, "Shopify is not configured")
     request_input = {"method": "GET", "headers": dict(request.headers), "url": request.url, "body": ""}
     result = shopify.config.app().app_home_patch_id_token(request_input)
+    g.frame_admin = True  # framed by Shopify's admin only: its `shop` parameter is unchecked (app/headers.py)
     return Response(result.response.body, status=result.response.status, headers=dict(result.response.headers))
 
 
@@ -116,7 +117,7 @@ def require_session(view: Callable[..., Any]) -> Callable[..., Any]:
         check = auth.verify_session(shopify.config, request.url, dict(request.headers), PATCH_ID_TOKEN_PATH)
         if not check.ok:
             return Response(f"session token rejected: {check.reason}", status=check.status, headers=dict(check.headers))
-        g.shop = check.shop
+        g.shop = g.frame_shop = check.shop  # the verified shop: the only one whose admin may frame the page
         g.store_status = _ensure_token(shopify, check)
         response = make_response(view(*args, **kwargs))
         response.headers.update(dict(check.headers))  # CSP frame-ancestors for the shop and the admin

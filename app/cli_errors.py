@@ -120,15 +120,16 @@ def settings_or_exit() -> Any:
 
 
 def plain_request_logs() -> type:
-    """werkzeug's request handler without ANSI colours unless stderr is a terminal."""
-    from werkzeug.serving import WSGIRequestHandler
+    """werkzeug's request handler without ANSI colours unless stderr is a terminal, and without the secrets
+    of a URL (app.logs: link tokens, query strings) either way."""
+    from app.logs import RedactingHandler, loggable
 
-    class Handler(WSGIRequestHandler):
+    class Handler(RedactingHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             if sys.stderr.isatty():
                 return super().log_request(code, size)
             try:
-                line = f"{self.command} {self.path} {self.request_version}"
+                line = f"{self.command} {loggable(self.path)} {self.request_version}"
             except AttributeError:
                 line = self.requestline
             self.log("info", '"%s" %s %s', line.translate(self._control_char_table), code, size)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response, redirect, render_template_string, request
+from flask import Blueprint, Response, redirect, request
 
+from app import pages
 from recovery import engagement, offers
 from recovery import tables as t
 from recovery.links import LinkError, LinkSigner
@@ -27,7 +28,7 @@ def _signer() -> LinkSigner:
 
 
 def _page(title: str, body: str, status: int) -> tuple[str, int]:
-    return render_template_string(PAGE, title=title, body=body), status
+    return pages.render(PAGE, title=title, body=body), status
 
 
 def _bad_link(error: LinkError) -> tuple[str, int]:
@@ -93,7 +94,7 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     except LinkError as exc:
         return _bad_link(exc)
     if request.method == "GET":
-        return render_template_string(CONFIRM), 200, {"Cache-Control": "no-store"}
+        return pages.render(CONFIRM), 200, {"Cache-Control": "no-store"}
     if request.form.get("List-Unsubscribe") != "One-Click":
         return _page("Nothing was changed", "An unsubscribe request needs the body List-Unsubscribe=One-Click.", 400)
     with runtime().sessions.begin() as session:

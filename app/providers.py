@@ -10,8 +10,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+
 import logging
+import time
 from xml.sax.saxutils import escape
 
 from cryptography.exceptions import InvalidSignature
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flask import Blueprint, Response, jsonify, request
 
+from app import jsonbody
 from recovery import suppress
 from recovery.channels.twilio_sms import to_e164
 
@@ -29,6 +31,9 @@ bp = Blueprint("providers", __name__)
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+#: A signed SendGrid batch older than this is a replay (SendGrid posts within seconds; its retries of a
+#: failed POST would carry a new timestamp and signature). Clocks may differ by up to `EVENT_SKEW` ahead.
+EVENT_MAX_AGE, EVENT_SKEW = 600, 300
 
 
 def _runtime():  # type: ignore[no-untyped-def]
@@ -71,8 +76,11 @@ def sendgrid_events() -> tuple[Response, int]:
         return _refuse(401, "event webhook verification key not configured")
     if not signature or not timestamp or not sendgrid_signature_ok(key, signature, timestamp, body):
         return _refuse(401, "invalid or missing event webhook signature")
+    age = time.time() - int(timestamp) if timestamp.isascii() and timestamp.isdigit() else None
+    if age is None or age > EVENT_MAX_AGE or age < -EVENT_SKEW:
+        return _refuse(401, "event webhook timestamp is older than 10 minutes or in the future: a replay")
     try:
-        events = json.loads(body)
+        events = jsonbody.loads(body)
     except ValueError:
         return _refuse(400, "body is not JSON")
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):

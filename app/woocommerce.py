@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, redirect, render_template_string, request
+from flask import Blueprint, jsonify, redirect, request
 from sqlalchemy import select
+from werkzeug.urls import iri_to_uri
 
+from app import jsonbody, pages
 from connectors import woocommerce as woo
 from connectors.woocommerce import activation
 from connectors.woocommerce.api import WooClient, WooError, normalize_store_url
@@ -32,7 +34,7 @@ PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 def _page(
     title: str, body: str, status: int, link: str | None = None, link_text: str = ""
 ) -> tuple[str, int]:
-    return render_template_string(PAGE, title=title, body=body, link=link, link_text=link_text), status
+    return pages.render(PAGE, title=title, body=body, link=link, link_text=link_text), status
 
 
 def _rt():  # type: ignore[no-untyped-def]
@@ -48,10 +50,11 @@ def start():  # type: ignore[no-untyped-def]
         store_url = normalize_store_url(
             request.args.get("store_url", ""), allow_http=rt.settings.woo_allow_http
         )
+        iri_to_uri(store_url)  # the redirect's Location must be expressible (a host IDNA cannot encode: 400)
         if not rt.settings.allow_private_hosts:  # the callback will call this store: public addresses only
             host = urlsplit(store_url)
             check_public(host.hostname or "", host.port)
-    except ValueError as exc:  # PrivateAddress is one
+    except ValueError as exc:  # PrivateAddress and UnicodeError are ValueErrors
         return _page("This store address cannot be used", f"{exc}.", 400)
     from app.track import new_row_refused
 
@@ -67,7 +70,7 @@ def callback():  # type: ignore[no-untyped-def]
     """WooCommerce POSTs the new keys here; anything but exactly 200 makes it delete them."""
     rt = _rt()
     try:
-        grant = activation.parse_grant(json.loads(request.get_data(cache=False) or b"null"))
+        grant = activation.parse_grant(jsonbody.loads(request.get_data(cache=False) or b"null"))
     except ValueError as exc:  # json.JSONDecodeError and ActivationError both
         return jsonify(
             error="Bad Request",
@@ -179,7 +182,7 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
     if isinstance(meta, str):
         return jsonify(error="Bad Request", detail=meta), 400
     try:
-        payload = json.loads(body)
+        payload = jsonbody.loads(body)
     except ValueError:
         return jsonify(error="Bad Request", detail="body is not valid JSON"), 400
     if not isinstance(payload, dict):

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import pgdirect, pggroup
+from recovery.private_files import ensure_private_file, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,10 @@ Enqueue = Callable[[str, Sequence[Any]], None]
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_dir(Path(path).parent)  # 0700 when we create it (./var), the database file 0600
+            ensure_private_file(Path(path))
         # isolation_level=None hands transaction control to us, so every transaction can BEGIN IMMEDIATE:
         # SQLite then serializes writers at BEGIN (waiting busy_timeout) instead of failing them mid-way
         # when a reader tries to upgrade a stale WAL snapshot.

@@ -194,13 +194,15 @@ def _fernet_key() -> str:
 
 def _local_secret(var_dir: Path, name: str = "secret_key", make: Callable[[], str] | None = None) -> str:
     """A per-installation secret for the embedded default, kept so signed links and tokens survive restarts."""
+    from recovery.private_files import private_dir, write_new
+
     path = var_dir / name
+    private_dir(var_dir, tighten=True)  # ./var holds the keys and the database: 0700, even if made wider
     if path.exists():
         return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
     key = make() if make else secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    if not write_new(path, key):  # another process made it first: theirs is the key
+        return path.read_text().strip()
     return key
 
 

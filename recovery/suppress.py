@@ -224,7 +224,7 @@ def _sendgrid_message(session: Session, event: Mapping[str, Any]) -> t.RecoveryM
     """Ours by the custom arg we sent (message_id), else by sg_message_id, whose prefix is X-Message-Id."""
     message = None
     raw_id = event.get("message_id")
-    if isinstance(raw_id, (str, int)) and str(raw_id).isdigit():
+    if isinstance(raw_id, (str, int)) and str(raw_id).isascii() and str(raw_id).isdigit() and len(str(raw_id)) <= 18:
         message = session.get(t.RecoveryMessage, int(raw_id))
     if message is None and isinstance(event.get("sg_message_id"), str):
         prefix = event["sg_message_id"].split(".", 1)[0]
@@ -239,7 +239,7 @@ def sendgrid_events(session: Session, events: Iterable[Mapping[str, Any]]) -> di
     counts = {"applied": 0, "unmatched": 0, "ignored": 0}
     for event in events:
         kind = event.get("event") if isinstance(event, Mapping) else None
-        if kind not in _SENDGRID_KINDS:
+        if not isinstance(kind, str) or kind not in _SENDGRID_KINDS:  # a list or object is no kind either
             counts["ignored"] += 1
             continue
         message = _sendgrid_message(session, event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -134,10 +135,11 @@ def post_events(
     events: list[dict[str, object]],
     *,
     key=SIGNING_KEY,
-    timestamp: str = "1764300000",  # type: ignore[no-untyped-def]
+    timestamp: str | None = None,  # type: ignore[no-untyped-def]
     signature: str | None = None,
 ):
     body = json.dumps(events).encode()
+    timestamp = timestamp or str(int(time.time()))  # older than 10 minutes is refused
     if signature is None:
         signature = base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
     headers = {
@@ -193,6 +195,14 @@ def test_bad_or_missing_signature_is_401_and_writes_nothing(rt: Runtime, client,
         },
     )
     assert tampered.status_code == 401
+
+
+@pytest.mark.parametrize("offset, ok", [(-590, True), (-610, False), (-86400, False), (240, True), (400, False)])
+def test_a_signed_batch_older_than_10_minutes_is_refused(rt: Runtime, client, sent_email, offset: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
+    _, _, message_id = sent_email
+    response = post_events(client, [event("spamreport", message_id)], timestamp=str(int(time.time()) + offset))
+    assert response.status_code == (200 if ok else 401)
+    assert len(suppressions(rt)) == (1 if ok else 0)
 
 
 def test_unsigned_requests_are_refused_before_anything_is_written(rt: Runtime, client, sent_email) -> None:  # type: ignore[no-untyped-def]
@@ -283,7 +293,7 @@ def test_an_event_for_another_address_or_unknown_message_changes_nothing(
 
 def test_not_json_is_400(client) -> None:  # type: ignore[no-untyped-def]
     body = b"not json"
-    timestamp = "1764300000"
+    timestamp = str(int(time.time()))
     signature = base64.b64encode(
         SIGNING_KEY.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     ).decode()

@@ -140,3 +140,15 @@ def test_read_headers_uses_the_given_clock() -> None:
     assert not isinstance(fresh, str) and fresh.triggered_at == datetime(2026, 9, 15, 12, 0, 1, tzinfo=UTC)
     assert isinstance(stale, str) and "retry horizon" in stale
     assert isinstance(missing, str) and "Triggered-At" in missing
+
+
+@pytest.mark.parametrize("body", [
+    b'{"id": 1, "note": "\\ud800"}',  # a lone surrogate: PostgreSQL's json would refuse it on every retry
+    b"[" * 5000 + b"]" * 5000,  # deeper than the parser's limit (json.loads raised RecursionError: a 500)
+    b'{"a":' * 600 + b"1" + b"}" * 600,  # parsed, but deeper than anything downstream can recurse into
+    b'{"total_price": NaN}',
+])
+def test_a_signed_body_that_could_never_be_stored_is_400_not_a_retry_loop(runtime: Runtime, client, body: bytes) -> None:
+    add_store(runtime, SHOP)
+    response = post_raw(client, body, "checkouts/create")
+    assert response.status_code == 400 and count(runtime, t.WebhookDelivery) == 0

@@ -189,7 +189,8 @@ def check_callback_query(config: ShopifyConfig, params: Mapping[str, str], now: 
     if not given:
         return "missing hmac"
     secrets = [config.api_secret] + ([config.api_secret_old] if config.api_secret_old else [])
-    if not any(hmac.compare_digest(query_hmac(params, s), given.lower()) for s in secrets):
+    received = given.lower().encode("utf-8", "replace")  # bytes: compare_digest refuses non-ASCII str
+    if not any(hmac.compare_digest(query_hmac(params, s).encode(), received) for s in secrets):
         return "hmac does not match"
     try:
         timestamp = int(params.get("timestamp", ""))

@@ -25,6 +25,7 @@ from recovery.channels.base import (
     TransientSendError,
 )
 from recovery.channels.mime import build_email_message
+from recovery.private_files import private_dir
 
 # File systems without hard links answer link() with one of these; anything else is a real failure.
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
@@ -63,7 +64,7 @@ class OutboxChannel:
         if target.exists():  # cheap early answer; _publish is what guarantees it under races
             raise PermanentSendError("already in outbox")
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)  # messages name shoppers: 0700, and mkstemp makes the files 0600
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".tmp")
         except OSError as exc:
             raise TransientSendError(f"outbox not writable: {exc.strerror}") from exc

@@ -1,0 +1,36 @@
+"""Local files that hold secrets or personal data (./var: the SQLite database, the secret and encryption
+keys, the outbox): directories 0700, files 0600, created with that mode (no window where they are wider)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def private_dir(path: Path, *, tighten: bool = False) -> None:
+    """Create `path` (and missing parents) as 0700; `tighten`: also narrow it if it already exists."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
+    if tighten and not missing:
+        os.chmod(path, 0o700)
+
+
+def write_new(path: Path, text: str) -> bool:
+    """Write `text` to a new file created 0600; False (nothing written) if it exists already."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return True
+
+
+def ensure_private_file(path: Path) -> None:
+    """An empty file created 0600 if missing (SQLite then gives its -wal/-shm files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
