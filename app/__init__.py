@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    if settings is None and runtime is None:  # the WSGI entry (gunicorn): this process's logs and reports
+        from app.observability import setup_process
+
+        settings = Settings.from_env()
+        setup_process(settings, "web")
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     runtime = runtime or build_runtime(settings)
     app = Flask(__name__)
@@ -48,7 +53,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import assets
 
     app.register_blueprint(assets.bp)  # GET /static/cartresq-tracker.js for the WordPress plugin
-    from app import operator
+    from app import observability, operator
+
+    observability.install(app)  # GET /metrics (operator only), X-Request-Id on every request
 
     app.register_blueprint(operator.bp)  # /ops/stores/<shop>: dead letters and their retry (operator only)
     bare.register(app)  # only with CARTRESQ_BENCH_BARE=1: the ingest benchmark's baseline endpoint

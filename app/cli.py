@@ -71,7 +71,11 @@ def dispatcher(interval: float) -> None:
     from app.dispatcher import run_forever
     from app.runtime import build_runtime
 
-    runtime = build_runtime(_settings())
+    from app.observability import setup_process
+
+    settings = _settings()
+    setup_process(settings, "dispatcher")
+    runtime = build_runtime(settings)
     try:
         run_forever(runtime, interval)
     finally:

@@ -91,9 +91,15 @@ def setup() -> None:
     from app.runtime import build_runtime
     from recovery.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from app.observability import setup_process
+
     settings = Settings.from_env()
+    setup_process(settings, "worker")
     if not settings.redis_url:
         raise SystemExit("cartresq worker needs REDIS_URL; without it `cartresq serve` runs the worker in-process")
     _process_runtime = build_runtime(settings)
+    if settings.worker_metrics:  # queue and actor figures, and ours recorded in this group, on :9191
+        from dramatiq.middleware.prometheus import Prometheus
+
+        _process_runtime.broker.add_middleware(Prometheus())
     dramatiq.set_broker(_process_runtime.broker)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from recovery import receipts
-from recovery import limits, locks
+from recovery import limits, locks, metrics
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import DriverStatement, defer_batches, insert_for
@@ -175,12 +175,14 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             # A payload we cannot read is kept (for diagnosis) and not retried: retrying cannot fix it.
             delivery.processed_at, delivery.error = utcnow(), f"bad payload: {exc}"[:500]
             delivery.outcome = "rejected"
+            metrics.dead_letter(delivery.platform, "rejected")
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
         try:
             result = replace(result, event=limits.checked(result.event)) if result.event is not None else result
         except limits.LimitError as exc:  # a value no column can hold: rejected, as a bad payload is
             delivery.processed_at, delivery.error, delivery.outcome = utcnow(), f"bad payload: {exc}"[:500], "rejected"
+            metrics.dead_letter(delivery.platform, "rejected")
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
         if getattr(result.event, "triggered_at", False) is None:
@@ -199,6 +201,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             log.info("delivery for an erased shop: %s", outcome)
             return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
+    metrics.applied(delivery.platform, (delivery.processed_at - delivery.received_at).total_seconds())
     delivery.payload = None  # raw personal data is kept only as long as it is needed
     receipts.clear(delivery)  # applied: the order (if any) now speaks for itself
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
@@ -305,6 +308,7 @@ def record_failure(session: Session, delivery_pk: int, exc: BaseException, now: 
         return False
     row.processed_at = row.failed_at = now or utcnow()
     row.outcome = "failed"
+    metrics.dead_letter(row.platform, "failed")
     log.error("delivery %s (%s) failed %d times; dead letter: %s", row.id, row.topic, row.attempts, row.error)
     return True
 
