@@ -73,6 +73,8 @@ def _http_error(exc: HTTPException) -> tuple[object, int]:
 
 
 def _storage_unavailable(exc: SQLAlchemyError) -> tuple[object, int, dict[str, str]]:
-    # The platform retries a 503; nothing was committed, so nothing is half-written.
+    # The platform retries a 503. Each write is one transaction, so nothing is half-written; a commit whose
+    # answer was lost (the server died right after it) may have landed: the retry is then a duplicate,
+    # deduplicated on the delivery id.
     log.error("storage unavailable: %s", type(exc).__name__)
     return jsonify(error="Service Unavailable", detail="storage is unavailable, retry later"), 503, {"Retry-After": "5"}
