@@ -83,6 +83,18 @@ def dispatcher(interval: float) -> None:
 
 
 @main.command()
+@click.option("--carts", default=60, show_default=True, type=click.IntRange(10, 5000))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--keep", is_flag=True, help="keep the private instances' directory (logs) afterwards")
+def drill(carts: int, seed: int, keep: bool) -> None:
+    """Fault drills on private PostgreSQL and Redis instances; prints the drill table (JSON)."""
+    from app.drill import run
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    click.echo(json.dumps(run(carts=carts, seed=seed, keep=keep), indent=2))
+
+
+@main.command()
 @click.option("--no-serve", is_flag=True, help="print the summary and exit instead of serving the dashboard")
 @click.option("--carts", default=300, show_default=True, type=click.IntRange(1, 5000))
 @click.option("--seed", default=7, show_default=True, type=int)
