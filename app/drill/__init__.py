@@ -169,6 +169,8 @@ def run(carts: int = 60, seed: int = 7, keep: bool = False) -> dict[str, Any]:
         redis_server.stop()
         pg.stop()
         sink.shutdown()
+        sink.server_close()
+        client.http.close()
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
 
