@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    if settings is None and runtime is None:  # the WSGI entry (gunicorn): this process's logs and reports
+        from app.observability import setup_process
+
+        settings = Settings.from_env()
+        setup_process(settings, "web")
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     hosts = access.gunicorn_hosts()
     if hosts is not None:  # `gunicorn 'app:create_app()'`: the same refusal as `cartresq serve`
@@ -52,7 +57,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import assets
 
     app.register_blueprint(assets.bp)  # GET /static/cartresq-tracker.js for the WordPress plugin
-    from app import operator
+    from app import observability, operator
+
+    observability.install(app)  # GET /metrics (operator only), X-Request-Id on every request
 
     app.register_blueprint(operator.bp)  # /ops/stores/<shop>: dead letters and their retry (operator only)
 
@@ -74,6 +81,8 @@ def _http_error(exc: HTTPException) -> tuple[object, int]:
 
 
 def _storage_unavailable(exc: SQLAlchemyError) -> tuple[object, int, dict[str, str]]:
-    # The platform retries a 503; nothing was committed, so nothing is half-written.
+    # The platform retries a 503. Each write is one transaction, so nothing is half-written; a commit whose
+    # answer was lost (the server died right after it) may have landed: the retry is then a duplicate,
+    # deduplicated on the delivery id.
     log.error("storage unavailable: %s", type(exc).__name__)
     return jsonify(error="Service Unavailable", detail="storage is unavailable, retry later"), 503, {"Retry-After": "5"}

@@ -104,13 +104,28 @@ def dispatcher(interval: float) -> None:
     from app.dispatcher import run_forever
     from app.runtime import build_runtime
 
+    from app.observability import setup_process
+
     settings = _settings()
     preflight(settings)
+    setup_process(settings, "dispatcher")
     runtime = build_runtime(settings)
     try:
         run_forever(runtime, interval)
     finally:
         runtime.close()
+
+
+@main.command()
+@click.option("--carts", default=60, show_default=True, type=click.IntRange(10, 5000))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--keep", is_flag=True, help="keep the private instances' directory (logs) afterwards")
+def drill(carts: int, seed: int, keep: bool) -> None:
+    """Fault drills on private PostgreSQL and Redis instances; prints the drill table (JSON)."""
+    from app.drill import run
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    click.echo(json.dumps(run(carts=carts, seed=seed, keep=keep), indent=2))
 
 
 @main.command()

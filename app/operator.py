@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, render_template_string, request
 from sqlalchemy import func, select
 
-from recovery import intake
+from recovery import deadletters
 from recovery import tables as t
 
 bp = Blueprint("operator", __name__)
@@ -78,7 +78,7 @@ def status(shop: str) -> Any:
         d = t.WebhookDelivery
         pending = session.scalar(select(func.count()).where(d.store_id == store.id, d.processed_at.is_(None)))
         applied = session.scalar(select(func.count()).where(d.store_id == store.id, d.processed_at.is_not(None)))
-        letters = intake.dead_letters(session, store.id)
+        letters = deadletters.dead_letters(session, store.id)
         if request.accept_mimetypes.best == "application/json":
             return jsonify(shop=store.domain, pending=pending, applied=applied, dead_letters=[
                 {"id": x.id, "topic": x.topic, "received_at": x.received_at.isoformat(), "attempts": x.attempts,
@@ -95,7 +95,7 @@ def retry(shop: str, delivery_id: int) -> Any:
 
     with runtime().sessions.begin() as session:  # the job is enqueued after commit
         store = _store(session, shop)
-        if store is None or not intake.retry_dead(session, store.id, delivery_id):
+        if store is None or not deadletters.retry_dead(session, store.id, delivery_id):
             return jsonify(error="Not Found", detail="no dead letter with that id for this store"), 404
     if request.form.get("admin_token") is not None or request.accept_mimetypes.best == "text/html":
         return redirect(f"/ops/stores/{store.domain}", 303)

@@ -11,6 +11,7 @@ from app import jsonbody
 from connectors import shopify
 from connectors.receipts import order_keys
 from connectors.shopify import compliance
+from recovery import metrics
 from recovery.intake import record_webhook
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def shopify_webhook() -> tuple[object, int]:
     headers = request.headers  # read in place: a dict copy of the environ's headers cost as much as the HMAC
     if not shopify.verify(body, headers, rt.settings.shopify_api_secret, rt.settings.shopify_api_secret_old):
         log.warning("shopify webhook rejected: missing or invalid signature")
+        metrics.webhook("shopify", "unverified", "unauthorized")
         return jsonify(error="Unauthorized", detail="missing or invalid X-Shopify-Hmac-Sha256"), 401
     meta = shopify.read_headers(headers)
     if isinstance(meta, str):
@@ -67,5 +69,6 @@ def shopify_webhook() -> tuple[object, int]:
     )
     if delivery_pk is not None:
         rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
+    metrics.webhook("shopify", meta.topic, status)
     answer = _ANSWERS.get(status) or json.dumps({"status": status})
     return Response(answer, 200, mimetype="application/json"), 200

@@ -202,4 +202,7 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
         )
     if delivery_pk is not None:
         rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
+    from recovery import metrics
+
+    metrics.webhook("woocommerce", meta.topic, status)
     return jsonify(status=status), 200

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 import connectors
-from recovery import intake, retry
+from recovery import deadletters, intake, retry
 from recovery.channels import TransientSendError
 from recovery.sending import SEND_ACTOR
 
@@ -37,11 +37,11 @@ def declare_actors(runtime: Runtime) -> None:
             with runtime.sessions.begin() as session:
                 intake.process_delivery(session, delivery_pk, connectors.normalize, runtime.timing)
         except Exception as exc:
-            if intake.transient(exc):
+            if deadletters.transient(exc):
                 raise  # an outage is not the delivery's fault: retried, not counted
             try:
                 with runtime.sessions.begin() as session:
-                    dead = intake.record_failure(session, delivery_pk, exc)
+                    dead = deadletters.record_failure(session, delivery_pk, exc)
             except Exception:  # noqa: BLE001 - could not even count it: retry as before
                 raise exc from None
             if dead:
@@ -91,9 +91,15 @@ def setup() -> None:
     from app.runtime import build_runtime
     from recovery.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from app.observability import setup_process
+
     settings = Settings.from_env()
+    setup_process(settings, "worker")
     if not settings.redis_url:
         raise SystemExit("cartresq worker needs REDIS_URL; without it `cartresq serve` runs the worker in-process")
     _process_runtime = build_runtime(settings)
+    if settings.worker_metrics:  # queue and actor figures, and ours recorded in this group, on :9191
+        from dramatiq.middleware.prometheus import Prometheus
+
+        _process_runtime.broker.add_middleware(Prometheus())
     dramatiq.set_broker(_process_runtime.broker)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import json
 import logging
 from collections.abc import Callable
@@ -15,8 +14,7 @@ from sqlalchemy import bindparam, exists, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from recovery import receipts
-from recovery import limits, locks
+from recovery import limits, locks, metrics, receipts
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.db import DriverStatement, defer_batches, insert_for
@@ -179,6 +177,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             # A payload we cannot read is kept (for diagnosis) and not retried: retrying cannot fix it.
             delivery.processed_at, delivery.error = utcnow(), f"bad payload: {exc}"[:500]
             delivery.outcome = "rejected"
+            metrics.dead_letter(delivery.platform, "rejected")
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
         named = getattr(result.event, "shop", None) if isinstance(result.event, LIFECYCLE_EVENTS) else None
@@ -193,6 +192,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             result = replace(result, event=limits.checked(result.event)) if result.event is not None else result
         except limits.LimitError as exc:  # a value no column can hold: rejected, as a bad payload is
             delivery.processed_at, delivery.error, delivery.outcome = utcnow(), f"bad payload: {exc}"[:500], "rejected"
+            metrics.dead_letter(delivery.platform, "rejected")
             log.warning("delivery %s (%s) rejected: %s", delivery.id, delivery.topic, exc)
             return delivery.error
         if getattr(result.event, "triggered_at", False) is None:
@@ -211,6 +211,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             log.info("delivery for an erased shop: %s", outcome)
             return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
+    metrics.applied(delivery.platform, (delivery.processed_at - delivery.received_at).total_seconds())
     delivery.payload = None  # raw personal data is kept only as long as it is needed
     receipts.clear(delivery)  # applied: the order (if any) now speaks for itself
     log.info("delivery %s (%s): %s", delivery.id, delivery.topic, outcome)
@@ -274,77 +275,3 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
     ids = [row.id for row in rows]
     defer_batches(session, PROCESS_BATCH_ACTOR, ids, BATCH)
     return ids
-
-
-_QUOTED = re.compile(r'"[^"]*"')
-#: Processing attempts that raise before a delivery is given up as dead (`failed_at`, `error`).
-MAX_ATTEMPTS = 5
-
-
-def transient(exc: BaseException) -> bool:
-    """An outage (connection lost, server restarting) or a lock conflict: retried, not counted against the
-    delivery, which is not at fault."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    return isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """What went wrong, without the values involved (a database error's text may quote personal data)."""
-    cause = getattr(exc, "orig", None) or exc
-    diag = getattr(cause, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    if primary:  # e.g. 'value too long for type character varying(32)'; quoted values masked
-        masked = _QUOTED.sub('"…"', primary)
-        return f"{type(cause).__name__}: {masked}"[:500]
-    return type(cause).__name__
-
-
-def record_failure(session: Session, delivery_pk: int, exc: BaseException, now: datetime | None = None) -> bool:
-    """Count one failed attempt at processing a delivery (the caller's transaction); True when that was
-    the last one: the delivery is then dead (processed_at and failed_at set, `error` says why), shown on
-    the store's status page, and neither retried nor swept again until an operator retries it."""
-    row = session.scalar(
-        select(t.WebhookDelivery).where(t.WebhookDelivery.id == delivery_pk).with_for_update()
-    )
-    if row is None or row.processed_at is not None:
-        return False
-    row.attempts = (row.attempts or 0) + 1
-    row.error = describe(exc)
-    if row.attempts < MAX_ATTEMPTS:
-        return False
-    row.processed_at = row.failed_at = now or utcnow()
-    row.outcome = "failed"
-    log.error("delivery %s (%s) failed %d times; dead letter: %s", row.id, row.topic, row.attempts, row.error)
-    return True
-
-
-def dead_letters(session: Session, store_id: int, limit: int = 100) -> list[t.WebhookDelivery]:
-    """A store's deliveries that were not applied: dead (failed N times) or rejected, newest first."""
-    return list(session.scalars(
-        select(t.WebhookDelivery)
-        .where(t.WebhookDelivery.store_id == store_id,
-               or_(t.WebhookDelivery.failed_at.is_not(None), t.WebhookDelivery.outcome == "rejected"))
-        .order_by(t.WebhookDelivery.id.desc())
-        .limit(limit)
-    ))  # fmt: skip
-
-
-def retry_dead(session: Session, store_id: int, delivery_pk: int) -> bool:
-    """An operator's retry of a dead or rejected delivery (after a fix was deployed): back to unprocessed
-    with fresh attempts, enqueued after commit. False if it is not one of the store's dead letters or its
-    payload is gone."""
-    row = session.scalar(
-        select(t.WebhookDelivery)
-        .where(t.WebhookDelivery.id == delivery_pk, t.WebhookDelivery.store_id == store_id)
-        .with_for_update()
-    )
-    if row is None or row.payload is None or not (row.failed_at is not None or row.outcome == "rejected"):
-        return False
-    row.processed_at = row.failed_at = row.outcome = None
-    row.attempts, row.requeued_at = 0, utcnow()
-    row.error = f"retried by an operator; was: {row.error or ''}"[:500]
-    defer_batches(session, PROCESS_BATCH_ACTOR, [row.id], BATCH)
-    return True

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import locks, offers, receipts, verify
+from recovery import locks, metrics, offers, receipts, verify
 from recovery import tables as t
 from recovery.catalog import known_variants
 from recovery.db import DriverStatement
@@ -62,15 +62,16 @@ class Sender:
             ready, outcomes = ready + more, {**outcomes, **again}
         if not ready:
             return outcomes
+        due = {r[0]: r[4] for r in ready}
         # One provider's outage must not hold up the others: after its first transient error the rest of
         # that channel stays queued (no timeout per message), other channels go on; then the job retries.
         down: dict[str, TransientSendError] = {}
         with _connection_for_batch(sessions.kw["bind"]) as bind:
-            for message_id, channel, outbound, guard in ready:
+            for message_id, channel, outbound, guard, _ in ready:
                 if channel in down:
                     continue
                 try:
-                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard)
+                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due[message_id])
                 except TransientSendError as exc:
                     down[channel] = exc
         if down:
@@ -154,31 +155,40 @@ class Sender:
                 guard = guards.get(message.id)
                 if guard is not None:
                     guard = replace(guard, receipt=receipts.keys_for(candidate.cart, hold_until))
-                ready.append((message.id, message.channel, outbound, guard))
+                ready.append((message.id, message.channel, outbound, guard, message.due_at))
+        for candidate in batch:  # what the check decided (the rest is counted at the hand-over)
+            if candidate.message.id in outcomes:
+                metrics.message(candidate.message.channel, outcomes[candidate.message.id])
         return ready, outcomes, wants_code
 
     def _deliver(
         self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
-        guard: Guard | None = None,
+        guard: Guard | None = None, due_at: datetime | None = None,
     ) -> str:
         handed_over = self.clock()
         # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
         # still hold with what other workers sent meanwhile.
         held = _mark_sending(bind, message_id, handed_over, guard)
         if held:
+            metrics.message(channel, held)
             return held
         try:
             result = self.channels[channel].send(outbound)
         except PermanentSendError as exc:
             _transition(bind, "failed", message_id=message_id, why=f"provider refused: {exc}"[:500])
             log.warning("message %s: provider refused it", message_id)
+            metrics.message(channel, "failed")
             return "failed: provider refused"
         except TransientSendError as exc:
             _transition(bind, "requeued", message_id=message_id, why=f"provider unavailable: {exc}"[:500])
+            metrics.message(channel, "requeued")
             raise  # the job's retry policy decides when to try again
         # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
         _transition(bind, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
         log.info("message %s sent by %s", message_id, channel)
+        metrics.message(channel, "sent")
+        if due_at is not None:
+            metrics.lateness(channel, (handed_over - due_at).total_seconds())
         return "sent"
 
 

@@ -98,6 +98,9 @@ class Settings:
     sentry_dsn: str | None = None
     #: CARTRESQ_LOG_FORMAT: `json` (one event per line) or `text`.
     log_format: str = "json"
+    #: CARTRESQ_WORKER_METRICS=on: `cartresq worker` serves Prometheus metrics on :9191 (Dramatiq's
+    #: middleware; dramatiq_prom_port/dramatiq_prom_host move it).
+    worker_metrics: bool = False
     # --- end operations ---
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -164,6 +167,7 @@ class Settings:
             admin_token=env.get("CARTRESQ_ADMIN_TOKEN") or None,
             sentry_dsn=env.get("SENTRY_DSN") or None,
             log_format=(env.get("CARTRESQ_LOG_FORMAT") or "json").strip().lower(),
+            worker_metrics=(env.get("CARTRESQ_WORKER_METRICS") or "").lower() in ("1", "on", "true", "yes"),
         )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 import connectors
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import intake
+from recovery import deadletters, intake
 from recovery import tables as t
 from tests.conftest import add_store, drain, make_settings
 from tests.support import shopify
@@ -93,14 +93,14 @@ def test_a_delivery_that_keeps_failing_ends_failed_and_the_sweep_leaves_it(rt: R
     [delivery] = deliveries(rt)
     job = rt.broker.get_actor(intake.PROCESS_ACTOR).fn
     monkeypatch.setattr(connectors, "normalize", failing_normalize)
-    for attempt in range(1, intake.MAX_ATTEMPTS):
+    for attempt in range(1, deadletters.MAX_ATTEMPTS):
         with pytest.raises(RuntimeError):
             job(delivery.id)  # Dramatiq retries these
         assert (deliveries(rt)[0].attempts, deliveries(rt)[0].failed_at) == (attempt, None)
     job(delivery.id)  # the last attempt: dead, no exception, so no more retries
     [dead] = deliveries(rt)
     assert dead.failed_at is not None and dead.processed_at is not None
-    assert (dead.attempts, dead.outcome, dead.error) == (intake.MAX_ATTEMPTS, "failed", "RuntimeError")
+    assert (dead.attempts, dead.outcome, dead.error) == (deadletters.MAX_ATTEMPTS, "failed", "RuntimeError")
     with rt.sessions.begin() as session:
         assert intake.requeue_unprocessed(session, timedelta(0)) == []
     # The status page shows it; its retry runs it again once the connector is fixed.
@@ -126,7 +126,7 @@ def test_an_outage_is_retried_without_counting_against_the_delivery(rt: Runtime,
 
     monkeypatch.setattr(connectors, "normalize", outage)
     job = rt.broker.get_actor(intake.PROCESS_ACTOR).fn
-    for _ in range(intake.MAX_ATTEMPTS + 1):
+    for _ in range(deadletters.MAX_ATTEMPTS + 1):
         with pytest.raises(OperationalError):
             job(delivery.id)
     assert (deliveries(rt)[0].attempts, deliveries(rt)[0].failed_at) == (0, None)

@@ -118,9 +118,19 @@ def test_intake_and_abandonment_side_by_side_never_deadlock(rt: Runtime) -> None
     assert applying.started_work.wait(TIMEOUT)
     assert applying.pid is not None
     wait_until_blocked(rt.engine, applying.pid)  # intake holds its store lock and waits for the cart
+    # Meanwhile a webhook for the same store is received: its INSERT (foreign key: KEY SHARE on the store)
+    # must not queue behind intake's store lock, which itself waits for the abandoner's cart.
+    answers: list[int] = []
+    receipt = threading.Thread(target=lambda: answers.append(
+        shopify.post(client, "checkouts_update", payload={**checkout, "token": "another-checkout"}).status_code))
+    receipt.start()
+    receipt.join(TIMEOUT / 2)
+    received_while_blocked = not receipt.is_alive()
     abandoner.go_on.set()  # the abandoner goes on to its assignments (store key share) and commits
     abandoning.join(TIMEOUT)
     applying.join(TIMEOUT)
+    receipt.join(TIMEOUT)
+    assert received_while_blocked and answers == [200], "a webhook receipt waited for a cart lock"
     assert not abandoning.is_alive() and not applying.is_alive()
     assert abandoning.error is None and applying.error is None, (abandoning.error, applying.error)
     assert deadlocks(rt.engine) == before

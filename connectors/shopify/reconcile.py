@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import connectors
 from connectors.shopify import domains
 from connectors.shopify.admin import AdminClient
-from recovery import locks
+from recovery import locks, metrics
 from recovery import tables as t
 from recovery.carts import apply_event
 from recovery.tables import utcnow
@@ -113,6 +113,7 @@ def reconcile_store(
             store.reconciled_at = started
             store.platform_issue = issue
     if issue:
+        metrics.reconciliation_fills("shopify", report.filled)
         log.warning("store %s: %d events filled in by reconciliation", store_id, report.filled)
     log.info("store %s reconciled: %s checkouts, %s orders", store_id, report.checkouts, report.orders)
     return report

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.shopify import auth
+from recovery import metrics
 from recovery import tables as t
 from recovery.crypto import Vault
 from recovery.tables import utcnow
@@ -107,6 +108,7 @@ class TokenSource:
         try:
             tokens = auth.refresh(self.config, shop, str(creds["refresh_token"]))
         except auth.TokenError as exc:
+            metrics.token_refresh_failed(exc.permanent)
             if exc.permanent:
                 if self._mark_reauth(store_id, old, exc.code):
                     raise NeedsReauth(f"{shop}: refresh failed ({exc.code})") from None

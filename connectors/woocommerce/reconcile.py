@@ -20,6 +20,7 @@ from connectors.woocommerce.coupons import WooOffers, cleanup_store
 from connectors.woocommerce.intake import find_connection, record
 from connectors.woocommerce.normalize import gmt_time
 from connectors.woocommerce.webhooks import SUBSCRIBED
+from recovery import metrics
 from recovery import tables as t
 from recovery.crypto import Vault
 from recovery.stores import fill_postal_address
@@ -190,6 +191,7 @@ def reconcile_store(
         log.warning("woocommerce store %s: reconcile failed: %s", store_id, report.error)
     finally:
         client.close()
+    metrics.reconciliation_fills("woocommerce", report.backfilled)
     if report.webhooks or report.backfilled:
         log.warning(
             "woocommerce store %s reconciled: webhooks %s, %d orders backfilled",

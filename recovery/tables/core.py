@@ -212,7 +212,7 @@ class WebhookDelivery(Base):
     order_cart_token: Mapped[str | None] = mapped_column(String(255))
     order_email_hash: Mapped[str | None] = mapped_column(String(40))
     order_phone_hash: Mapped[str | None] = mapped_column(String(40))
-    #: Processing attempts that raised; at intake.MAX_ATTEMPTS the delivery is dead (`failed_at`).
+    #: Processing attempts that raised; at deadletters.MAX_ATTEMPTS the delivery is dead (`failed_at`).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: A dead letter: processing failed MAX_ATTEMPTS times (`error` says why); the sweep leaves it alone.
     failed_at: Mapped[datetime | None]
