@@ -67,7 +67,11 @@ class CartResQ_Frontend {
 			esc_attr( CartResQ_Settings::shop_domain() )
 		);
 		if ( 'cartresq-woo' === $handle ) {
-			$attributes .= sprintf( ' data-store-api="%s"', esc_attr( rest_url( 'wc/store/v1/cart' ) ) );
+			$attributes .= sprintf(
+				' data-store-api="%s" data-consent="%s"',
+				esc_attr( rest_url( 'wc/store/v1/cart' ) ),
+				esc_attr( CartResQ_Consent::storefront_mode() )
+			);
 		}
 		return preg_replace( '/<script\b/', '<script' . $attributes, $tag, 1 );
 	}
