@@ -25,7 +25,7 @@
 	var PHONE = /^\+?[0-9 ()\-.]{7,20}$/;
 	var EMAIL_FIELDS = '#email, #billing_email, #billing-email';
 	/* The plugin's marketing opt-in: classic field, and the Checkout block's additional field. */
-	var OPT_IN = '#cartresq_marketing_opt_in, input[id$="cartresq/marketing-opt-in"]';
+	var OPT_IN = '#cartresq_marketing_opt_in, input[id$="cartresq-marketing-opt-in"]';
 	var PHONE_FIELDS = '#billing-phone, #shipping-phone, #billing_phone';
 	var SID_KEY = 'cartresq_sid';
 	var IDLE = 30 * 60 * 1000;

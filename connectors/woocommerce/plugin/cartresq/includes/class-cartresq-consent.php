@@ -54,7 +54,8 @@ class CartResQ_Consent {
 	 * @return bool
 	 */
 	public static function needs_opt_in() {
-		$country = function_exists( 'WC' ) && WC()->countries ? WC()->countries->get_base_country() : '';
+		// The option, not WC()->countries: this runs on plugins_loaded, before WooCommerce's init makes that.
+		$country = strtoupper( strtok( (string) get_option( 'woocommerce_default_country', '' ), ':' ) );
 		return (bool) apply_filters( 'cartresq_needs_opt_in', in_array( $country, self::OPT_IN_COUNTRIES, true ), $country );
 	}
 
