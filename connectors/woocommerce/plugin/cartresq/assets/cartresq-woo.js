@@ -153,6 +153,11 @@
 		} );
 	}
 
+	/* The storefront tracker's WooCommerce adapter: its cart summary (instead of Shopify's /cart.js) and the
+	 * consent its beacons carry. */
+	window.CartResQCart = readCart;
+	window.CartResQConsent = consent;
+
 	var cartTimer = null;
 	function reportCart() {
 		window.clearTimeout( cartTimer );

@@ -66,6 +66,10 @@ class CartResQ_Frontend {
 			esc_attr( CartResQ_Settings::app_url() . '/track' ),
 			esc_attr( CartResQ_Settings::shop_domain() )
 		);
+		if ( 'cartresq-tracker' === $handle ) {
+			// The exit popup the tracker loads when the app answers an exit beacon with one.
+			$attributes .= sprintf( ' data-popup-src="%s"', esc_attr( CartResQ_Settings::app_url() . '/static/cartresq-popup.js' ) );
+		}
 		if ( 'cartresq-woo' === $handle ) {
 			$attributes .= sprintf(
 				' data-store-api="%s" data-consent="%s"',
