@@ -101,3 +101,15 @@ def test_forged_unsubscribe_changes_nothing(sent) -> None:  # type: ignore[no-un
     assert client.post("/u/forged", data={"List-Unsubscribe": "One-Click"}).status_code == 400
     with rt.sessions() as session:
         assert session.scalars(select(t.Suppression)).all() == []
+
+
+def test_a_tracker_cart_without_a_platform_link_restores_by_cart_permalink(sent) -> None:  # type: ignore[no-untyped-def]
+    rt, client, message = sent
+    with rt.sessions.begin() as session:  # known only from the storefront tracker: no checkout URL
+        cart = session.get(t.Cart, message.cart_id)
+        cart.restore_url = None
+        items = [(str(i["variant_id"]), i["quantity"]) for i in cart.line_items]
+        domain = session.get(t.Store, cart.store_id).domain
+    response = client.get(f"/r/{token(rt, 'restore', message)}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"https://{domain}/cart/" + ",".join(f"{v}:{q}" for v, q in items)
