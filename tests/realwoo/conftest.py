@@ -47,12 +47,15 @@ def connected(realwoo: RealWoo) -> tuple[RealWoo, str]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser(realwoo: RealWoo) -> Iterator[object]:
+    """Chromium trusting this store's TLS certificate (by its key), as a shopper's browser trusts a real one:
+    no certificate error, so service workers register too."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser.conftest import CHROMIUM_ARGS
 
+    trust = f"--ignore-certificate-errors-spki-list={realwoo.spki()}"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, trust])
         yield browser
         browser.close()

@@ -7,6 +7,8 @@ run here on demand (`run_queue`, what WP-Cron does on page loads).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -157,6 +159,14 @@ class RealWoo:
                        check=False)
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {self.name}"],
                        capture_output=True, check=False)
+
+    def spki(self) -> str:
+        """base64 SHA-256 of the server certificate's public key (Chromium's --ignore-certificate-errors-spki-list)."""
+        pem = subprocess.run(["openssl", "x509", "-in", str(self.var / "tls" / "server.pem"), "-pubkey", "-noout"],
+                             capture_output=True, check=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem, capture_output=True,
+                             check=True).stdout
+        return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
     def stop_app(self) -> None:
         """Stop `cartresq serve` only (the pid start.sh recorded); nginx then answers 502 for it."""

@@ -148,7 +148,7 @@ def test_a_guest_opening_the_recovery_link_gets_the_offer_coupon(
         client.create_coupon(coupon_body(code, 10, utcnow() + timedelta(days=2), row.email))
     finally:
         client.close()
-    context = browser.new_context(ignore_https_errors=True)  # a new browser: no session, nobody logged in
+    context = browser.new_context()  # a new browser: no session, nobody logged in
     try:
         page = context.new_page()
         page.goto(f"{row.restore_url}&coupon={quote(code)}")
@@ -172,7 +172,7 @@ def test_a_shopper_leaving_the_checkout_with_an_email_is_one_cart(
     rw, _ = connected
     url = f"{rw.store_url}/checkout/" if checkout == "block" else rw.classic_checkout()
     email = f"leaver.{checkout}.{rw.storage}@example.com"
-    context = browser.new_context(ignore_https_errors=True)
+    context = browser.new_context()
     failed: list[str] = []
     try:
         page = context.new_page()
@@ -204,3 +204,16 @@ def test_a_shopper_leaving_the_checkout_with_an_email_is_one_cart(
         wait_for("the draft to join", lambda: rw.rows("SELECT checkout_token FROM carts WHERE id = :i",
                                                       i=row.id)[0][0])
     assert failed == [], failed  # no request the storefront or the app refused
+
+
+def test_the_plugin_serves_the_push_service_worker_at_the_site_root(connected: Connected, browser: Any) -> None:
+    rw, _ = connected
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{rw.store_url}/")
+        scope = page.evaluate("navigator.serviceWorker.register('/cartresq-sw.js', {scope: '/'})"
+                              ".then(() => navigator.serviceWorker.ready).then(r => r.scope + ' ' + r.active.scriptURL)")
+    finally:
+        context.close()
+    assert scope == f"{rw.store_url}/ {rw.store_url}/cartresq-sw.js"  # it imports CartResQ's worker
