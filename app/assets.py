@@ -1,4 +1,5 @@
-"""`GET /static/cartresq-tracker.js`: the storefront tracker, served to WooCommerce stores by the app.
+"""`GET /static/cartresq-tracker.js` and `/static/cartresq-popup.js` (the exit popup the tracker loads from
+its `data-popup-src`): the storefront scripts, served to WooCommerce stores by the app.
 
 Shopify serves the same file from the theme app extension's CDN; the WordPress plugin enqueues it from
 `<APP_URL>/static/cartresq-tracker.js`. The plugin's `?ver=` is the plugin's version, not the script's,
@@ -17,7 +18,9 @@ from flask import Blueprint, Response, jsonify, request
 
 bp = Blueprint("assets", __name__)
 
-TRACKER = Path(__file__).resolve().parents[1] / "theme_extension" / "assets" / "cartresq-tracker.js"
+ASSETS = Path(__file__).resolve().parents[1] / "theme_extension" / "assets"
+TRACKER = ASSETS / "cartresq-tracker.js"
+POPUP = ASSETS / "cartresq-popup.js"
 MAX_AGE = 7 * 86400
 CONTENT_TYPE = "text/javascript; charset=utf-8"  # RFC 9239
 
@@ -42,10 +45,19 @@ def _load(path: Path) -> tuple[bytes, str]:
 
 @bp.get("/static/cartresq-tracker.js")
 def tracker() -> Response | tuple[Response, int]:
+    return _serve(TRACKER)
+
+
+@bp.get("/static/cartresq-popup.js")
+def popup() -> Response | tuple[Response, int]:
+    return _serve(POPUP)
+
+
+def _serve(path: Path) -> Response | tuple[Response, int]:
     try:
-        body, etag = _load(TRACKER)
+        body, etag = _load(path)
     except OSError:
-        return jsonify(error="Not Found", detail="the tracker script is not installed"), 404
+        return jsonify(error="Not Found", detail="the script is not installed"), 404
     response = Response(body, content_type=CONTENT_TYPE)
     response.set_etag(etag)
     response.cache_control.public = True

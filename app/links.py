@@ -7,9 +7,12 @@ import base64
 from flask import Blueprint, Response, redirect, request
 
 from app import pages
+from connectors.restore_links import rebuild_restore_url
 from recovery import engagement, offers
 from recovery import tables as t
+from recovery.crypto import Vault
 from recovery.links import LinkError, LinkSigner
+from recovery.tables import utcnow
 
 bp = Blueprint("links", __name__)
 
@@ -46,9 +49,12 @@ def restore(token: str):  # type: ignore[no-untyped-def]
         target = _signer().verify("restore", token)
     except LinkError as exc:
         return _bad_link(exc)
-    with runtime().sessions.begin() as session:
+    rt = runtime()
+    with rt.sessions.begin() as session:
         message = session.get(t.RecoveryMessage, target.message_id)
         url = engagement.record_click(session, target)
+        if not url:  # a cart known only from the storefront tracker: its link is rebuilt from its items
+            url = rebuild_restore_url(session, target.cart_id, Vault(rt.settings.encryption_keys), utcnow())
         url = offers.apply_code(session, target.message_id, url)  # an offer's code rides along: /discount/CODE
         if message is not None and message.cart_id == target.cart_id:
             # Only to the shop's own domains; a cart without a usable URL goes to the shop's home page.

@@ -140,3 +140,15 @@ def test_a_well_formed_token_of_the_wrong_key_or_kind_unsubscribes_no_one(sent, 
     assert client.post(f"/u/{bad}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
     assert client.get(f"/u/{bad}").status_code == 400
     assert unsubscribed(rt) == [] and {m.status for m in messages(rt)} <= {"sent", "planned"}
+
+
+def test_a_tracker_cart_without_a_platform_link_restores_by_cart_permalink(sent) -> None:  # type: ignore[no-untyped-def]
+    rt, client, message = sent
+    with rt.sessions.begin() as session:  # known only from the storefront tracker: no checkout URL
+        cart = session.get(t.Cart, message.cart_id)
+        cart.restore_url = None
+        items = [(str(i["variant_id"]), i["quantity"]) for i in cart.line_items]
+        domain = session.get(t.Store, cart.store_id).domain
+    response = client.get(f"/r/{token(rt, 'restore', message)}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"https://{domain}/cart/" + ",".join(f"{v}:{q}" for v, q in items)

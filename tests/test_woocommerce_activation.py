@@ -52,7 +52,10 @@ def test_activation_stores_sealed_keys_and_creates_signed_webhooks(woo: Woo) -> 
     assert woo.store.plugin_settings["store_key"] == connection.store_key
     assert len(woo.store.plugin_settings["restore_secret"]) == 64
     # The shop's address (CAN-SPAM: every email carries it) came from WooCommerce's general settings
-    assert woo.store_row().settings["postal_address"] == "8 Example Gasse, Beispielstadt 10115, DE"
+    # (WooCommerce 9's "DE:DE-BE": the state without its repeated country), and the store's name from the
+    # site title, not the host
+    assert woo.store_row().settings["postal_address"] == "8 Example Gasse, Beispielstadt 10115, BE, DE"
+    assert woo.store_row().name == "Beispiel Laden"
 
 
 def test_authorize_redirect_carries_the_documented_parameters(woo: Woo) -> None:  # noqa: F811

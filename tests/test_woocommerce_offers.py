@@ -173,6 +173,11 @@ def test_checkout_opt_in_meta_is_email_consent() -> None:
     assert normalize("order.updated", block).event.contact.accepts_email is True  # type: ignore[union-attr]
     block["meta_data"] = [{"id": 3, "key": "_cartresq_marketing_opt_in", "value": "no"}]
     assert normalize("order.updated", block).event.contact.accepts_email is False  # type: ignore[union-attr]
+    assert normalize("order.updated", block).event.contact.accepts_sms is False  # type: ignore[union-attr]
+    # the SMS box (classic field, or the block's additional field) is SMS consent, and only that
+    block["meta_data"] = [{"id": 4, "key": "_wc_other/cartresq/sms-opt-in", "value": "1"}]
+    contact = normalize("order.updated", block).event.contact  # type: ignore[union-attr]
+    assert (contact.accepts_sms, contact.accepts_email) == (True, False)
 
 
 def test_eu_shopper_is_emailed_only_with_the_plugins_opt_in(woo: Woo) -> None:  # noqa: F811

@@ -106,6 +106,9 @@ class WC_Order {
 	function save() { $this->saved++; }
 }
 class WC_Customer {}
+class CartResQ_Settings { static function get( $k ) { return 'yes'; } } // the merchant turned both boxes on
+function apply_filters( $hook, $value ) { return $value; }
+function get_option( $name, $default = false ) { return 'DE:DE-BE'; }
 function wc_string_to_bool( $v ) {
 	return is_bool( $v ) ? $v : in_array( strtolower( (string) $v ), array( 'yes', 'true', '1' ), true );
 }
@@ -120,13 +123,15 @@ CartResQ_Consent::block_save( 'cartresq/marketing-opt-in', false, 'other', $unti
 $other = new WC_Order();
 CartResQ_Consent::block_save( 'someone/else', true, 'other', $other );
 CartResQ_Consent::block_save( 'cartresq/marketing-opt-in', true, 'other', new WC_Customer() );
-$_POST = array( 'cartresq_marketing_opt_in' => '1' );
+$sms = new WC_Order();
+CartResQ_Consent::block_save( 'cartresq/sms-opt-in', true, 'other', $sms );
+$_POST = array( 'cartresq_marketing_opt_in' => '1', 'cartresq_sms_opt_in' => '1' );
 CartResQ_Consent::classic_save( 41 );
 $_POST = array();
 CartResQ_Consent::classic_save( 42 );
 echo json_encode(
 	array( $block->meta, $unticked->meta, $other->meta, $orders[41]->meta, $orders[41]->saved,
-		$orders[42]->meta )
+		$orders[42]->meta, $sms->meta )
 );
 """
 
@@ -136,8 +141,9 @@ def test_php_consent_hooks_store_the_opt_in_only_when_ticked(php: str, tmp_path:
     harness.write_text(CONSENT_HARNESS % (PLUGIN / "includes" / "class-cartresq-consent.php"))
     result = subprocess.run([php, str(harness)], capture_output=True, text=True, timeout=30)  # noqa: S603
     assert result.returncode == 0, result.stdout + result.stderr
-    block, unticked, other, classic, saved, classic_unticked = json.loads(result.stdout)
-    assert block == {"_cartresq_marketing_opt_in": "yes"} and classic == {"_cartresq_marketing_opt_in": "yes"}
+    block, unticked, other, classic, saved, classic_unticked, sms = json.loads(result.stdout)
+    assert block == {"_cartresq_marketing_opt_in": "yes"} and sms == {"_cartresq_sms_opt_in": "yes"}
+    assert classic == {"_cartresq_marketing_opt_in": "yes", "_cartresq_sms_opt_in": "yes"}
     assert unticked == [] and other == [] and classic_unticked == [] and saved == 1  # PHP: empty array is []
 
 

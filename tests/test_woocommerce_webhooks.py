@@ -267,3 +267,21 @@ def test_beacons_draft_and_order_of_one_shopper_cart_are_one_cart(woo: Woo) -> N
     woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()),
                 meta_data=[{"id": 92, "key": "_cartresq_cart_key", "value": key + "' OR 1"}])
     assert [c.cart_token for c in _carts(woo)] == [key, None]
+
+
+def test_a_tracker_cart_restores_through_the_plugins_endpoint(woo: Woo) -> None:  # noqa: F811
+    us = {**load("order_created__classic_pending")["billing"], "country": "US", "state": "OR"}
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()), billing=us)
+    at = now() + 2 * HOUR
+    [cart_id] = abandon_all(woo.rt, at)
+    assert send_due(woo.rt, at + 5 * HOUR) == ["sent"]
+    with woo.rt.sessions.begin() as session:  # as a cart known only from the storefront tracker
+        session.get(t.Cart, cart_id).restore_url = None
+    [message] = messages(woo.rt, cart_id)[:1]
+    answer = woo.client.get(f"/r/{woo.rt.sender.links.sign('restore', message.id, cart_id)}")
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(f"{woo.store.url}/?cartresq_restore=")
+    body = read_token(woo.store.plugin_settings["restore_secret"], location.split("=", 1)[1], now())  # type: ignore[index]
+    # the variation's id where there is one (WooCommerce finds its product), and the email for the coupon
+    assert (body["i"], body["m"]) == ([[418, 0, 2], [377, 0, 1]], "lena.brandt@example.com")

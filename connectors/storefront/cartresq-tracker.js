@@ -33,7 +33,8 @@
       page: D.page,
       tos: (now() - s.c) / 1e3 | 0, device: device(), tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
       // The server attaches contact details only with a consent object saying so (when the store requires it).
-      consent: (c = CP()) && { analytics: c.analyticsProcessingAllowed(), marketing: c.marketingAllowed() } }, x);
+      // (Off Shopify, a platform adapter may answer: WooCommerce's WP Consent API or the checkout opt-in.)
+      consent: (c = CP()) ? { analytics: c.analyticsProcessingAllowed(), marketing: c.marketingAllowed() } : w.CartResQConsent?.() }, x);
     let b;
     // At most 8 KB per beacon: drop items from the end until it fits.
     while (new Blob([b = JSON.stringify(p)]).size > 8e3 && p.cart.items[0]) p.cart = { ...p.cart, items: p.cart.items.slice(0, -5) };
@@ -44,12 +45,14 @@
     const b = body(type, x);
     n.sendBeacon(EP, b) || F(EP, { method: 'POST', body: b, keepalive: true, mode: 'no-cors' }).catch(() => {});
   };
+  // The cart summary: a platform adapter's (WooCommerce: the plugin's script reads the Store API), else /cart.js.
   const read = () =>
-    rd ? ((dirty = 1), rd) : (rd = F(((S().routes || 0).root || '/') + 'cart.js').then(r => r.json()).then(c => {
+    rd ? ((dirty = 1), rd) : (rd = (w.CartResQCart || (() => F(((S().routes || 0).root || '/') + 'cart.js').then(r => r.json()).then(c => ({
+      token: c.token, currency: c.currency, total: c.total_price, count: c.item_count,
+      items: c.items.slice(0, 50).map(i => ({ variant_id: i.variant_id, product_id: i.product_id, quantity: i.quantity,
+        price: i.price, title: i.title.slice(0, 120), sku: i.sku || void 0 })) }))))().then(c => {
       rd = 0;
-      cart = { token: c.token, currency: c.currency, total: c.total_price, count: c.item_count,
-        items: c.items.slice(0, 50).map(i => ({ variant_id: i.variant_id, product_id: i.product_id, quantity: i.quantity,
-          price: i.price, title: i.title.slice(0, 120), sku: i.sku || void 0 })) };
+      cart = c;
       return dirty ? ((dirty = 0), read()) : cart;
     }, () => (rd = 0)));
   const flush = () => { clearTimeout(tm); pend && send('cart', (pend = 0)) };
@@ -102,7 +105,8 @@
       v != last && personal(a => a && ((last = v), (cart ? P : read()).then(() => send('contact', { contact: { [k]: v } }))));
   };
   const typed = ({ target: el }) => el.matches(
-    'input[type=email],input[type=tel],#email,#billing_email,#billing-phone,#billing_phone,[autocomplete=email],[autocomplete=tel]'
+    // (WooCommerce's checkout fields, a text-typed #email among them, are its adapter's: the plugin's script.)
+    'input[type=email],input[type=tel],[autocomplete=email],[autocomplete=tel]'
   ) && !el.closest('#cartresq-popup') && (clearTimeout(ct), (ct = setTimeout(contact, 800, el)));
   d[on]('input', typed, 1); // autofill fires input too
 })();

@@ -117,9 +117,21 @@ class WooClient:
         """The shop's address from WooCommerce's general settings, one line (empty when unset)."""
         values = {row.get("id"): str(row.get("value") or "").strip() for row in self._settings("general")}
         city = " ".join(v for v in (values.get("woocommerce_store_city"), values.get("woocommerce_store_postcode")) if v)
-        country = values.get("woocommerce_default_country", "").replace(":", " ")  # "US:CA" is country:state
-        parts = (values.get("woocommerce_store_address"), values.get("woocommerce_store_address_2"), city, country)
+        # "US:CA" is country:state; WooCommerce 9 state codes may carry the country already ("DE:DE-BE")
+        country, _, state = values.get("woocommerce_default_country", "").partition(":")
+        state = state.removeprefix(f"{country}-") if country else state
+        parts = (values.get("woocommerce_store_address"), values.get("woocommerce_store_address_2"), city, state,
+                 country)
         return ", ".join(p for p in parts if p)
+
+    def site_title(self) -> str | None:
+        """The site's title (Settings › General), from the WordPress REST index `GET /wp-json/`; None if unknown."""
+        try:
+            index = self.request("GET", "").json()
+        except (WooError, ValueError):
+            return None
+        name = index.get("name") if isinstance(index, dict) else None
+        return name.strip()[:255] or None if isinstance(name, str) else None
 
     def _settings(self, group: str) -> list[dict[str, Any]]:
         rows = self.request("GET", f"wc/v3/settings/{group}").json()

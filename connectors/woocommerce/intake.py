@@ -58,7 +58,8 @@ def record(
     vault: Vault,
     now: datetime,
 ) -> tuple[int | None, str]:
-    """Insert once per (woocommerce, store, delivery id); the caller commits, then enqueues the id."""
+    """Insert once per (woocommerce, store, delivery id: `webhooks.event_id`, never X-WC-Webhook-Delivery-ID);
+    the caller commits, then enqueues the id."""
     from connectors.receipts import order_keys
 
     annotated = annotate(payload, topic, found, vault, now)

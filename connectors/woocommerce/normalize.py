@@ -118,6 +118,7 @@ def _contact(p: Mapping[str, Any]) -> Contact:
         country=country.upper() if country and len(country) == 2 else None,
         province=_str(billing, "state") if len(_str(billing, "state") or "") <= 8 else None,
         accepts_email=_marketing_opt_in(p),
+        accepts_sms=_meta_true(p, SMS_OPT_IN_META),
     )
 
 
@@ -141,10 +142,18 @@ def cart_key(p: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: The SMS opt-in box (off by default: the merchant turns it on; unticked at checkout).
+SMS_OPT_IN_META = ("_cartresq_sms_opt_in", "_wc_other/cartresq/sms-opt-in")
+
+
 def _marketing_opt_in(p: Mapping[str, Any]) -> bool:
     """WooCommerce orders have no consent field: only our plugin's recorded opt-in counts as consent."""
+    return _meta_true(p, OPT_IN_META)
+
+
+def _meta_true(p: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
     for meta in _list(p, "meta_data"):
-        if isinstance(meta, Mapping) and meta.get("key") in OPT_IN_META:
+        if isinstance(meta, Mapping) and meta.get("key") in keys:
             value = meta.get("value")
             if value is True or (isinstance(value, str | int) and str(value).strip().lower() in TRUTHY):
                 return True

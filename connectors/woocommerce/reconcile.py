@@ -174,7 +174,7 @@ def reconcile_store(
         report.webhooks = ensure_webhooks(sessions, vault, store_id, client, delivery_url(app_url, store_key))
         if not has_address:
             with sessions.begin() as session:
-                fill_postal_address(session, store_id, client.store_address())
+                fill_postal_address(session, store_id, client.store_address(), name=client.site_title())
         if not plugin_done and plugin_secret:
             configure_plugin(sessions, vault, store_id, client, app_url, store_key, plugin_secret)
         report.backfilled, newest = backfill(engine, vault, store_key, client, since, hand_off)

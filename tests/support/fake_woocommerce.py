@@ -66,8 +66,9 @@ class FakeWooCommerce:
             "woocommerce_store_address": "8 Example Gasse",
             "woocommerce_store_city": "Beispielstadt",
             "woocommerce_store_postcode": "10115",
-            "woocommerce_default_country": "DE",
+            "woocommerce_default_country": "DE:DE-BE",  # WooCommerce 9: the state code carries the country
         }
+        self.site_title = "Beispiel Laden"  # Settings › General › Site Title (invented)
         self.requests: list[tuple[str, str]] = []
         self.pings: list[tuple[str, int]] = []
         self._next_id = 100
@@ -200,6 +201,8 @@ class FakeWooCommerce:
                     401,
                 )
             route = path[len("/wp-json/") :].rstrip("/")
+            if route == "" and request.method == "GET":  # the WordPress REST index: the site's title
+                return _json({"name": self.site_title, "description": "", "url": self.url, "namespaces": ["wc/v3"]})
             if route == "wc/v3/system_status" and request.method == "GET":
                 return _json(self._system_status())
             if route == "wc/v3/settings/general" and request.method == "GET":

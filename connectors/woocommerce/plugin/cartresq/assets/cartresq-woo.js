@@ -2,7 +2,9 @@
  * CartResQ for WooCommerce: reports the Store API cart and the contact details typed into the
  * classic checkout (#billing_email, #billing_phone) or the block checkout (#email, #billing-phone,
  * #shipping-phone) as beacons to the app's POST /track (see the beacon contract).
- * Configured by data- attributes of its own script tag: data-endpoint, data-shop, data-store-api.
+ * Configured by data- attributes of its own script tag: data-endpoint, data-shop, data-store-api, and
+ * data-consent: what counts as consent when no consent plugin answers through the WP Consent API —
+ * `opt-in` (the store's region needs prior consent: only the ticked checkout box) or `implied`.
  */
 ( function () {
 	'use strict';
@@ -14,6 +16,7 @@
 	var endpoint = script.getAttribute( 'data-endpoint' );
 	var shop = script.getAttribute( 'data-shop' );
 	var storeApi = script.getAttribute( 'data-store-api' );
+	var consentMode = script.getAttribute( 'data-consent' ) || 'opt-in';
 	if ( ! endpoint || ! shop || ! storeApi ) {
 		return;
 	}
@@ -21,6 +24,8 @@
 	var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]{2,}$/;
 	var PHONE = /^\+?[0-9 ()\-.]{7,20}$/;
 	var EMAIL_FIELDS = '#email, #billing_email, #billing-email';
+	/* The plugin's marketing opt-in: classic field, and the Checkout block's additional field. */
+	var OPT_IN = '#cartresq_marketing_opt_in, input[id$="cartresq-marketing-opt-in"]';
 	var PHONE_FIELDS = '#billing-phone, #shipping-phone, #billing_phone';
 	var SID_KEY = 'cartresq_sid';
 	var IDLE = 30 * 60 * 1000;
@@ -70,10 +75,13 @@
 		return 'other';
 	}
 
-	/* WP Consent API, when the site has it; otherwise the site's own banner decides whether this script loads. */
+	/* WP Consent API, when the site has a consent plugin; otherwise what the merchant's settings declare for
+	 * the store's region: the checkout's opt-in box where the law needs one, else implied consent. */
 	function consent() {
 		if ( typeof window.wp_has_consent !== 'function' ) {
-			return null;
+			var box = document.querySelector( OPT_IN );
+			var given = consentMode === 'implied' || !! ( box && box.checked );
+			return { analytics: given, marketing: given, preferences: given, sale_of_data: false };
 		}
 		return {
 			analytics: !! window.wp_has_consent( 'statistics' ),
@@ -145,6 +153,11 @@
 		} );
 	}
 
+	/* The storefront tracker's WooCommerce adapter: its cart summary (instead of Shopify's /cart.js) and the
+	 * consent its beacons carry. */
+	window.CartResQCart = readCart;
+	window.CartResQConsent = consent;
+
 	var cartTimer = null;
 	function reportCart() {
 		window.clearTimeout( cartTimer );
@@ -200,7 +213,7 @@
 	[ 'input', 'change', 'blur' ].forEach( function ( name ) {
 		document.addEventListener( name, function ( event ) {
 			var target = event.target;
-			if ( target && target.matches && ( target.matches( EMAIL_FIELDS ) || target.matches( PHONE_FIELDS ) ) ) {
+			if ( target && target.matches && ( target.matches( EMAIL_FIELDS ) || target.matches( PHONE_FIELDS ) || target.matches( OPT_IN ) ) ) {
 				reportContact();
 			}
 		}, true );

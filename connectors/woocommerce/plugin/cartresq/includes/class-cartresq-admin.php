@@ -47,6 +47,7 @@ class CartResQ_Admin {
 			array(
 				'app_url'          => untrailingslashit( $url ),
 				'marketing_opt_in' => empty( $_POST['cartresq_marketing_opt_in'] ) ? '' : 'yes',
+				'sms_opt_in'       => empty( $_POST['cartresq_sms_opt_in'] ) ? '' : 'yes',
 			)
 		);
 		wp_safe_redirect( admin_url( 'admin.php?page=cartresq&updated=1' ) );
@@ -104,7 +105,16 @@ class CartResQ_Admin {
 								<input name="cartresq_marketing_opt_in" id="cartresq_marketing_opt_in" type="checkbox" value="yes" <?php checked( 'yes', CartResQ_Settings::get( 'marketing_opt_in' ) ); ?> />
 								<?php esc_html_e( 'Ask for email marketing consent at checkout (classic checkout and Checkout block)', 'cartresq' ); ?>
 							</label>
-							<p class="description"><?php esc_html_e( 'Shoppers in the EU, the UK and other regions that need prior consent are only reminded by email when they tick it.', 'cartresq' ); ?></p>
+							<p class="description"><?php esc_html_e( 'Shoppers in the EU, the UK and other regions that need prior consent are only reminded by email when they tick it. Stores based in those regions always ask.', 'cartresq' ); ?></p>
+						</td>
+					</tr>
+					<tr>
+						<th scope="row"><?php esc_html_e( 'SMS opt-in', 'cartresq' ); ?></th>
+						<td>
+							<label for="cartresq_sms_opt_in">
+								<input name="cartresq_sms_opt_in" id="cartresq_sms_opt_in" type="checkbox" value="yes" <?php checked( 'yes', CartResQ_Settings::get( 'sms_opt_in' ) ); ?> />
+								<?php esc_html_e( 'Offer an SMS reminder opt-in at checkout (unticked; only a ticked box is SMS consent)', 'cartresq' ); ?>
+							</label>
 						</td>
 					</tr>
 				</table>

@@ -16,8 +16,34 @@ class CartResQ_Frontend {
 	 * Hooks.
 	 */
 	public static function init() {
+		add_action( 'init', array( __CLASS__, 'maybe_service_worker' ), 0 );
 		add_action( 'wp_enqueue_scripts', array( __CLASS__, 'enqueue' ) );
 		add_filter( 'script_loader_tag', array( __CLASS__, 'data_attributes' ), 10, 2 );
+	}
+
+	/**
+	 * `/cartresq-sw.js` at the site root: the web-push service worker. A service worker must come from the
+	 * page's own origin (and its path bounds its scope), so it is served here and imports CartResQ's
+	 * worker (`<app>/push/sw.js`, one source for both platforms).
+	 */
+	public static function maybe_service_worker() {
+		$path = wp_parse_url( isset( $_SERVER['REQUEST_URI'] ) ? esc_url_raw( wp_unslash( $_SERVER['REQUEST_URI'] ) ) : '', PHP_URL_PATH );
+		$home = (string) wp_parse_url( home_url( '/' ), PHP_URL_PATH );
+		if ( ! is_string( $path ) || $home . 'cartresq-sw.js' !== $path ) {
+			return;
+		}
+		$app = CartResQ_Settings::app_url();
+		if ( '' === $app ) {
+			status_header( 404 );
+			exit;
+		}
+		status_header( 200 );
+		header( 'Content-Type: text/javascript; charset=utf-8' );
+		header( 'Service-Worker-Allowed: ' . $home );
+		header( 'Cache-Control: no-cache' );
+		header( 'X-Content-Type-Options: nosniff' );
+		echo 'importScripts(' . wp_json_encode( $app . '/push/sw.js' ) . ");\n"; // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- JSON-encoded URL in a script.
+		exit;
 	}
 
 	/**
@@ -66,8 +92,16 @@ class CartResQ_Frontend {
 			esc_attr( CartResQ_Settings::app_url() . '/track' ),
 			esc_attr( CartResQ_Settings::shop_domain() )
 		);
+		if ( 'cartresq-tracker' === $handle ) {
+			// The exit popup the tracker loads when the app answers an exit beacon with one.
+			$attributes .= sprintf( ' data-popup-src="%s"', esc_attr( CartResQ_Settings::app_url() . '/static/cartresq-popup.js' ) );
+		}
 		if ( 'cartresq-woo' === $handle ) {
-			$attributes .= sprintf( ' data-store-api="%s"', esc_attr( rest_url( 'wc/store/v1/cart' ) ) );
+			$attributes .= sprintf(
+				' data-store-api="%s" data-consent="%s"',
+				esc_attr( rest_url( 'wc/store/v1/cart' ) ),
+				esc_attr( CartResQ_Consent::storefront_mode() )
+			);
 		}
 		return preg_replace( '/<script\b/', '<script' . $attributes, $tag, 1 );
 	}

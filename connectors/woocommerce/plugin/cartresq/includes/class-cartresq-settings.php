@@ -27,7 +27,8 @@ class CartResQ_Settings {
 				'store_key'        => '',
 				'restore_secret'   => '',
 				'connected_at'     => 0,
-				'marketing_opt_in' => '', // 'yes': the checkout asks for email marketing consent.
+				'marketing_opt_in' => '', // 'yes': the checkout asks for email marketing consent (always where the region needs it).
+				'sms_opt_in'       => '', // 'yes': the checkout offers an SMS opt-in box, unticked.
 			)
 		);
 	}
