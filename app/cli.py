@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from app.cli_errors import Group, plain_request_logs, preflight, settings_or_exit
+from app.cli_errors import Group, plain_request_logs, preflight, reachable, settings_or_exit
 from recovery.settings import Settings
 
 
@@ -86,7 +86,7 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
     settings = _settings()
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: `cartresq serve` runs the worker in-process instead")
-    preflight(settings)
+    reachable(settings.redis_url, "REDIS_URL")  # a socket, not the full check: a worker must start fast
     args = ["dramatiq", "app.worker:setup", *dramatiq_args]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
