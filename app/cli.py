@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from app.cli_errors import Group, plain_request_logs, preflight, settings_or_exit
+from app.cli_errors import Group, plain_request_logs, preflight, reachable, settings_or_exit
 from recovery.settings import Settings
 
 
@@ -92,7 +92,7 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
     settings = _settings()
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: `cartresq serve` runs the worker in-process instead")
-    preflight(settings)
+    reachable(settings.redis_url, "REDIS_URL")  # a socket, not the full check: a worker must start fast
     args = ["dramatiq", "app.worker:setup", *dramatiq_args]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 
@@ -193,10 +193,10 @@ def db_upgrade() -> None:
 @main.command()
 @click.option("--template", "templates", multiple=True, help="gentle_reminder, value_proposition, offer or final_call (default: all)")
 @click.option("--locale", default="en-US", show_default=True, help="shopper locale, e.g. de-DE")
-@click.option("--channel", type=click.Choice(["email", "sms"]), default="email", show_default=True)
+@click.option("--channel", type=click.Choice(["email", "sms", "push"]), default="email", show_default=True)
 def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
     """Print each message of the sequence rendered with an invented sample cart (subject + text part)."""
-    from recovery.content import TEMPLATES, preview_sms
+    from recovery.content import TEMPLATES, preview_push, preview_sms
     from recovery.content import preview as preview_email
 
     for name in templates:
@@ -206,6 +206,9 @@ def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
         click.echo(f"=== {name} ({channel}, {locale}) ===")
         if channel == "sms":
             click.echo(preview_sms(name, locale))
+        elif channel == "push":
+            title, body = preview_push(name, locale)
+            click.echo(f"{title}\n{body}")
         else:
             rendered = preview_email(name, locale)
             click.echo(f"Subject: {rendered.subject}\n\n{rendered.text.strip()}")

@@ -108,6 +108,19 @@ def preflight(settings: Any) -> None:
             client.close()
 
 
+def reachable(url: str, variable: str) -> None:
+    """One TCP connect to the URL's host and port (cheap: no client library imported)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or 6379), timeout=3):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot reach {_safe_url(url)} ({variable}): {exc.strerror or exc}") from None
+
+
 def settings_or_exit() -> Any:
     """Settings from the environment; a bad value is one line naming the variable."""
     from recovery.settings import Settings

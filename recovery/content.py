@@ -6,22 +6,22 @@ drop); nothing here invents scarcity, countdowns or policies.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from importlib import resources
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from recovery import catalogs
+
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
-LANGUAGES = ("en", "de")  # one strings file each under templates/strings/; others fall back to English
+LANGUAGES = catalogs.LANGUAGES  # one gettext catalog each under locale/; others fall back to English
 LOW_STOCK = 10  # "Only N left" is shown at or below this, and only when inventory says so
 SMS_MAX = 320  # two GSM-7 segments; a reminder must never become a long multi-part text
 _SMS_STORE_NAME_MAX = 40
@@ -89,18 +89,14 @@ def _env() -> Environment:
     )
 
 
-@cache
 def _strings(language: str) -> dict[str, str]:
-    path = resources.files("recovery").joinpath("templates", "strings", f"{language}.json")
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return catalogs.strings(language)
 
 
-@lru_cache(maxsize=256)  # bounded: locale tags come from shoppers' browsers
 def _locale(tag: str) -> Locale:
-    try:
-        return Locale.parse(tag.replace("-", "_"))  # Babel spells it en_US
-    except (UnknownLocaleError, ValueError, TypeError):
-        return Locale.parse("en")
+    """The locale the copy is written in: the shopper's when we have its language, else English (text,
+    `lang` and number formats alike)."""
+    return catalogs.copy_locale(tag)
 
 
 @lru_cache(maxsize=4096)  # Babel's formatting showed in send profiles; prices and totals repeat a lot
@@ -127,7 +123,7 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
     """Everything the templates see, with all money already formatted for the shopper's locale."""
     _check(template, ctx)
     loc = _locale(ctx.locale)
-    strings = _strings(loc.language if loc.language in LANGUAGES else "en")
+    strings = _strings(loc.language)
     name, store = _clean(ctx.first_name), _clean(ctx.store_name) or ""
     facts = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
 
@@ -150,6 +146,7 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         "lang": loc.language,
         "say": say,
         "subject": say(f"subject.{template}"),
+        "preheader": say(f"preheader.{template}"),
         "greeting": say("greeting"),
         "store_name": store,
         "store_url": ctx.store_url,
@@ -203,8 +200,9 @@ def render_sms(template: str, ctx: MessageContext) -> str:
     return body
 
 
-def sample_context(locale: str = "en-US", currency: str = "USD") -> MessageContext:
-    """An invented cart for previews: one price drop, one low-stock item, an offer."""
+def sample_context(locale: str = "en-US", currency: str = "USD", image_url: str | None = None) -> MessageContext:
+    """An invented cart for previews: one price drop, one low-stock item, an offer. `image_url` is the
+    first item's picture (the web preview serves one itself; None: no picture)."""
     return MessageContext(
         store_name="Hollow Oak Goods",
         store_url="https://hollow-oak-goods.myshopify.com",
@@ -213,7 +211,7 @@ def sample_context(locale: str = "en-US", currency: str = "USD") -> MessageConte
         locale=locale,
         currency=currency,
         items=(
-            ItemView("Waxed Canvas Tote", "Olive", 2, Decimal("49.90"), "https://cdn.example.com/tote.jpg"),
+            ItemView("Waxed Canvas Tote", "Olive", 2, Decimal("49.90"), image_url),
             ItemView("Enamel Camp Mug", "Cream", 1, Decimal("18.00"), None, Decimal("24.00"), stock_left=3),
         ),
         total=Decimal("117.80"),
@@ -226,14 +224,27 @@ def sample_context(locale: str = "en-US", currency: str = "USD") -> MessageConte
     )
 
 
+#: The sample cart's currency by the copy's language: where most of its shoppers pay in it.
+_SAMPLE_CURRENCY = {"de": "EUR", "fr": "EUR", "es": "EUR", "it": "EUR", "nl": "EUR", "pt": "BRL"}
+
+
 def _sample_currency(locale: str) -> str:
-    return "EUR" if _locale(locale).language == "de" else "USD"
+    return _SAMPLE_CURRENCY.get(_locale(locale).language, "USD")
 
 
-def preview(template: str, locale: str = "en-US") -> RenderedEmail:
-    """The email for the sample cart, in the locale's usual currency (EUR for German, else USD)."""
-    return render_email(template, sample_context(locale, _sample_currency(locale)))
+def preview(template: str, locale: str = "en-US", image_url: str | None = None) -> RenderedEmail:
+    """The email for the sample cart, in the currency most shoppers of that language pay in."""
+    return render_email(template, sample_context(locale, _sample_currency(locale), image_url))
 
 
 def preview_sms(template: str, locale: str = "en-US") -> str:
     return render_sms(template, sample_context(locale, _sample_currency(locale)))
+
+
+def preview_push(template: str, locale: str = "en-US") -> tuple[str, str]:
+    """(title, body) of the web push notification for the sample cart."""
+    from recovery.push_content import render_push
+
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    return render_push(template, sample_context(locale, _sample_currency(locale)))

@@ -1,17 +1,16 @@
 """Web push notifications for a recovery step: a short, honest title and body, and the signed restore link.
 
-recovery/content.py renders email and SMS and has no push variant, so the few lines live here, keyed
-like its strings (per template, English and German, other languages fall back to English). A
+recovery/content.py renders email and SMS and has no push variant, so the few lines live here, from
+the same gettext catalogs (`push.<template>`; languages without copy fall back to English). A
 notification says only what is true of every cart: it is saved, and where to tap. Prices, stock and
 names stay out: a lock screen is not private.
 """
 
 from __future__ import annotations
 
-from babel import Locale, UnknownLocaleError
 from sqlalchemy.orm import object_session
 
-from recovery import push
+from recovery import catalogs, push
 from recovery import tables as t
 from recovery.channels import OutboundPush
 from recovery.content import MessageContext
@@ -21,30 +20,10 @@ TITLE_MAX = 50
 BODY_MAX = 120
 NO_SUBSCRIPTION = "no_push_subscription"
 
-_STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "gentle_reminder": "You left items in your cart. It's saved: tap to pick up where you left off.",
-        "value_proposition": "No rush: your cart is saved. Tap to look at it again.",
-        "offer": "{percent}% off your cart with code {code}. Tap to return to it.",
-        "final_call": "Last reminder: your cart is still saved. Tap to return to it.",
-    },
-    "de": {
-        "gentle_reminder": (
-            "Sie haben Artikel im Warenkorb gelassen. Er ist gespeichert: tippen, um weiterzumachen."
-        ),
-        "value_proposition": "Kein Grund zur Eile: Ihr Warenkorb ist gespeichert. Tippen, um ihn anzusehen.",
-        "offer": "{percent} % Rabatt auf Ihren Warenkorb mit dem Code {code}. Tippen, um zurückzukehren.",
-        "final_call": "Letzte Erinnerung: Ihr Warenkorb ist noch gespeichert. Tippen, um zurückzukehren.",
-    },
-}
-
-
-def _language(tag: str) -> str:
-    try:
-        language = Locale.parse(tag.replace("-", "_")).language
-    except (UnknownLocaleError, ValueError, TypeError):
-        return "en"
-    return language if language in _STRINGS else "en"
+def _strings(tag: str) -> dict[str, str]:
+    """This language's notification lines (recovery/locale catalogs, `push.<template>`), else English."""
+    strings = catalogs.strings(catalogs.copy_locale(tag).language)
+    return {key.removeprefix("push."): text for key, text in strings.items() if key.startswith("push.")}
 
 
 def _clip(text: str, limit: int) -> str:
@@ -54,7 +33,7 @@ def _clip(text: str, limit: int) -> str:
 
 def render_push(template: str, ctx: MessageContext) -> tuple[str, str]:
     """(title, body). The offer line only with a real code, as in email; otherwise the gentle reminder."""
-    strings = _STRINGS[_language(ctx.locale)]
+    strings = _strings(ctx.locale)
     if template == "offer" and not (ctx.offer_code and ctx.offer_percent):
         template = "gentle_reminder"
     if template not in strings:

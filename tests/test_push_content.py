@@ -35,7 +35,8 @@ def test_the_offer_line_only_with_a_real_code() -> None:
 
 def test_german_and_a_fallback_to_english() -> None:
     assert render_push("final_call", sample_context("de-DE", "EUR"))[1].startswith("Letzte Erinnerung")
-    assert render_push("final_call", sample_context("fr-FR", "EUR"))[1].startswith("Last reminder")
+    assert render_push("final_call", sample_context("fr-FR", "EUR"))[1].startswith("Dernier rappel")
+    assert render_push("final_call", sample_context("ja-JP", "JPY"))[1].startswith("Last reminder")
     assert render_push("final_call", replace(sample_context(), locale="not a locale"))[1].startswith("Last")
 
 

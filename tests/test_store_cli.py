@@ -254,6 +254,8 @@ def test_broker_errors_are_one_line(cli: CliRunner, monkeypatch: pytest.MonkeyPa
     result = cli.invoke(main, ["dispatcher"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: cannot use Redis at redis://127.0.0.1:") and "(REDIS_URL)" in result.output
+    worker = cli.invoke(main, ["worker"])
+    assert worker.exit_code == 2 and worker.output.startswith(f"error: cannot reach redis://127.0.0.1:{port}/0 (REDIS_URL)")
 
 
 def test_request_logs_have_no_colour_codes_when_not_a_terminal() -> None:

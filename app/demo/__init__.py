@@ -21,6 +21,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -120,11 +121,17 @@ class Shop:
             _, index = heapq.heappop(self.due)
             self.buy(by_index[index])
 
-    def read_outbox(self, outbox: Path, settings: Settings) -> None:
-        """React to each new message as the simulated shopper would: open, click, buy."""
-        for path in sorted(outbox.glob("*/*")):
-            if path.name in self.seen_files or path.suffix not in {".eml", ".json"}:
-                continue
+    def read_outbox(self, outbox: Path, settings: Settings, sent: Callable[[list[int]], set[int]]) -> None:
+        """React to each new message as the simulated shopper would: open, click, buy.
+
+        Only once its row says `sent`: the outbox file is written just before that commit, and an order
+        landing in between would not be attributed to the message (a race, not a shopper's choice)."""
+        fresh = [p for p in sorted(outbox.glob("*/*")) if p.name not in self.seen_files and p.suffix in {".eml", ".json"}]
+        ids = {path: int(match.group(1)) for path in fresh if (match := re.match(r"(\d+)-step", path.name))}
+        committed = sent(list(ids.values())) if ids else set()
+        for path in fresh:
+            if path in ids and ids[path] not in committed:
+                continue  # next pass
             self.seen_files.add(path.name)
             if path.suffix == ".eml":
                 message = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -213,6 +220,13 @@ def run(
     model = ShopperModel(seed)
     people = [model.shopper(i) for i in range(carts)]
     by_index = {p.index: p for p in people}
+    def sent(ids: list[int]) -> set[int]:
+        from sqlalchemy import select
+
+        with runtime.sessions() as session:
+            rows = select(t.RecoveryMessage.id).where(t.RecoveryMessage.id.in_(ids), t.RecoveryMessage.status == "sent")
+            return set(session.scalars(rows))
+
     with httpx.Client(base_url=settings.app_url, timeout=10) as client:
         shop = Shop(seed, client)
         # Every shopper checks out (and those who do not abandon, buy) before the dispatcher starts, one
@@ -231,7 +245,7 @@ def run(
             shown = 0
             while time.monotonic() < end:
                 shop.fire_due(by_index)
-                shop.read_outbox(settings.outbox_dir, settings)
+                shop.read_outbox(settings.outbox_dir, settings, sent)
                 hours = min(int((time.monotonic() - start) * TIME_SCALE / 3600), SEQUENCE_HOURS)
                 advance(hours - shown)
                 shown = hours
@@ -240,7 +254,7 @@ def run(
         progress.stage("letting the last messages and orders settle")
         runtime.broker.join("intake", timeout=30_000)
         runtime.broker.join("send", timeout=30_000)
-        shop.read_outbox(settings.outbox_dir, settings)
+        shop.read_outbox(settings.outbox_dir, settings, sent)
         time.sleep(0.5)
         runtime.broker.join("intake", timeout=30_000)
     with runtime.sessions() as session:
