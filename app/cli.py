@@ -293,5 +293,7 @@ class _sessions:
         return False
 
 
+__import__("app.effectiveness").effectiveness.register(main)  # `evaluate`, `train --from-db` (issue 21)
+
 if __name__ == "__main__":
     main()
