@@ -142,3 +142,36 @@ def test_train_from_db_and_evaluate_record_a_verdict(database_url: str, tmp_path
     assert record["promoted"] is False and record["n_sends"] == 240 and "evaluated_at" in record
     unknown = runner.invoke(main, ["train", "--from-db", "--store", "nowhere.myshopify.com", "--out", str(out)])
     assert unknown.exit_code != 0 and "no store nowhere.myshopify.com" in unknown.output
+
+
+def test_summary_reports_lift_per_shopper_with_intervals_and_cuped(database_url: str, tmp_path: Path) -> None:
+    from recovery.analytics import format_summary, summarize
+
+    rt = _runtime(database_url, tmp_path)
+    set_store(rt, holdout_percent=50)
+    emails = [f"c{i}@example.com" for i in range(200)]
+    _carts(rt, emails)
+    _carts(rt, emails[:50], hour=1)  # 50 shoppers with a second cart: still one unit each
+    at = now() + 3 * HOUR
+    abandon_all(rt, at)
+    with rt.sessions.begin() as session:
+        store_id = session.scalars(select(t.Store.id)).one()
+        for n, c in enumerate(session.scalars(select(t.Cart).order_by(t.Cart.id))):
+            loyal = int(c.email[1:].split("@")[0]) % 4 == 0  # a quarter ordered before (pre-period)
+            if loyal:
+                session.add(t.Order(store_id=store_id, platform_order_id=f"pre{n}", email=c.email, currency="USD",
+                                    total=Decimal("30"), placed_at=at - timedelta(days=30)))  # fmt: skip
+            if loyal or n % 5 == 0:
+                c.status = "completed"
+    with rt.sessions() as session:
+        s = summarize(session)
+    rt.close()
+    r = s.lift_report
+    assert r is not None and s.abandoned == 250
+    assert r.treated_carts + r.holdout_carts == 200  # shoppers, not carts
+    assert r.lift_low <= r.lift <= r.lift_high and r.cuped_variance_reduction is not None
+    assert r.cuped_variance_reduction > 0.2  # the loyal quarter's history explains their orders
+    assert r.aov == 40.0 and r.incremental_revenue == pytest.approx(r.lift * r.treated_carts * 40.0)
+    text = format_summary(s)
+    for label in ("per shopper", "attributed revenue", "incremental revenue", "lift with CUPED", "verdict"):
+        assert label in text
