@@ -211,3 +211,18 @@ def test_model_that_does_not_match_its_metadata_is_not_served(
     path.write_bytes(export_onnx(fitted.model, fitted.X_test, zipmap=True))
     # Then the pair is rejected rather than served under the wrong description
     assert load_scorer(path) is None
+
+
+def test_production_serves_only_a_promoted_model(trained: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from ml.train import record_promotion
+
+    shutil.copytree(trained.model_dir, tmp_path / "m")
+    path = tmp_path / "m" / "send_time.onnx"
+    assert isinstance(send_time_model(path, require_promotion=True), FixedSendTime)
+    assert isinstance(send_time_model(path), SendTimeScorer)  # offline tools still load it
+    record_promotion(tmp_path / "m", {"promoted": True})
+    assert isinstance(send_time_model(path, require_promotion=True), SendTimeScorer)  # picked up on change
+    record_promotion(tmp_path / "m", {"promoted": False})
+    assert isinstance(send_time_model(path, require_promotion=True), FixedSendTime)
