@@ -93,15 +93,16 @@ def evaluate(
             raise click.BadParameter("seeds must be integers, comma-separated") from None
         click.echo(f"send-time policy, {len(seed_list)} seeds x {carts} carts, model trained on {train_rows} sends")
         click.echo(report([run_seed(s, n_carts=carts, n_train=train_rows) for s in seed_list]))
-        c = lift_checks(experiments)
-        click.echo(
-            f"\nlift report over {c['experiments']} simulated experiments ({c['shoppers']} shoppers, "
-            f"holdout {c['holdout_share']:.0%}, true lift {c['true_lift']:.2%}):\n"
-            f"  95% Newcombe interval covers the true lift in {c['newcombe_coverage']:.1%}\n"
-            f"  95% CUPED interval covers it in {c['cuped_coverage']:.1%}; CUPED cuts the variance by "
-            f"{c['cuped_variance_reduction']:.0%} (median)\n"
-            f"  always-valid 95% confidence sequence covers it in {c['sequential_coverage']:.1%}"
-        )
+        for shoppers, share in ((2000, 0.5), (1000, 0.1)):
+            c = lift_checks(experiments, shoppers, share)
+            click.echo(
+                f"\nlift report over {c['experiments']} simulated experiments ({c['shoppers']} shoppers, "
+                f"holdout {c['holdout_share']:.0%}, true lift {c['true_lift']:.2%}):\n"
+                f"  95% Newcombe interval covers the true lift in {c['newcombe_coverage']:.1%}\n"
+                f"  95% CUPED interval covers it in {c['cuped_coverage']:.1%}; CUPED cuts the variance by "
+                f"{c['cuped_variance_reduction']:.0%} (median)\n"
+                f"  always-valid 95% confidence sequence covers it in {c['sequential_coverage']:.1%}"
+            )
         return
     from ml.inference import MODEL_FILE, load_scorer
     from ml.learn import evaluate_logs
