@@ -103,6 +103,16 @@ def evaluate(
                 f"{c['cuped_variance_reduction']:.0%} (median)\n"
                 f"  always-valid 95% confidence sequence covers it in {c['sequential_coverage']:.1%}"
             )
+        b = bandit_checks(n_stores=100, shoppers=20_000, batch=250)
+        fixed = ", ".join(f"{arm} %: {regret:,.0f}" for arm, regret in b["fixed_regret"].items())  # type: ignore[attr-defined]
+        click.echo(
+            f"\ndiscount bandit (Thompson on profit, margin 40 %, floor 10 %) over {b['stores']} simulated stores "
+            f"x {b['shoppers']:,} shown offers:\n"
+            f"  ends on the best arm in {b['best_arm_rate']:.0%} of stores; within 2 % of the best profit in "
+            f"{b['within_2pct_rate']:.0%}\n"
+            f"  cumulative profit regret per store (order-value units): bandit {b['bandit_regret']:,.0f}; "
+            f"fixed arms {fixed}"
+        )
         return
     from ml.inference import MODEL_FILE, load_scorer
     from ml.learn import evaluate_logs
@@ -161,3 +171,44 @@ def _extend_train(train: click.Command) -> None:
 def register(main: click.Group) -> None:
     main.add_command(evaluate)
     _extend_train(main.commands["train"])
+
+
+def bandit_checks(n_stores: int = 200, shoppers: int = 4000, batch: int = 100, seed: int = 11, margin: float = 0.40) -> dict[str, object]:
+    """The discount bandit over simulated stores: how often it ends on the best arm, and its
+    cumulative profit regret against each fixed arm's (per shopper, in order-value units)."""
+    from ml.discount_sim import stores
+    from recovery import discounts
+
+    arms = np.asarray(discounts.DEFAULT_ARMS)
+    sim = stores(n_stores, seed)
+    truth = sim.profit(arms, margin)
+    conversion = sim.conversion(arms)
+    best = truth.max(axis=1)
+    rng = np.random.default_rng([seed, 1])
+    regret = np.zeros(n_stores)
+    found = near = 0
+    for s in range(n_stores):
+        stats = {int(a): discounts.ArmStats() for a in arms}
+        prior = float(sim.value[s])  # the store's average order value is known before the experiment
+        for _ in range(shoppers // batch):
+            shown, conv, value = discounts._arrays(stats, arms.tolist(), prior)
+            picks = np.argmax(discounts.profit_samples(shown, conv, value, arms.tolist(), margin, rng, batch), axis=1)
+            explore = rng.random(batch) < discounts.EXPLORATION_FLOOR
+            picks[explore] = rng.integers(len(arms), size=int(explore.sum()))
+            counts = np.bincount(picks, minlength=len(arms))
+            bought = rng.binomial(counts, conversion[s])
+            for j, a in enumerate(arms):
+                st = stats[int(a)]
+                st.shown, st.converted = st.shown + int(counts[j]), st.converted + int(bought[j])
+                st.revenue += float(bought[j]) * prior
+            regret[s] += float(np.sum(best[s] - truth[s, picks]))
+        chosen = discounts.best_arm(stats, arms=arms.tolist(), margin=margin, prior_aov=prior)
+        j = int(np.flatnonzero(arms == chosen)[0])
+        found += truth[s, j] == best[s]
+        near += truth[s, j] >= 0.98 * best[s]
+    fixed = {int(a): float(np.mean(shoppers * (best - truth[:, j]))) for j, a in enumerate(arms)}
+    return {
+        "stores": n_stores, "shoppers": shoppers, "best_arm_rate": found / n_stores,
+        "within_2pct_rate": near / n_stores, "bandit_regret": float(regret.mean()), "fixed_regret": fixed,
+        "best_arm_share": {int(a): float(np.mean(truth.argmax(axis=1) == j)) for j, a in enumerate(arms)},
+    }  # fmt: skip
