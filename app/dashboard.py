@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, g, render_template
 from sqlalchemy import select
 
 from recovery import tables as t
 from recovery.analytics import summarize
 from recovery.content import TEMPLATES
+from recovery.monitoring import store_report
 from app.auth import require_session
 
 bp = Blueprint("dashboard", __name__)
@@ -38,6 +41,8 @@ def index() -> str:
         carts = session.scalars(recent if store_id is None else recent.where(t.Cart.store_id == store_id)).all()
         # CAN-SPAM: without a postal address no email leaves (recovery/checks.py); say so where it is fixed.
         no_address = [s.domain for s in visible if not str((s.settings or {}).get("postal_address") or "").strip()]
+        # Weekly drift (PSI) and calibration (ECE) of the send-time inputs, per store (recovery/monitoring.py).
+        drift = {s.domain: w for s in visible if (w := store_report(session, s.id, datetime.now(UTC)).warnings)}
         messages = session.scalars(
             select(t.RecoveryMessage)
             .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
@@ -48,5 +53,5 @@ def index() -> str:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
         "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, platform=g.get("store_status"),
-        no_address=no_address, templates=TEMPLATES
+        no_address=no_address, templates=TEMPLATES, drift=drift
     )
