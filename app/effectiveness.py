@@ -18,6 +18,13 @@ def _settings():  # type: ignore[no-untyped-def]
     return Settings.from_env()
 
 
+def _model_dir(store_domain: str | None) -> Path:
+    """The pooled model's directory, or a store's own beside it (models/stores/SHOP): a per-store
+    model never overwrites the one every store is served."""
+    base = Path(_settings().model_dir)
+    return base / "stores" / store_domain if store_domain else base
+
+
 def _logged(store_domain: str | None):  # type: ignore[no-untyped-def]
     """(store id or None, logged sends with known labels) from the configured database."""
     from sqlalchemy import select
@@ -118,7 +125,7 @@ def evaluate(
     from ml.learn import evaluate_logs
     from ml.train import record_promotion
 
-    directory = model_dir or _settings().model_dir
+    directory = model_dir or _model_dir(store_domain)
     scorer = load_scorer(directory / MODEL_FILE)
     if scorer is None:
         raise click.ClickException(f"no usable model in {directory} (train one with `cartresq train --from-db`)")
@@ -157,7 +164,7 @@ def _extend_train(train: click.Command) -> None:
         from ml.learn import train_from_logs
 
         store_id, sends = _logged(store_domain)
-        out = kwargs.get("out") or _settings().model_dir
+        out = kwargs.get("out") or _model_dir(store_domain)
         try:
             meta = train_from_logs(sends, out, store=store_id, seed=kwargs.get("seed", 7))
         except ValueError as exc:
