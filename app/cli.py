@@ -280,5 +280,7 @@ from app.cli_store import store  # noqa: E402  (the `store` group lives in its o
 
 main.add_command(store)
 
+__import__("app.effectiveness").effectiveness.register(main)  # `evaluate`, `train --from-db` (issue 21)
+
 if __name__ == "__main__":
     main()

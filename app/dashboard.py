@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from flask import Blueprint, g, render_template
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from app.access import require_store_access, store_scope
 from recovery import tables as t
 from recovery.analytics import summarize
 from recovery.content import TEMPLATES
+from recovery.monitoring import store_report
 
 bp = Blueprint("dashboard", __name__)
 
@@ -52,6 +54,8 @@ def index() -> str:
         carts = session.scalars(recent).all()
         # CAN-SPAM: without a postal address no email leaves (recovery/checks.py); say so where it is fixed.
         no_address = [s.domain for s in visible if not str((s.settings or {}).get("postal_address") or "").strip()]
+        # Weekly drift (PSI) and calibration (ECE) of the send-time inputs, per store (recovery/monitoring.py).
+        drift = {s.domain: w for s in visible if (w := store_report(session, s.id, datetime.now(UTC)).warnings)}
         messages = session.scalars(
             select(t.RecoveryMessage)
             .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
@@ -62,6 +66,5 @@ def index() -> str:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
         "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, mask_text=mask_text,
-        platform=g.get("store_status"),
-        no_address=no_address, templates=TEMPLATES
+        platform=g.get("store_status"), no_address=no_address, templates=TEMPLATES, drift=drift
     )

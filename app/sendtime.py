@@ -30,3 +30,8 @@ class LazySendTime:
 
     def best_offset(self, cart: Mapping[str, float], offsets: Sequence[float]) -> float:
         return float(self.policy().best_offset(cart, offsets))
+
+    def predicted(self, cart: Mapping[str, float], offset: float) -> float | None:
+        """The served model's P(order) at `offset` (logged for calibration); None for the fixed delay."""
+        policy = self.policy()
+        return None if str(policy.version) == "fixed" else float(policy.score(cart, [offset])[0])

@@ -1,7 +1,7 @@
 """The send-time model's inputs: only what production fills, expanded into a smooth design.
 
 A cart is described by the keys production knows (`CART_KEYS`); each candidate send offset adds
-one row. The offset enters through o, log o and o^2 (and a mobile interaction), the shopper-local
+one row. The offset enters through o and log o (a curve with one peak), and device interactions, the shopper-local
 hour of the *send* through four daily harmonics, so predicted conversion is smooth in the offset
 and the send time wraps around midnight. The simulator's hidden attributes (time on site, true
 open rate, discount sensitivity, intent) are not inputs: nothing fills them in production.
@@ -38,9 +38,9 @@ _HARMONICS = 4
 
 #: Column order of the model's input rows; saved with each model and checked on load.
 MODEL_FEATURES: tuple[str, ...] = (
-    "offset", "log_offset", "offset_sq", "mobile_x_offset", "mobile_x_log_offset", "tablet_x_offset",
+    "offset", "log_offset", "mobile_x_offset",
     *(f"send_hour_{f}{k}" for k in range(1, _HARMONICS + 1) for f in ("sin", "cos")),
-    "send_weekend", "mobile", "tablet", "log_cart_value", "log_items", "returning", "log_previous",
+    "weekend", "mobile", "tablet", "log_cart_value", "log_items", "returning", "log_previous",
     "checkout_contact", "history_known", "prior_open_rate", "prior_click_rate",
 )  # fmt: skip
 
@@ -80,17 +80,16 @@ def design(cols: Mapping[str, np.ndarray | float], offsets: np.ndarray | Sequenc
     device = col("device_type")
     mobile, tablet = (device == 1.0).astype(np.float64), (device == 2.0).astype(np.float64)
     send = col("hour_of_abandonment") + o
-    send_day = (col("day_of_week") + np.floor(send / 24.0)) % 7
     angle = 2.0 * np.pi * (send % 24.0) / 24.0
     emails, opens, clicks = col("prior_emails"), col("prior_opens"), col("prior_clicks")
     known = (emails > 0).astype(np.float64)
     previous = col("previous_purchases")
     lo = np.log(np.maximum(o, 0.05))  # the first minutes matter most; 3 min is the floor
-    out = [o, lo, o**2, mobile * o, mobile * lo, tablet * o]
+    out = [o, lo, mobile * o]
     for k in range(1, _HARMONICS + 1):
         out += [np.sin(k * angle), np.cos(k * angle)]
     out += [
-        (send_day >= 5).astype(np.float64), mobile, tablet,
+        (col("day_of_week") >= 5).astype(np.float64), mobile, tablet,
         np.log1p(col("cart_value") / 100.0), np.log1p(col("items_in_cart")),
         (previous > 0).astype(np.float64), np.log1p(previous), col("viewed_checkout"), known,
         known * (np.minimum(opens, emails) + 0.5) / (emails + 2.0),

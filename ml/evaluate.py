@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from ml import ope
 from ml.design import columns_from_raw, design
 from ml.features import DEFAULT_OFFSETS, FEATURES
-from ml.inference import NEAR_TIE_RATIO
+from ml.decide import choose, lower_gains
 from ml.sim_truth import abandon_hour_weights, sigmoid, true_logit
 from ml.simulator import ShopperModel, prior_history, simulate_outcomes
 from ml.train import fit_rows, simulated_design
@@ -59,19 +59,18 @@ def true_rates(rows: np.ndarray, intents: np.ndarray) -> np.ndarray:
     return out
 
 
-def model_scores(model: Pipeline, rows: np.ndarray, history: np.ndarray) -> np.ndarray:
+def model_scores(model: Pipeline, rows: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, slots) P(buy) and the (n, slots, features) model rows behind them."""
     cols = columns_from_raw(rows, history)
-    return np.stack(
-        [model.predict_proba(design(cols, np.full(len(rows), o)))[:, 1] for o in OFFSETS], axis=1
-    )
+    X = np.stack([design(cols, np.full(len(rows), o)) for o in OFFSETS], axis=1)
+    p = model.predict_proba(X.reshape(-1, X.shape[-1]))[:, 1].reshape(X.shape[:2])
+    return p, X
 
 
-def choices(scores: np.ndarray, default_hours: float = 1.0) -> np.ndarray:
-    """ml.inference.choose for many carts at once: slot index per row."""
+def choices(model: Pipeline, p: np.ndarray, X: np.ndarray, default_hours: float = 1.0) -> np.ndarray:
+    """What the served scorer's best_offset picks, for many carts at once: slot index per row."""
     home = int(np.argmin(np.abs(OFFSETS - default_hours)))
-    best = np.argmax(scores, axis=1)
-    take = scores[np.arange(len(scores)), best] > scores[:, home] * NEAR_TIE_RATIO
-    return np.where(take, best, home)
+    return np.asarray(choose(lower_gains(p, X, getattr(model, "cov_", None), home), home))
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def run_seed(seed: int, n_carts: int = 20_000, n_train: int = 15_000, n_logged: 
     rows, intents, history = eval_carts(n_carts, seed)
     truth = true_rates(rows, intents)
     idx = np.arange(n_carts)
-    picks = choices(model_scores(model, rows, history))
+    picks = choices(model, *model_scores(model, rows, history))
     fixed = truth.mean(axis=0)
     best = int(np.argmax(fixed))
     home = int(np.argmin(np.abs(OFFSETS - 1.0)))
@@ -118,13 +117,14 @@ def run_seed(seed: int, n_carts: int = 20_000, n_train: int = 15_000, n_logged: 
     raw, outcome = simulate_outcomes(n_logged, log_seed)
     hist = prior_history(raw, log_seed)
     logged = raw[:, _OFFSET_COL].astype(np.float64)
-    q = model_scores(model, raw, hist)
-    target = OFFSETS[choices(q)]
+    q, Xq = model_scores(model, raw, hist)
+    picked = choices(model, q, Xq)
+    target = OFFSETS[picked]
     slot = np.searchsorted(OFFSETS, logged)
     verdict = ope.compare(
         outcome.astype(np.float64), logged, np.full(n_logged, 1.0 / OFFSETS.size),
         incumbent=np.full(n_logged, 1.0), challenger=target,
-        q_logged=q[np.arange(n_logged), slot], q_incumbent=q[:, home], q_challenger=q[np.arange(n_logged), choices(q)],
+        q_logged=q[np.arange(n_logged), slot], q_incumbent=q[:, home], q_challenger=q[np.arange(n_logged), picked],
     )  # fmt: skip
     return SeedResult(
         seed=seed, fixed_1h=float(fixed[home]), best_fixed=float(fixed[best]),

@@ -19,13 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
+from ml.decide import choose, home_slot, lower_gains
 from ml.design import MODEL_FEATURES, cart_columns, cart_design, design
 from ml.features import DEFAULT_OFFSETS, CartValue
 
 FEATURES = MODEL_FEATURES  # the served model's input columns
-#: A candidate must beat the default delay's predicted conversion by this factor to be chosen
-#: over it: near-ties go to the store's fixed delay, never to the earliest slot.
-NEAR_TIE_RATIO = 1.01
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +82,10 @@ class SendTimeScorer:
         self._input = inputs[0].name
         self._output, self._zipmap = _probability_output(session)
         self._local = threading.local()  # a binding and its buffers are not shared between threads
+        cov = self.metadata.get("coefficient_cov")
+        self.cov = np.asarray(cov, dtype=np.float64) if cov is not None else None
+        if self.cov is not None and self.cov.shape != (len(FEATURES), len(FEATURES)):
+            raise ModelError("coefficient_cov does not match the feature count")
 
     def _bound(self, n: int) -> tuple[Any, np.ndarray, np.ndarray] | None:
         """(binding, input buffer, output buffer) for batches of n rows, on this thread; None for zipmap."""
@@ -126,16 +128,11 @@ class SendTimeScorer:
         return self.predict(cart_design(cart, offsets))
 
     def best_offset(self, cart: Mapping[str, CartValue], offsets: Sequence[float] = DEFAULT_OFFSETS) -> float:
-        """The offset with the highest P(convert), unless it beats the slot nearest the default
-        delay by less than NEAR_TIE_RATIO: then that default slot."""
-        return float(offsets[choose(self.score(cart, offsets), offsets, self.default_hours)])
-
-
-def choose(scores: np.ndarray, offsets: Sequence[float] | np.ndarray, default_hours: float) -> int:
-    """Index of the slot to send at: the best score, or the default's slot on a (near-)tie."""
-    home = int(np.argmin(np.abs(np.asarray(offsets, dtype=np.float64) - default_hours)))
-    best = int(np.argmax(scores))
-    return best if scores[best] > scores[home] * NEAR_TIE_RATIO else home
+        """The slot whose gain over the default delay's slot is best at its lower confidence bound
+        (ml.decide), or the default slot when no bound clears the near-tie margin."""
+        rows = cart_design(cart, offsets)
+        home = home_slot(offsets, self.default_hours)
+        return float(offsets[choose(lower_gains(self.predict(rows), rows, self.cov, home), home)])
 
 
 _DEFAULT_COLUMN = np.asarray(DEFAULT_OFFSETS, dtype=np.float64)

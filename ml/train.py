@@ -58,14 +58,29 @@ def new_model(seed: int = 7) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C_REG, max_iter=2000, random_state=seed))
 
 
-def fit_rows(X: np.ndarray, y: np.ndarray, seed: int = 7) -> tuple[Pipeline, np.ndarray, np.ndarray]:
+def fit_rows(
+    X: np.ndarray, y: np.ndarray, seed: int = 7, sample_weight: np.ndarray | None = None
+) -> tuple[Pipeline, np.ndarray, np.ndarray]:
     """Fit on model rows; return the model and the held-out rows and labels."""
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=TEST_FRACTION, random_state=seed, stratify=y
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    X_train, X_test, y_train, y_test, w_train, _ = train_test_split(
+        X, y, w, test_size=TEST_FRACTION, random_state=seed, stratify=y
     )
     model = new_model(seed)
-    model.fit(X_train, y_train)
+    model.fit(X_train, y_train, logisticregression__sample_weight=w_train)
+    model.cov_ = coefficient_cov(model, X_train, w_train)  # saved with the model for ml.decide
     return model, X_test, y_test
+
+
+def coefficient_cov(model: Pipeline, X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Covariance of the coefficients on raw model rows (Laplace approximation of the penalised fit):
+    the inverse of X'WX plus the L2 penalty, mapped from the scaler's units back to the rows'."""
+    scale = model[0].scale_
+    Xi = np.column_stack([np.ones(len(X)), np.asarray(X, dtype=np.float64)])
+    p = model.predict_proba(X)[:, 1]
+    hessian = (Xi * (w * p * (1 - p))[:, None]).T @ Xi
+    hessian[1:, 1:] += np.diag(scale**2) / model[-1].C
+    return np.asarray(np.linalg.pinv(hessian)[1:, 1:], dtype=np.float64)
 
 
 def fit(n_samples: int = 20000, seed: int = 7) -> tuple[Pipeline, np.ndarray, np.ndarray]:
@@ -127,6 +142,7 @@ def save_model(
     *,
     n_samples: int,
     seed: int,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export, check ONNX parity on the held-out rows, then write `send_time.onnx` + `.json`.
 
@@ -143,7 +159,7 @@ def save_model(
         "version": f"{created:%Y%m%dT%H%M%SZ}-{sha[:12]}",
         "model_sha256": sha,
         "created_at": created.isoformat(),
-        "trained_on": {
+        "trained_on": source or {
             "source": "simulator",
             "seed": seed,
             "n_samples": n_samples,
@@ -154,6 +170,8 @@ def save_model(
         # Not served until `cartresq evaluate` finds it beats the store's fixed delay off-policy.
         "promotion": {"promoted": False, "reason": "not evaluated on logged sends"},
         "libraries": _library_versions(),
+        # ml.decide: the slot chosen is the best lower bound of the gain over the default delay.
+        "coefficient_cov": model.cov_.tolist() if hasattr(model, "cov_") else None,
     }
     # Parity through the serving class itself, so what is checked is what will be served.
     p_onnx = scorer_from_bytes(model_bytes, meta).predict(X_test)

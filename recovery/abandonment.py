@@ -110,6 +110,9 @@ class Abandoner:
             "policy": "fixed" if version == "fixed" else "model", "model_version": version[:64],
             "features": dict(features),
         }  # fmt: skip
+        predicted = getattr(self.send_time, "predicted", None)
+        if version != "fixed" and predicted is not None:  # for the weekly calibration check
+            decision["features"] = {**features, "predicted": predicted(features, chosen)}
         fit = partial(fit_due, cart=cart, store=store, settings=settings, timing=self.timing)  # legal SMS hours
         return plan(cart, store_sequence(settings), chosen, self.timing, sms_allowed, existing, has_push, fit), decision
 

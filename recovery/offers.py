@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import tables as t
+from recovery.discount_arms import offer_percent
 from recovery.store_settings import effective
 from recovery.tables import utcnow
 
@@ -59,12 +60,14 @@ def offer_for(
 ) -> Offer | None:
     """The offer for this message, made now if the store offers one; None → send a plain reminder."""
     settings = effective(store.settings or {})
-    percent = int(settings["offer_percent"])
-    if provider is None or percent <= 0:
+    if provider is None:
         return None
     existing = session.scalar(select(t.DiscountCode).where(t.DiscountCode.message_id == message.id))
     if existing is not None:
         return Offer(existing.code, existing.percent, existing.ends_at)
+    percent = offer_percent(session, store, cart, settings)  # the store's, or the shopper's discount arm
+    if percent <= 0:
+        return None
     ends_at = utcnow() + timedelta(seconds=int(settings["offer_window"]))
     try:
         issued = provider.create_code(store, cart, percent, ends_at)
@@ -123,7 +126,11 @@ def prepare(sessions: sessionmaker[Session], provider: OfferProvider | None, mes
     made = 0
     for message, cart, store in wanted:
         settings = effective(store.settings or {})
-        percent = int(settings["offer_percent"])
+        if settings.get("offer_arms"):  # the shopper's arm, drawn and recorded before the platform call
+            with sessions.begin() as session:
+                percent = offer_percent(session, session.merge(store), session.merge(cart), settings)
+        else:
+            percent = int(settings["offer_percent"])
         if percent <= 0:
             continue
         ends_at = utcnow() + timedelta(seconds=int(settings["offer_window"]))

@@ -50,6 +50,15 @@ def _percent(text: str) -> int:
     return value
 
 
+def _arms(text: str) -> list[int]:
+    """Discount arms: whole percents 0..100, comma-separated, at least two (empty: no experiment)."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    arms = sorted({_percent(p) for p in parts})
+    if len(arms) == 1:
+        raise SettingError("offer_arms needs at least two arms, e.g. 0,5,10,15 (or empty)")
+    return arms
+
+
 def _bool(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -259,6 +268,10 @@ SPECS: Mapping[str, Spec] = {
     # Offers (recovery/offers.py): 0 = the offer step goes out as a plain reminder, no code is made.
     "offer_percent": Spec(_percent, 0, "percent off in the offer step's single-use code (0: no code)"),
     "offer_window": Spec(_positive_duration, 48 * 3600, "how long an offer's code stays valid", format_duration),
+    # Discounts as an experiment (recovery/discount_arms.py): arms tried per shopper, judged on profit.
+    "offer_arms": Spec(_arms, [], "percents tried per shopper by Thompson sampling on profit, e.g. 0,5,10,15 "
+                       "(empty: offer_percent for everyone)", lambda v: ",".join(map(str, v))),
+    "margin_percent": Spec(_percent, 40, "gross margin the discount arms are judged on"),
     # Storefront tracker (POST /track).
     "exit_popup": Spec(_bool, True, "show the tracker's exit-intent popup", lambda v: str(v).lower()),
     "exit_offer": Spec(_text, "", "offer text shown on exit intent (empty: ask for an email instead)"),

@@ -366,9 +366,11 @@ def test_a_model_not_promoted_off_policy_is_not_served(database_url: str, tmp_pa
     assert not promoted(json.loads((trained_model_dir / "send_time.json").read_text()))
     runtime, at = _abandon_one_with(database_url, tmp_path, trained_model_dir)
     got = messages(runtime)[0].due_at - at
+    with runtime.sessions() as session:
+        decision = session.scalars(select(t.SendDecision)).one()
     runtime.close()
-    # Then the store's fixed delay (1 h) is what is served
-    assert got == HOUR
+    # Then the store's fixed delay (1 h) is what is served, and the log says so
+    assert got == HOUR and (decision.policy, decision.model_version, decision.chosen) == ("fixed", "fixed", 1.0)
 
 
 def test_promoted_model_picks_its_best_offset_in_the_window(database_url: str, tmp_path: Path, trained_model_dir: Path) -> None:
@@ -384,11 +386,14 @@ def test_promoted_model_picks_its_best_offset_in_the_window(database_url: str, t
         c = session.scalars(select(t.Cart)).one()
         store = session.scalars(select(t.Store)).one()
         features = cart_features(c, session.get(t.Customer, c.customer_id), store)
+        decision = session.scalars(select(t.SendDecision)).one()
     offsets = [1 + 0.25 * i for i in range(9)]
-    expected = send_time_model(model_dir / "send_time.onnx").best_offset(features, offsets)
+    scorer = send_time_model(model_dir / "send_time.onnx")
+    expected = scorer.best_offset(features, offsets)
     got = (messages(runtime)[0].due_at - at).total_seconds() / 3600
     runtime.close()
     assert got == pytest.approx(expected) and 1 <= got <= 3
+    assert (decision.policy, decision.model_version, decision.candidates) == ("model", scorer.version, offsets)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connectors.shopify.admin import AdminClient, AdminError
 from recovery import offers
@@ -104,6 +104,9 @@ def test_without_platform_access_the_offer_step_is_a_plain_reminder(rt, web, fak
         email = rt.sender.composer.compose(session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id), message)
     assert "CRQ-" not in email.text
     assert not [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
+    with rt.sessions() as session:  # the recorded arm was used, not a second draw
+        assert session.scalar(select(func.count()).select_from(t.ExperimentAssignment)
+                              .where(t.ExperimentAssignment.experiment.like("discount:%"))) == 1  # fmt: skip
 
 
 def test_expired_unused_codes_are_deleted_used_ones_kept(rt, web, fake: FakeShopify) -> None:
@@ -148,3 +151,50 @@ def test_a_slow_discount_call_holds_no_lock_an_order_needs(rt, web, fake: FakeSh
     with rt.sessions() as session:
         code = session.scalar(select(t.DiscountCode).where(t.DiscountCode.message_id == message_id))
     assert code is not None and code.code.startswith("CRQ-")
+
+
+def test_with_discount_arms_the_shoppers_drawn_arm_is_the_code_and_is_recorded(rt, web, fake: FakeShopify) -> None:
+    message_id = offer_cart(rt, web)
+    with rt.sessions.begin() as session:
+        store = session.scalar(select(t.Store))
+        store.settings = {**store.settings, "offer_arms": [10, 20]}  # both arms carry a code
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, message_id)
+        store, cart = session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id)
+        email = rt.sender.composer.compose(store, cart, message)
+        again = rt.sender.composer.compose(store, cart, message)
+    with rt.sessions() as session:
+        [assignment] = session.scalars(
+            select(t.ExperimentAssignment).where(t.ExperimentAssignment.experiment.like("discount:%"))
+        ).all()
+        code = session.scalar(select(t.DiscountCode))
+    arm = int(assignment.variant)
+    assert arm in (10, 20) and code.percent == arm and assignment.unit and "@" not in assignment.unit
+    created = [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
+    assert len(created) == 1  # drawn once; a retried send reuses the arm and the code
+    assert created[0]["body"]["variables"]["basicCodeDiscount"]["customerGets"]["value"] == {"percentage": arm / 100}
+    assert code.code in email.text and code.code in again.text
+
+
+def test_a_shopper_on_the_zero_arm_gets_a_plain_reminder(rt, web, fake: FakeShopify) -> None:
+    from recovery import discounts, offers
+
+    message_id = offer_cart(rt, web)
+    with rt.sessions.begin() as session:
+        store = session.scalar(select(t.Store))
+        store.settings = {**store.settings, "offer_arms": [0, 10]}
+        message = session.get(t.RecoveryMessage, message_id)
+        cart = session.get(t.Cart, message.cart_id)
+        segment = discounts.segment(float(cart.total), returning=False)
+        session.add(t.ExperimentAssignment(store_id=store.id, cart_id=cart.id, experiment=f"discount:{segment}",
+                                           variant="0", assigned_at=t.utcnow()))  # fmt: skip
+        message.status = "queued"
+    assert offers.prepare(rt.sessions, rt.sender.composer.offers, [message_id]) == 0
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, message_id)
+        email = rt.sender.composer.compose(session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id), message)
+    assert "CRQ-" not in email.text
+    assert not [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
+    with rt.sessions() as session:  # the recorded arm was used, not a second draw
+        assert session.scalar(select(func.count()).select_from(t.ExperimentAssignment)
+                              .where(t.ExperimentAssignment.experiment.like("discount:%"))) == 1  # fmt: skip

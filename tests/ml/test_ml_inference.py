@@ -16,7 +16,8 @@ import pytest
 
 from ml.design import cart_design
 from ml.features import DEFAULT_OFFSETS
-from ml.inference import NEAR_TIE_RATIO, FixedSendTime, SendTimeScorer, choose, load_scorer, send_time_model
+from ml.decide import MARGIN, choose, home_slot, lower_gains
+from ml.inference import FixedSendTime, SendTimeScorer, load_scorer, send_time_model
 from ml.simulator import ShopperModel
 from ml.train import export_onnx
 
@@ -77,31 +78,36 @@ def test_score_is_one_batched_session_run(trained: Any) -> None:
     assert calls == [len(DEFAULT_OFFSETS)]
 
 
-def test_best_offset_is_the_argmax_unless_it_barely_beats_the_default(trained: Any) -> None:
+def test_best_offset_is_the_best_lower_bound_else_the_default(trained: Any) -> None:
     scorer = _scorer(trained)
+    assert scorer.cov is not None  # saved with the model
     custom = (0.75, 2.5, 1.0, 3.75)
     chosen, defaulted, moved = set(), 0, 0
-    for cart in _carts(40):
+    for cart in _carts(60):
         for offsets in (DEFAULT_OFFSETS, custom):
-            p = scorer.score(cart, offsets)
-            assert p.max() > p.min()  # otherwise any offset would be "the argmax"
-            best = scorer.best_offset(cart, offsets)
+            rows = cart_design(cart, offsets)
             home = offsets.index(1.0)
-            if p.max() > p[home] * NEAR_TIE_RATIO:
-                assert best == offsets[int(np.argmax(p))]
+            bounds = lower_gains(scorer.predict(rows), rows, scorer.cov, home)
+            best = scorer.best_offset(cart, offsets)
+            assert best in offsets
+            if bounds.max() > MARGIN:
+                assert best == offsets[int(np.argmax(bounds))]
                 moved += 1
-            else:  # a near-tie goes to the store's fixed delay, not to the earliest slot
+            else:  # no slot is clearly better: the store's fixed delay, not the earliest slot
                 assert best == 1.0
                 defaulted += 1
             chosen.add(best)
     assert len(chosen) > 1 and defaulted and moved  # the choice depends on the cart
 
 
-def test_near_ties_go_to_the_default_slot() -> None:
-    offsets = (0.5, 0.75, 1.0, 1.25)
-    assert choose(np.array([0.2010, 0.2, 0.2, 0.2]), offsets, 1.0) == 2  # +0.5 %: a near-tie
-    assert choose(np.array([0.2030, 0.2, 0.2, 0.2]), offsets, 1.0) == 0  # +1.5 %: a real gain
-    assert choose(np.array([0.2, 0.2, 0.2, 0.2]), offsets, 1.2) == 3  # the slot nearest the default
+def test_an_uncertain_gain_goes_to_the_default_slot() -> None:
+    p = np.array([0.30, 0.20, 0.20, 0.25])
+    rows = np.array([[1.0], [0.0], [0.0], [0.5]])  # one feature; slot 1 is the default (home)
+    assert choose(lower_gains(p, rows, None, home=1), 1) == 0  # point estimates: slot 0 wins
+    assert choose(lower_gains(p, rows, np.array([[0.01]]), home=1), 1) == 0  # well measured: still
+    assert choose(lower_gains(p, rows, np.array([[1.0]]), home=1), 1) == 1  # too uncertain: default
+    assert choose(lower_gains(np.full(4, 0.2), rows, None, home=2), 2) == 2  # a tie: default
+    assert home_slot((0.5, 0.75, 1.25), 1.0) == 1  # ties between slots go to the earlier one
 
 
 def test_session_is_single_threaded_on_cpu(trained: Any) -> None:
@@ -205,3 +211,18 @@ def test_model_that_does_not_match_its_metadata_is_not_served(
     path.write_bytes(export_onnx(fitted.model, fitted.X_test, zipmap=True))
     # Then the pair is rejected rather than served under the wrong description
     assert load_scorer(path) is None
+
+
+def test_production_serves_only_a_promoted_model(trained: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from ml.train import record_promotion
+
+    shutil.copytree(trained.model_dir, tmp_path / "m")
+    path = tmp_path / "m" / "send_time.onnx"
+    assert isinstance(send_time_model(path, require_promotion=True), FixedSendTime)
+    assert isinstance(send_time_model(path), SendTimeScorer)  # offline tools still load it
+    record_promotion(tmp_path / "m", {"promoted": True})
+    assert isinstance(send_time_model(path, require_promotion=True), SendTimeScorer)  # picked up on change
+    record_promotion(tmp_path / "m", {"promoted": False})
+    assert isinstance(send_time_model(path, require_promotion=True), FixedSendTime)
