@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import random
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from recovery import tables as t
 
@@ -41,17 +40,9 @@ def variant(unit_hash: str, holdout_percent: float) -> str:
 
 
 def store_salt(session: Session, store: t.Store, rng: random.Random) -> str:
-    """The store's salt, drawn once. Two dispatchers racing: the UPDATE ... WHERE NULL lets one win,
-    and both read the winner's salt back."""
+    """The store's salt, drawn when its row was made (t.Store's default, migration 0115 for older rows).
+    Read only: the abandoner holds cart locks here and must not wait for a store row (recovery/locks.py).
+    A row inserted without it (raw SQL) gets a salt derived from its identity, not written back."""
     if store.experiment_salt:
         return store.experiment_salt
-    session.execute(
-        update(t.Store)
-        .where(t.Store.id == store.id, t.Store.experiment_salt.is_(None))
-        .values(experiment_salt=f"{rng.getrandbits(128):032x}")
-        .execution_options(synchronize_session=False)
-    )
-    salt = session.scalar(select(t.Store.experiment_salt).where(t.Store.id == store.id).execution_options(populate_existing=True))
-    assert salt
-    set_committed_value(store, "experiment_salt", salt)
-    return salt
+    return hashlib.sha256(f"cartresq-holdout:{store.platform}:{store.domain}:{store.id}".encode()).hexdigest()[:32]

@@ -6,6 +6,8 @@ Revises: 0113
 
 from __future__ import annotations
 
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -26,6 +28,11 @@ def upgrade() -> None:
     with op.batch_alter_table("stores", schema=None) as batch_op:
         # per-store salt of the holdout hash: a shopper's group is stable and unguessable across stores
         batch_op.add_column(sa.Column("experiment_salt", sa.String(length=32), nullable=True))
+    # existing stores get theirs now; new ones when they are made (the model's default)
+    bind = op.get_bind()
+    for (store_id,) in bind.execute(sa.text("SELECT id FROM stores WHERE experiment_salt IS NULL")).all():
+        bind.execute(sa.text("UPDATE stores SET experiment_salt = :salt WHERE id = :id"),
+                     {"salt": secrets.token_hex(16), "id": store_id})
     with op.batch_alter_table("experiment_assignments", schema=None) as batch_op:
         # the unit assigned: a salted hash of the shopper key, never the email or phone itself
         batch_op.add_column(sa.Column("unit", sa.String(length=64), nullable=True))

@@ -3,6 +3,8 @@ messages, holdout assignments."""
 
 from __future__ import annotations
 
+import secrets
+
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -43,8 +45,9 @@ class Store(Base):
     #: What the last reconciliation found wrong (e.g. missing webhook subscriptions), for the dashboard.
     platform_issue: Mapped[str | None] = mapped_column(Text)
     # --- end Shopify install and tokens
-    #: Salt of the holdout hash (migration 0115), drawn on the store's first assignment.
-    experiment_salt: Mapped[str | None] = mapped_column(String(32))
+    #: Salt of the holdout hash (migration 0115), drawn when the store row is made: the abandoner only reads
+    #: it, so it never writes a store row while it holds carts (recovery/locks.py).
+    experiment_salt: Mapped[str | None] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
     @property
     def active(self) -> bool:
