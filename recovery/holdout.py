@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import random
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
