@@ -40,6 +40,22 @@ def pytest_configure(config: pytest.Config) -> None:
         time_machine.travel(datetime.fromisoformat(CLOCK), tick=True).start()
 
 
+@pytest.fixture(autouse=True)
+def _logger_levels_restored() -> Iterator[None]:
+    """A test that runs a whole command in-process (the demo quiets `recovery`, `app`...) must not leave
+    later tests' log capture deaf: every logger's level is put back after each test."""
+    import logging
+
+    def loggers() -> list[logging.Logger]:
+        found = logging.root.manager.loggerDict.values()
+        return [logging.getLogger(), *(logger for logger in found if isinstance(logger, logging.Logger))]
+
+    levels = {logger.name: logger.level for logger in loggers()}
+    yield
+    for logger in loggers():  # loggers made during the test go back to NOTSET
+        logger.setLevel(levels.get(logger.name, logging.NOTSET))
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     return f"wall clock moved to {CLOCK} (CARTRESQ_TEST_CLOCK)" if CLOCK else None
 
