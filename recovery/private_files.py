@@ -4,6 +4,7 @@ keys, the outbox): directories 0700, files 0600, created with that mode (no wind
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -13,8 +14,15 @@ def private_dir(path: Path, *, tighten: bool = False) -> None:
     for directory in reversed(missing):
         directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
-    if tighten and not missing:
+    if tighten and not missing and _ours_alone(path):
         os.chmod(path, 0o700)
+
+
+def _ours_alone(path: Path) -> bool:
+    """A directory we may narrow: owned by this user and not a shared one (/tmp, /dev/shm: world-writable with
+    the sticky bit; narrowing those breaks every other program on the machine)."""
+    info = path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX
 
 
 def write_new(path: Path, text: str) -> bool:

@@ -125,3 +125,17 @@ def test_the_gunicorn_access_log_has_no_token() -> None:
                          environ, timedelta(0))
     assert atoms["r"] == "GET /u/<token>?… HTTP/1.1" and atoms["U"] == "/u/<token>"
     assert "SECRET" not in repr(atoms)
+
+
+def test_a_shared_directory_given_as_var_is_never_narrowed(tmp_path: Path) -> None:
+    from recovery.private_files import private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp or /dev/shm
+    private_dir(shared, tighten=True)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    own = tmp_path / "own"
+    own.mkdir(mode=0o755)
+    private_dir(own, tighten=True)
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700
