@@ -18,10 +18,21 @@ def private_dir(path: Path, *, tighten: bool = False) -> None:
         os.chmod(path, 0o700)
 
 
+#: Never narrowed, whatever CARTRESQ_VAR_DIR says (an empty value once meant the working directory, and a
+#: process started in / or /tmp made the whole machine unusable for every other user).
+_SYSTEM = frozenset(Path(p) for p in (
+    "/", "/tmp", "/var", "/var/tmp", "/usr", "/etc", "/home", "/root", "/dev", "/dev/shm", "/run", "/srv",
+    "/opt", "/mnt", "/media", "/boot", "/proc", "/sys",
+))  # fmt: skip
+
+
 def _ours_alone(path: Path) -> bool:
-    """A directory we may narrow: owned by this user and not a shared one (/tmp, /dev/shm: world-writable with
-    the sticky bit; narrowing those breaks every other program on the machine)."""
-    info = path.stat()
+    """A directory we may narrow: below the top level, not a system one, owned by this user and not shared
+    (world-writable with the sticky bit, like /tmp and /dev/shm)."""
+    resolved = path.resolve()
+    if resolved in _SYSTEM or len(resolved.parts) <= 2 or resolved == Path.home():
+        return False
+    info = resolved.stat()
     return info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX
 
 

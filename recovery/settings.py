@@ -112,7 +112,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        var_dir = Path(env.get("CARTRESQ_VAR_DIR", "var"))
+        var_dir = Path(env.get("CARTRESQ_VAR_DIR") or "var")  # empty is unset, never the working directory
         database_url = env.get("DATABASE_URL") or f"sqlite:///{(var_dir / 'cartresq.db').absolute()}"
         time_scale = float(env.get("CARTRESQ_TIME_SCALE", "1") or 1)
         if time_scale <= 0:

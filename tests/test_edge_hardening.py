@@ -139,3 +139,7 @@ def test_a_shared_directory_given_as_var_is_never_narrowed(tmp_path: Path) -> No
     own.mkdir(mode=0o755)
     private_dir(own, tighten=True)
     assert stat.S_IMODE(own.stat().st_mode) == 0o700
+
+
+def test_an_empty_var_dir_setting_is_the_default_not_the_working_directory() -> None:
+    assert Settings.from_env({"CARTRESQ_VAR_DIR": "", "SECRET_KEY": "k", "CARTRESQ_ENCRYPTION_KEY": "x" * 44}).var_dir == Path("var")
