@@ -39,8 +39,8 @@ def b64url(data: bytes) -> str:
 BROWSER_KEY = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
     serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
 )
-SUBSCRIPTION = {
-    "endpoint": f"https://push.example.com/send/{secrets.token_urlsafe(24)}",
+SUBSCRIPTION = {  # on a push service the app accepts (recovery/netguard.PUSH_HOSTS); nothing is sent to it here
+    "endpoint": f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(24)}",
     "expirationTime": None,
     "keys": {"p256dh": b64url(BROWSER_KEY), "auth": b64url(secrets.token_bytes(16))},
 }
