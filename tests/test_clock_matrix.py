@@ -33,6 +33,8 @@ TIME_SENSITIVE = [
     "tests/test_channels_sendgrid_loop.py",
     "tests/test_outbox.py",
     "tests/test_exit_offer.py",
+    "tests/test_order_receipts.py",
+    "tests/test_observability.py",
 ]
 
 CLOCKS = {
