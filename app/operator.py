@@ -1,10 +1,8 @@
 """Operator routes: a store's status page (dead letters, with a retry button) and the bearer check that
 guards them and /metrics.
 
-`require_operator` is the one place operator access is decided: `Authorization: Bearer <CARTRESQ_ADMIN_TOKEN>`
-(or, for the page's own retry form, the token as a POST field). Without a token configured, operator routes
-are open only where the merchant dashboard is (no Shopify app configured: a self-hosted install on its own
-network) and closed otherwise. The branch adding app/access.py will fold this into its check.
+`require_operator` guards them with app.access's operator check (CARTRESQ_ADMIN_TOKEN as bearer or basic
+auth; the page's retry form posts the token as a field). Without a token configured they answer 401.
 """
 
 from __future__ import annotations
@@ -24,26 +22,24 @@ bp = Blueprint("operator", __name__)
 
 
 def operator_allowed() -> bool:
+    """The operator token (app.access: bearer, or basic auth's password), or, for the status page's own
+    retry form, the token as a POST field (which also keeps other sites' forms from posting here)."""
     from app import runtime
+    from app.access import is_operator
 
-    rt = runtime()
-    token = rt.settings.admin_token
-    if not token:
-        return rt.shopify is None  # open only where the dashboard is (self-hosted, no Shopify app)
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if not given and request.method == "POST":
-        given = request.form.get("admin_token", "")
-    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+    settings = runtime().settings
+    if is_operator(settings):
+        return True
+    given, token = request.form.get("admin_token", "") if request.method == "POST" else "", settings.admin_token
+    return bool(given and token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 def require_operator(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not operator_allowed():
-            return Response("operator access needs Authorization: Bearer $CARTRESQ_ADMIN_TOKEN\n", 401,
-                            {"WWW-Authenticate": 'Bearer realm="cartresq"', "Content-Type": "text/plain"})
-        return view(*args, **kwargs)
+        from app.access import unauthorized
+
+        return view(*args, **kwargs) if operator_allowed() else unauthorized()
 
     return wrapper
 
