@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template_string, request
+from flask import Blueprint, jsonify, redirect, render_template_string, request
 from sqlalchemy import func, select
 
 from recovery import deadletters
