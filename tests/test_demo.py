@@ -37,7 +37,12 @@ def test_a_taken_port_fails_at_once_before_any_training(workdir: Path, taken_por
 
 
 def test_no_serve_needs_no_fixed_port_and_json_is_one_document(workdir: Path, taken_port: int) -> None:
+    import logging
+
+    before = {name: logging.getLogger(name).level for name in ("recovery", "app", "werkzeug")}
     result = CliRunner().invoke(main, ["demo", "--no-serve", "--port", str(taken_port), "--carts", "12", "--json"])
+    # the demo quiets the loggers while it runs, and gives them back as they were (later tests read logs)
+    assert {name: logging.getLogger(name).level for name in before} == before
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # stdout is the JSON alone; progress went to stderr
     assert summary["seed"] == 7 and summary["shoppers"] == 12 and summary["carts"] == 12

@@ -125,10 +125,10 @@ def test_every_channel_has_a_preview_in_every_language(client, locale: str) -> N
 def test_the_email_has_a_preheader_and_dark_mode_styles(client) -> None:  # type: ignore[no-untyped-def]
     page = html.unescape(client.get("/preview/offer?locale=fr-FR").get_data(as_text=True))
     body = page.split("<body", 1)[1]
-    preheader = re.search(r'<div class="crq-preheader" style="display:none;[^"]*">([^<&\u2007]+)', body)
+    preheader = re.search(r'<div class="cq-preheader" style="display:none;[^"]*">([^<&\u2007]+)', body)
     assert preheader and preheader.group(1) == "10 % de réduction avec votre code chez Hollow Oak Goods."
     assert '<meta name="color-scheme" content="light dark">' in page
-    assert "@media (prefers-color-scheme: dark)" in page and 'class="crq-button"' in page
+    assert "@media (prefers-color-scheme: dark)" in page and 'class="cq-button"' in page
 
 
 def test_the_sample_image_is_served_by_the_app(client) -> None:  # type: ignore[no-untyped-def]

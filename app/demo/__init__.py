@@ -168,6 +168,23 @@ def run(
     carts: int = 300, seed: int = 7, port: int = 8000, serve: bool = True, var_dir: Path = Path("var/demo"),
     progress: Progress | None = None, model_dir: Path | None = None,
 ) -> Summary:
+    import logging
+
+    progress = progress or Progress()
+    noisy = [logging.getLogger(name) for name in ("httpx", "werkzeug", "recovery", "dramatiq", "app")]
+    levels = [logger.level for logger in noisy]
+    for logger in noisy:
+        logger.setLevel(logging.WARNING)  # the summary is the demo's output
+    try:
+        return _run(carts, seed, port, serve, var_dir, progress, model_dir)
+    finally:
+        for logger, level in zip(noisy, levels):
+            logger.setLevel(level)  # as it was: a caller (a test run) keeps its logging
+
+
+def _run(
+    carts: int, seed: int, port: int, serve: bool, var_dir: Path, progress: Progress, model_dir: Path | None
+) -> Summary:
     from app import create_app
     from app.cli_errors import plain_request_logs
     from app.dispatcher import start_in_thread
@@ -175,11 +192,6 @@ def run(
     from recovery import tables as t
     from recovery.schema import upgrade
 
-    import logging
-
-    progress = progress or Progress()
-    for noisy in ("httpx", "werkzeug", "recovery", "dramatiq", "app"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)  # the summary is the demo's output
     # The port first, before minutes of work: the app is plugged in once it exists.
     mounted: dict[str, object] = {}
 
