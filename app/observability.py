@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -67,7 +68,9 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     """The root logger of this process: JSON lines (or text) on stderr, with the request id. Idempotent."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_cartresq", False):
+        # ours from an earlier call, or the plain stderr one the CLI's basicConfig made: one line per event
+        plain = type(handler) is logging.StreamHandler and getattr(handler, "stream", None) is sys.stderr
+        if getattr(handler, "_cartresq", False) or plain:
             root.removeHandler(handler)
     handler = logging.StreamHandler()
     handler._cartresq = True  # type: ignore[attr-defined]
