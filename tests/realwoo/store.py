@@ -130,6 +130,7 @@ class RealWoo:
             CARTRESQ_VENV=str(Path(sys.executable).parent.parent), REALWOO_VENDOR=str(VENDOR),
             CARTRESQ_ENCRYPTION_KEY=Fernet.generate_key().decode(), CARTRESQ_VAR_DIR=str(var / "app"),
             REALWOO_STORE_HOST=f"127.0.0.1:{rw.base + 2}",
+            CARTRESQ_ALLOW_PRIVATE_HOSTS="1",  # the store is on loopback, which outbound calls refuse by default
         )
         rw.env = env
         return rw
