@@ -23,7 +23,8 @@ demo: $(STAMP) ## simulated store through the real endpoints; prints a summary, 
 serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker)
 	$(BIN)/cartresq serve
 
-test: $(STAMP) ## run the whole test suite (T=path to run part of it)
+test: $(STAMP) ## run the whole test suite (T=path to run part of it); installs the node tools, names what is missing
+	@bash .ci/test-deps
 	$(BIN)/pytest $(T)
 
 bench: $(STAMP) ## run the benchmarks

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import dramatiq
@@ -23,6 +25,23 @@ from tests.support.shopify import SECRET, SHOP
 POSTAL_ADDRESS = "1 Example Street, Springfield, EX 00000"
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+# CARTRESQ_TEST_CLOCK=2026-03-08T06:30:00+00:00 runs this process's wall clock from that instant on (it keeps
+# ticking; monotonic clocks are untouched). tests/test_clock_matrix.py runs the time-sensitive files this way
+# at hours spread over the day, so a test that reads the wall clock where it should take an injected one fails
+# in the suite at any hour, not only when CI happens to run in the wrong one.
+CLOCK = os.environ.get("CARTRESQ_TEST_CLOCK")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if CLOCK:
+        import time_machine
+
+        time_machine.travel(datetime.fromisoformat(CLOCK), tick=True).start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"wall clock moved to {CLOCK} (CARTRESQ_TEST_CLOCK)" if CLOCK else None
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ ledger row locks must make it answer STALE (its snapshot predates that send), ne
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from recovery import tables as t
 from recovery.db import make_engine
 from recovery.policy import caps, caps_pg
+from tests.support.locks import wait_until_lock_wait
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 CAP = timedelta(hours=16)
@@ -126,8 +126,8 @@ def test_a_send_committed_during_the_lock_wait_is_stale_and_left_to_the_transact
         assert caps.mark_sending(other, guard, third, AT) is None  # another worker's send, not committed yet
         waiting = threading.Thread(target=lambda: answers.append(_at_once(engine, guard, fourth, AT)))
         waiting.start()
-        time.sleep(0.5)  # the statement is now waiting for the ledger row locks, its snapshot already taken
-        assert waiting.is_alive()
+        # the statement waits for the ledger row locks, its snapshot already taken
+        assert wait_until_lock_wait(engine, waiting) == "waiting"
         other.commit()
         waiting.join(timeout=10)
     # Its snapshot still counted two sent: it must not decide on that.

@@ -124,23 +124,26 @@ def test_expired_unused_codes_are_deleted_used_ones_kept(rt, web, fake: FakeShop
 
 def test_a_slow_discount_call_holds_no_lock_an_order_needs(rt, web, fake: FakeShopify) -> None:
     import threading
-    import time
 
     from tests.loop_helpers import claim
+    from tests.support.locks import store_rows_locked_or_raise
 
     message_id = offer_cart(rt, web)
     assert claim(rt, now() + 9 * HOUR) == [message_id]
-    fake.script.append(("sleep", 1.5))  # Shopify takes 1.5 s to make the code
+    arrived, release = threading.Event(), threading.Event()
+    fake.script.append(("hold", (arrived, release)))  # Shopify answers the discount call only when told
     outcome: dict[int, str] = {}
     sending = threading.Thread(target=lambda: outcome.update(rt.sender.send_batch(rt.sessions, [message_id])))
     sending.start()
-    time.sleep(0.4)  # the send job is waiting on Shopify now
-    started = time.monotonic()
-    with rt.sessions.begin() as session:  # what recording an order takes: the store row, for update
-        session.scalars(select(t.Store).with_for_update()).one()
-    waited = time.monotonic() - started
-    sending.join(10)
-    assert waited < 0.8, f"an order would have waited {waited:.2f} s for the discount call"
+    try:
+        assert arrived.wait(30), "the send job never called Shopify"
+        # While the call is in flight, what recording an order takes (the store row, for update) is free at
+        # once: taken without waiting, it raises if the send job holds it (or SQLite's write lock).
+        with store_rows_locked_or_raise(rt.engine):
+            pass
+    finally:
+        release.set()
+        sending.join(30)
     assert outcome == {message_id: "sent"}
     with rt.sessions() as session:
         code = session.scalar(select(t.DiscountCode).where(t.DiscountCode.message_id == message_id))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -18,6 +17,7 @@ from recovery import intake
 from recovery import tables as t
 from tests.conftest import add_store, drain
 from tests.support import shopify
+from tests.support.locks import wait_until_lock_wait
 from tests.support.shopify import SHOP
 
 TOTE = {
@@ -203,7 +203,9 @@ def test_checkout_processed_while_its_order_is_in_flight_still_links(
 
     thread = threading.Thread(target=other_worker)
     thread.start()
-    time.sleep(0.5)  # without per-store serialization the checkout commits here, blind to the order
+    # The checkout must wait for the order's transaction; without per-store serialization it would finish
+    # here, committed blind to the order, and the assertions below fail.
+    assert wait_until_lock_wait(runtime.engine, thread) == "waiting"
     in_flight.commit()
     in_flight.close()
     thread.join(timeout=10)

@@ -50,7 +50,7 @@ class FakeShopify:
         self.api_key, self.api_secret = api_key, api_secret
         self.shops: dict[str, Shop] = {}
         self.requests: list[dict[str, Any]] = []
-        self.script: deque[tuple[str, Any]] = deque()  # ("throttled", None) | ("429", retry_after) | ("503", None) | ("sleep", s)
+        self.script: deque[tuple[str, Any]] = deque()  # ("throttled", None) | ("429", retry_after) | ("503", None) | ("sleep", s) | ("hold", (arrived, release))
         self.refresh_error: str | None = None
         self.exchange_error: str | None = None
         #: True: `Shop.domains` is gone from the API version (an `undefinedField` error, as Shopify answers).
@@ -151,6 +151,10 @@ class FakeShopify:
             return _json({"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}, 401)
         if self.script and self.script[0][0] == "sleep":  # a slow answer: past a client's timeout
             time.sleep(self.script.popleft()[1])
+        elif self.script and self.script[0][0] == "hold":  # answer only once the test lets go
+            arrived, release = self.script.popleft()[1]
+            arrived.set()
+            release.wait(30)
         elif self.script:
             kind, arg = self.script.popleft()
             if kind == "throttled":
