@@ -104,9 +104,6 @@ def test_without_platform_access_the_offer_step_is_a_plain_reminder(rt, web, fak
         email = rt.sender.composer.compose(session.get(t.Store, message.store_id), session.get(t.Cart, message.cart_id), message)
     assert "CRQ-" not in email.text
     assert not [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
-    with rt.sessions() as session:  # the recorded arm was used, not a second draw
-        assert session.scalar(select(func.count()).select_from(t.ExperimentAssignment)
-                              .where(t.ExperimentAssignment.experiment.like("discount:%"))) == 1  # fmt: skip
 
 
 def test_expired_unused_codes_are_deleted_used_ones_kept(rt, web, fake: FakeShopify) -> None:
