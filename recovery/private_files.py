@@ -9,12 +9,22 @@ from pathlib import Path
 
 
 def private_dir(path: Path, *, tighten: bool = False) -> None:
-    """Create `path` (and missing parents) as 0700; `tighten`: also narrow it if it already exists."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
+    """Create `path` (and missing parents) as 0700; `tighten`: also narrow it if it already exists.
+
+    Only what mkdir itself created is made 0700: existence is learned from mkdir, never from a check before
+    it (a check can be wrong, as when a test patches Path.exists, and then every ancestor, / and /tmp
+    included, was narrowed to 0700 and the machine's PostgreSQL and MariaDB stopped working)."""
+    created = False
+    for directory in (*reversed(path.parents), path):
+        try:
+            os.mkdir(directory, 0o700)
+        except (FileExistsError, PermissionError):
+            if os.path.isdir(directory):  # there already (PermissionError: a parent we may not write)
+                continue
+            raise
         os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
-    if tighten and not missing and _ours_alone(path):
+        created = True
+    if tighten and not created and _ours_alone(path):
         os.chmod(path, 0o700)
 
 

@@ -143,3 +143,18 @@ def test_a_shared_directory_given_as_var_is_never_narrowed(tmp_path: Path) -> No
 
 def test_an_empty_var_dir_setting_is_the_default_not_the_working_directory() -> None:
     assert Settings.from_env({"CARTRESQ_VAR_DIR": "", "SECRET_KEY": "k", "CARTRESQ_ENCRYPTION_KEY": "x" * 44}).var_dir == Path("var")
+
+
+def test_only_the_directories_mkdir_made_are_narrowed_whatever_an_existence_check_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wrong existence check (here Path.exists patched, as a race test does) once made every ancestor 0700,
+    # / and /tmp included. chmod is recorded, not applied, so a regression cannot narrow this machine's dirs.
+    from recovery import private_files
+
+    narrowed: list[str] = []
+    monkeypatch.setattr(private_files.os, "chmod", lambda p, mode: narrowed.append(str(p)))
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    private_files.private_dir(tmp_path / "a" / "b")
+    monkeypatch.undo()
+    assert narrowed == [str(tmp_path / "a"), str(tmp_path / "a" / "b")]
