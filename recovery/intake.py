@@ -211,6 +211,7 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             log.info("delivery for an erased shop: %s", outcome)
             return outcome
     delivery.processed_at, delivery.outcome = utcnow(), outcome[:80]
+    delivery.error = None  # an earlier attempt's failure (counted in `attempts`) no longer describes it
     metrics.applied(delivery.platform, (delivery.processed_at - delivery.received_at).total_seconds())
     delivery.payload = None  # raw personal data is kept only as long as it is needed
     receipts.clear(delivery)  # applied: the order (if any) now speaks for itself

@@ -130,3 +130,19 @@ def test_an_outage_is_retried_without_counting_against_the_delivery(rt: Runtime,
         with pytest.raises(OperationalError):
             job(delivery.id)
     assert (deliveries(rt)[0].attempts, deliveries(rt)[0].failed_at) == (0, None)
+
+
+def test_a_delivery_applied_on_a_later_attempt_keeps_no_error(rt: Runtime, client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A transient failure (e.g. two workers racing on one order) is counted; once applied, its error is gone,
+    # so "processed without an error" counts it and the status page does not list it.
+    shopify.post(client, "checkouts_update")
+    [delivery] = deliveries(rt)
+    job = rt.broker.get_actor(intake.PROCESS_ACTOR).fn
+    monkeypatch.setattr(connectors, "normalize", failing_normalize)
+    with pytest.raises(RuntimeError):
+        job(delivery.id)
+    assert (deliveries(rt)[0].attempts, deliveries(rt)[0].error) == (1, "RuntimeError")
+    monkeypatch.undo()
+    job(delivery.id)
+    [done] = deliveries(rt)
+    assert (done.attempts, done.error, done.outcome) == (1, None, "cart created")

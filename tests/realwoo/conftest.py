@@ -46,7 +46,7 @@ def connected(realwoo: RealWoo) -> tuple[RealWoo, str]:
     return realwoo, realwoo.connect()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # one sync Playwright per thread: tests/browser's is closed by now
 def browser(realwoo: RealWoo) -> Iterator[object]:
     """Chromium trusting this store's TLS certificate (by its key), as a shopper's browser trusts a real one:
     no certificate error, so service workers register too."""
