@@ -91,7 +91,8 @@ class Client:
         body = json.dumps(payload).encode()
         webhook_id = str(uuid.uuid4())
         headers = {"Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": payloads.SHOP,
-                   "X-Shopify-Webhook-Id": webhook_id,
+                   "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Event-Id": str(uuid.uuid4()),
+                   "X-Shopify-Triggered-At": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                    "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()}  # fmt: skip
         for _ in range(tries):  # as Shopify does: retry until a 2xx
             try:
