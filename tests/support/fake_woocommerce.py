@@ -489,16 +489,6 @@ class LiveApp:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def put_product(self, product_id: int, name: str, price: str, *, parent_id: int = 0, status: str = "publish") -> None:
-        """A product (or a variation, with `parent_id`) in the shapes of the REST v3 product schema."""
-        self.products[product_id] = {
-            "id": product_id, "name": name, "slug": name.lower().replace(" ", "-"), "status": status,
-            "type": "variation" if parent_id else "simple", "parent_id": parent_id,
-            "permalink": f"{self.url}/product/{name.lower().replace(' ', '-')}/",
-            "price": price, "regular_price": price, "sale_price": "",
-            "images": [{"id": product_id + 1, "src": f"https://shop.example.com/wp-content/uploads/{product_id}.jpg"}],
-        }
-
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self.app(environ, start_response)
 
