@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     observability.install(app)  # GET /metrics (operator only), X-Request-Id on every request
 
     app.register_blueprint(operator.bp)  # /ops/stores/<shop>: dead letters and their retry (operator only)
+    from app import merchant
+
+    app.register_blueprint(merchant.bp)  # /app: the merchant app (app/merchant)
 
     from app import headers
 
