@@ -31,6 +31,18 @@ def _format_pipeline(result: dict[str, Any]) -> str:
     return format_pipeline(result)
 
 
+def _track() -> dict[str, Any]:
+    from app.bench.track import run_track
+
+    return run_track()
+
+
+def _format_track(result: dict[str, Any]) -> str:
+    from app.bench.track import format_track
+
+    return format_track(result)
+
+
 def _score() -> dict[str, Any]:
     from ml.bench import bench_score
 
@@ -48,6 +60,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "pipeline": _pipeline,
     "score": _score,
+    "track": _track,
 }
 
 #: name → the readable report of a result; a bench without one is printed as JSON.
@@ -55,6 +68,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": _format_ingest,
     "pipeline": _format_pipeline,
     "score": _format_score,
+    "track": _format_track,
 }
 
 
