@@ -11,15 +11,30 @@ Labels are closed sets (platform, topic, channel, outcome's first word): never a
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Any
 
 #: Seconds: from a webhook's receipt to its application; from a message's due time to its hand-over.
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
-@functools.cache
+_made: dict[str, Any] = {}
+_making = threading.Lock()
+
+
 def _metrics() -> dict[str, Any]:
+    """The metric objects, made once per process. Under a lock: a worker's threads record their first
+    sends at the same moment, and a second registration of a name raises DuplicateTimeseries (which failed
+    the send job after its first hand-over, leaving the rest of its batch to the lost-job sweep)."""
+    if _made:
+        return _made
+    with _making:
+        if not _made:
+            _made.update(_make())
+    return _made
+
+
+def _make() -> dict[str, Any]:
     from prometheus_client import Counter, Histogram
 
     return {

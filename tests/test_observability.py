@@ -137,3 +137,28 @@ def test_webhook_outcomes_and_refused_sends_are_counted(rt: Runtime, client, fak
     fake.fail_with = PermanentSendError("550 mailbox unavailable")
     assert send_due(rt, at + 5 * HOUR) == ["failed: provider refused"]
     assert value("cartresq_messages_total", channel="email", outcome="failed") == failed + 1
+
+
+def test_a_workers_threads_make_the_metrics_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's threads record their first sends at once; a second registration of a metric raised
+    # DuplicateTimeseries and failed the send job after its first hand-over (found by `cartresq bench lateness`).
+    import threading
+    import time
+
+    from recovery import metrics
+
+    made: list[int] = []
+
+    def slow_make() -> dict[str, object]:
+        made.append(1)
+        time.sleep(0.05)  # wide open for a second thread
+        return {"messages": object()}
+
+    monkeypatch.setattr(metrics, "_made", {})
+    monkeypatch.setattr(metrics, "_make", slow_make)
+    threads = [threading.Thread(target=metrics._metrics) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and set(metrics._metrics()) == {"messages"}
