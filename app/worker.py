@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 import connectors
-from recovery import deadletters, intake, retry
-from recovery.channels import TransientSendError
-from recovery.sending import SEND_ACTOR
+from recovery.intake import deadletters, deliveries as intake
+from recovery.sending import retry
+from recovery.sending.channels import TransientSendError
+from recovery.sending.send import SEND_ACTOR
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -65,7 +66,7 @@ def declare_actors(runtime: Runtime) -> None:
         actor_name=SEND_ACTOR,
         queue_name="send",
         # Transient provider errors only (timeouts, 429, 5xx), at most 6 attempts within 6 hours: the delay
-        # comes from recovery.retry (exponential with jitter, Retry-After as a floor) through Retry(delay=...);
+        # comes from recovery.sending.retry (exponential with jitter, Retry-After as a floor) through Retry(delay=...);
         # each row also counts its own attempts and is failed at the sixth. Permanent errors never get here.
         max_retries=retry.MAX_ATTEMPTS - 1,
         min_backoff=retry.MIN_BACKOFF_MS,
@@ -89,7 +90,7 @@ def setup() -> None:
     """Called by the dramatiq CLI in each worker process: build this process's runtime and broker."""
     global _process_runtime
     from app.runtime import build_runtime
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     from app.observability import setup_process
 

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from app import create_app
 from app.dispatcher import run_once
 from app.runtime import build_runtime
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.settings import Settings
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.config.settings import Settings
 from tests.conftest import add_store, drain, make_settings
 from tests.support import shopify
 
@@ -61,7 +61,7 @@ def test_environment_selects_postgresql_and_redis(tmp_path: Path) -> None:
 
 def test_importing_the_code_opens_no_connection() -> None:
     # A fresh interpreter with unreachable services configured imports every module without error.
-    code = "import app, app.cli, app.worker, app.webhooks, app.dispatcher, connectors.shopify, recovery.intake"
+    code = "import app, app.cli, app.worker, app.web.webhooks, app.dispatcher, connectors.shopify, recovery.intake.deliveries"
     env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0", "PATH": ""}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

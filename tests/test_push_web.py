@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import set_store
 from tests.support.push_service import VAPID_PRIVATE, VAPID_PUBLIC

@@ -2,7 +2,7 @@
 
 One run, one server: a scratch PostgreSQL database (migrated, one Shopify store), a dedicated Redis db,
 `gunicorn -w N -k gevent 'app:create_app()'` with `CARTRESQ_BENCH_BARE=1` (which adds `POST /_bench/bare`,
-see app/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
+see app/web/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
 `cartresq dispatcher`, whose intake relay enqueues the stored deliveries for the workers. Then:
 
 1. warm-up (both endpoints, not reported);

@@ -18,7 +18,7 @@ from app.bench.ingest import BARE_PATH, ROOT, SHOP
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
-#: As in production (README): one gevent worker per core, whose receipts share commits (recovery.pggroup).
+#: As in production (README): one gevent worker per core, whose receipts share commits (recovery.storage.pggroup).
 WORKER_CLASS = "gevent"
 
 
@@ -34,7 +34,7 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database with the bench store; dropped afterwards. Yields its URL."""
     import psycopg
 
-    from recovery.schema import upgrade
+    from recovery.storage.schema import upgrade
 
     name = f"cartresq_bench_{secrets.token_hex(5)}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
@@ -51,8 +51,8 @@ def scratch_database(admin_url: str) -> Iterator[str]:
 
 
 def _add_store(url: str, domain: str = SHOP) -> None:
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine, make_sessionmaker
 
     engine = make_engine(url)
     try:
@@ -76,8 +76,8 @@ def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
     was sent for yet."""
     from sqlalchemy import select
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     query = select(t.WebhookDelivery.delivery_id).where(
         t.WebhookDelivery.platform == "shopify",
@@ -183,8 +183,8 @@ class Server:
             raise RuntimeError(
                 f"POST {BARE_PATH} answered {status}: the bare blueprint is not registered. "
                 "create_app() needs\n"
-                "    from app import bare\n    bare.register(app)\n"
-                "(app/bare.py registers it only when CARTRESQ_BENCH_BARE=1)"
+                "    from app.web import bare\n    bare.register(app)\n"
+                "(app/web/bare.py registers it only when CARTRESQ_BENCH_BARE=1)"
             )
 
     def log_tail(self, lines: int = 30) -> str:
