@@ -196,7 +196,8 @@ def db_upgrade() -> None:
 @click.option("--channel", type=click.Choice(["email", "sms", "push"]), default="email", show_default=True)
 def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
     """Print each message of the sequence rendered with an invented sample cart (subject + text part)."""
-    from recovery.messages.content import TEMPLATES, preview_push, preview_sms
+    from recovery.messages.content import TEMPLATES, preview_sms
+    from recovery.messages.push_content import preview_push
     from recovery.messages.content import preview as preview_email
 
     for name in templates:

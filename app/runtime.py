@@ -204,7 +204,7 @@ def build_runtime(
     import random
 
     from app.sendtime import LazySendTime
-    from app.worker import declare_actors
+    from app.actors import declare_actors
     from recovery.messages.subjects import subject_writer
 
     engine = make_engine(settings.database_url)

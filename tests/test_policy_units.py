@@ -12,7 +12,7 @@ from app.runtime import build_runtime
 from recovery.intake import bots
 from recovery.consent import records as consent
 from recovery.storage import tables as t
-from recovery.sending.policy.caps import parse_cap
+from recovery.config.store_settings import parse_cap
 from recovery.sending.policy.zones import candidate_zones
 from recovery.config.store_settings import SettingError, parse_assignments
 from tests.conftest import add_store, make_settings

@@ -93,7 +93,7 @@ def test_the_service_worker_shows_the_notification_and_opens_the_link(client) ->
     assert "showNotification(data.title" in script and "data: { url: data.url }" in script
     assert "clients.openWindow(url)" in script
     if shutil.which("node"):  # it must at least parse
-        path = Path(__file__).parent.parent / "app" / "push_sw.js"
+        path = Path(__file__).parent.parent / "app" / "web" / "push_sw.js"
         subprocess.run(["node", "--check", str(path)], check=True, capture_output=True, timeout=30)
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.bench.ingest import BARE_PATH, ROOT, SHOP
+ROOT = Path(__file__).resolve().parents[2]
+BARE_PATH = "/_bench/bare"  # the baseline endpoint (app/web/bare.py)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -30,8 +31,8 @@ def _sqlalchemy_url(url: str) -> str:
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database with the bench store; dropped afterwards. Yields its URL."""
+def scratch_database(admin_url: str, shop: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database with the bench store `shop`; dropped afterwards. Yields its URL."""
     import psycopg
 
     from recovery.storage.schema import upgrade
@@ -43,14 +44,14 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     url = _sqlalchemy_url(f"{base}/{name}")
     try:
         upgrade(url)
-        _add_store(url)
+        _add_store(url, shop)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _add_store(url: str, domain: str = SHOP) -> None:
+def _add_store(url: str, domain: str) -> None:
     from recovery.storage import tables as t
     from recovery.storage.db import make_engine, make_sessionmaker
 
@@ -71,9 +72,9 @@ def _add_store(url: str, domain: str = SHOP) -> None:
         engine.dispose()
 
 
-def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
-    """Deliveries stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones no job
-    was sent for yet."""
+def stored_delivery_ids(url: str, shop: str, *, unrelayed: bool = False) -> set[str]:
+    """Deliveries to `shop` stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones
+    no job was sent for yet."""
     from sqlalchemy import select
 
     from recovery.storage import tables as t
@@ -81,7 +82,7 @@ def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
 
     query = select(t.WebhookDelivery.delivery_id).where(
         t.WebhookDelivery.platform == "shopify",
-        t.WebhookDelivery.shop == SHOP,
+        t.WebhookDelivery.shop == shop,
         t.WebhookDelivery.payload.is_not(None),
     )
     if unrelayed:
@@ -94,10 +95,10 @@ def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
         engine.dispose()
 
 
-def wait_relayed(url: str, timeout: float = 10.0) -> tuple[int, float]:
+def wait_relayed(url: str, shop: str, timeout: float = 10.0) -> tuple[int, float]:
     """(deliveries still without a job after `timeout` s, seconds it took the relay to catch up)."""
     started = time.monotonic()
-    while (left := len(stored_delivery_ids(url, unrelayed=True))) and time.monotonic() - started < timeout:
+    while (left := len(stored_delivery_ids(url, shop, unrelayed=True))) and time.monotonic() - started < timeout:
         time.sleep(0.05)
     return left, time.monotonic() - started
 

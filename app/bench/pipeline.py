@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
+from app.bench.ingest import SHOP
 from app.bench.ingest_env import DEFAULT_PG, scratch_database
 from recovery.sending import dispatch
 from recovery.storage import tables as t
@@ -116,7 +117,7 @@ def run_pipeline(carts: int = 3000) -> dict[str, Any]:
     from ml.inference import FixedSendTime, send_time_model
     from ml.train import train
 
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(DEFAULT_PG) as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(DEFAULT_PG, SHOP) as url:
         train(Path(tmp), n_samples=20000, seed=7)
         model = send_time_model(Path(tmp) / "send_time.onnx")
         fixed = _run(url, FixedSendTime(1.0), carts)

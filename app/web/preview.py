@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 
 from recovery.messages.catalogs import copy_locale, is_locale
-from recovery.messages.content import TEMPLATES, preview_push, preview_sms
+from recovery.messages.content import TEMPLATES, preview_sms
+from recovery.messages.push_content import preview_push
 from recovery.messages.content import preview as preview_email
 
 bp = Blueprint("preview", __name__)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CAP = re.compile(r"^\s*1\s*/\s*(\S+)\s*$")
 
 
 class SettingError(ValueError):
@@ -222,9 +223,20 @@ def _quiet(text: str) -> str:
     return _window(text) if str(text).strip() else ""
 
 
-def _cap(text: str) -> str:
-    from recovery.sending.policy.caps import parse_cap
+def parse_cap(text: str) -> int | None:
+    """'1/16h' → 57600 seconds between messages to one shopper; 'off' → None."""
+    if str(text).strip().lower() in {"off", "none", "0"}:
+        return None
+    match = _CAP.match(str(text))
+    if not match:
+        raise SettingError(f"{text!r} is not a cap such as 1/16h (one message per 16 hours) or off")
+    seconds = parse_duration(match.group(1))
+    if seconds <= 0:
+        raise SettingError("the cap's period must be longer than zero")
+    return seconds
 
+
+def _cap(text: str) -> str:
     _, slash, period = str(text).partition("/")
     if slash:
         parse_duration(period, bare_seconds=False)  # "1/3600" would mean seconds: ask for the unit

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from recovery.consent import records as consent, pseudonym, redaction
 from recovery.storage import tables as t
-from recovery.intake.carts import cancel_pending
+from recovery.sequence.plan import cancel_pending
 from recovery.storage.db import insert_for
 from recovery.model import ConsentChanged, CustomerRef
 from recovery.storage.tables import utcnow

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from recovery.consent import records as consent
+from recovery.consent import privacy, records as consent
 from recovery.storage import tables as t
 from recovery.model import (
     CATALOG_EVENTS,
@@ -27,6 +27,7 @@ from recovery.model import (
     strip_token,
 )
 from recovery.config.store_settings import effective
+from recovery.sequence.plan import cancel_pending
 from recovery.sequence.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         from recovery.intake.catalog import apply_catalog_event
 
         return apply_catalog_event(session, store, event)
-    from recovery.consent import privacy  # privacy builds on this module
-
     if isinstance(event, ConsentChanged):
         return privacy.apply_consent(session, store, event)
     if isinstance(event, CustomerRedact):
@@ -187,19 +186,6 @@ def apply_delete(session: Session, store: t.Store, deleted: CheckoutDeleted) -> 
     cart.status = CartStatus.DELETED.value
     cancel_pending(session, [cart.id], "checkout deleted")
     return "cart deleted"
-
-
-def cancel_pending(session: Session, cart_ids: list[int], reason: str) -> int:
-    if not cart_ids:
-        return 0
-    result = session.execute(
-        update(t.RecoveryMessage)
-        # `queued` too: a claimed job not yet running re-reads the row and then does nothing.
-        .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.status.in_(("planned", "queued")))
-        .values(status="cancelled", reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _find_cart(

@@ -240,11 +240,3 @@ def preview(template: str, locale: str = "en-US", image_url: str | None = None) 
 def preview_sms(template: str, locale: str = "en-US") -> str:
     return render_sms(template, sample_context(locale, _sample_currency(locale)))
 
-
-def preview_push(template: str, locale: str = "en-US") -> tuple[str, str]:
-    """(title, body) of the web push notification for the sample cart."""
-    from recovery.messages.push_content import render_push
-
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
-    return render_push(template, sample_context(locale, _sample_currency(locale)))

@@ -14,7 +14,7 @@ from recovery.messages import catalogs
 from recovery.intake import subscriptions as push
 from recovery.storage import tables as t
 from recovery.sending.channels import OutboundPush
-from recovery.messages.content import MessageContext
+from recovery.messages.content import TEMPLATES, MessageContext, _sample_currency, sample_context
 
 #: Browsers cut longer text (Chrome on Android shows about 40 / 120 characters); ours always fits.
 TITLE_MAX = 50
@@ -58,3 +58,10 @@ def push_message(message: t.RecoveryMessage, cart: t.Cart, ctx: MessageContext) 
         return OutboundPush(message.id, cart.id, message.step, {}, "", "", ctx.restore_url)
     title, body = render_push(message.template, ctx)
     return OutboundPush(message.id, cart.id, message.step, subscription, title, body, ctx.restore_url)
+
+
+def preview_push(template: str, locale: str = "en-US") -> tuple[str, str]:
+    """(title, body) of the web push notification for the sample cart."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    return render_push(template, sample_context(locale, _sample_currency(locale)))

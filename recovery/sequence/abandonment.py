@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from recovery.sequence import holdout
 from recovery.intake import subscriptions as push
 from recovery.storage import tables as t
-from recovery.intake.carts import cancel_pending
+from recovery.sequence.plan import cancel_pending
 from recovery.model import CartStatus
 from recovery.sending.policy import fit_due
 from recovery.sequence.plan import SendTimeModel, first_offsets, plan, store_sequence

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
 from recovery.model import Channel
@@ -141,3 +143,16 @@ def plan(
             for name, value in values.items():
                 setattr(row, name, value)
     return new_rows
+
+
+def cancel_pending(session: Session, cart_ids: list[int], reason: str) -> int:
+    if not cart_ids:
+        return 0
+    result = session.execute(
+        update(t.RecoveryMessage)
+        # `queued` too: a claimed job not yet running re-reads the row and then does nothing.
+        .where(t.RecoveryMessage.cart_id.in_(cart_ids), t.RecoveryMessage.status.in_(("planned", "queued")))
+        .values(status="cancelled", reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

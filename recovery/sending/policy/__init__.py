@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
 from recovery.sending.policy.caps import (
-    DISPATCH_LAG, MAX_PER_CART, SENT, SMS_MAX_AGE, Guard, ledger, parse_cap, shopper_keys,
+    DISPATCH_LAG, MAX_PER_CART, SENT, SMS_MAX_AGE, Guard, ledger, shopper_keys,
 )
 from recovery.sending.policy.hours import ANY_TIME, Window, last_allowed, next_allowed, sms_window
 from recovery.sending.policy.zones import candidate_zones
-from recovery.config.store_settings import effective
+from recovery.config.store_settings import effective, parse_cap
 from recovery.sequence.timing import Timing
 
 #: A reminder moved later than this after abandonment no longer fits the cart (and the next step wins).

@@ -9,7 +9,6 @@ locks on the shopper's ledger rows, so two send workers can never both pass the 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -30,24 +29,6 @@ SMS_MAX_AGE = timedelta(hours=48)
 #: 48 h is still on time.
 DISPATCH_LAG = timedelta(minutes=2)
 SENT = ("sending", "sent")
-
-_CAP = re.compile(r"^\s*1\s*/\s*(\S+)\s*$")
-
-
-def parse_cap(text: str) -> int | None:
-    """'1/16h' → 57600 seconds between messages to one shopper; 'off' → None."""
-    from recovery.config.store_settings import SettingError, parse_duration
-
-    if str(text).strip().lower() in {"off", "none", "0"}:
-        return None
-    match = _CAP.match(str(text))
-    if not match:
-        raise SettingError(f"{text!r} is not a cap such as 1/16h (one message per 16 hours) or off")
-    seconds = parse_duration(match.group(1))
-    if seconds <= 0:
-        raise SettingError("the cap's period must be longer than zero")
-    return seconds
-
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:40]
