@@ -11,7 +11,7 @@ import pytest
 from app.bench import history, lateness, track
 from app.bench.loadgen_epoll import parse_head
 from app.bench.track_requests import beacon_requests, cart_token
-from recovery.tracking_schema import parse_beacon
+from recovery.intake.tracking_schema import parse_beacon
 from tests.support import services
 
 

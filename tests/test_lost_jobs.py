@@ -17,9 +17,10 @@ from app import create_app
 from app.broker_jobs import pending_ids
 from app.dispatcher import run_once
 from app.runtime import Runtime, build_runtime
-from recovery import dispatch, intake
-from recovery import tables as t
-from recovery.sending import SEND_ACTOR
+from recovery.intake import deliveries as intake
+from recovery.sending import dispatch
+from recovery.storage import tables as t
+from recovery.sending.send import SEND_ACTOR
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import claim, now
 from tests.support import shopify

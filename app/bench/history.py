@@ -61,8 +61,8 @@ def seed_history(url: str, size: int) -> dict[str, Any]:
     """Fill the scratch database at `url` with `size` past carts and theirs; returns row counts and seconds."""
     from sqlalchemy import select, text
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     started = time.perf_counter()
     engine = make_engine(url)

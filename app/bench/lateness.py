@@ -34,8 +34,8 @@ def _seed(url: str, count: int, far: Any) -> list[int]:
     """`count` abandoned carts with their first message, due far in the future (for now); returns their ids."""
     from sqlalchemy import insert, select
 
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine, make_sessionmaker
 
     engine = make_engine(url)
     try:
@@ -66,8 +66,8 @@ def _seed(url: str, count: int, far: Any) -> list[int]:
 def _statuses(url: str, ids: list[int]) -> list[tuple[str, Any, Any, str | None]]:
     from sqlalchemy import select
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     engine = make_engine(url)
     try:
@@ -83,8 +83,8 @@ def _schedule(url: str, ids: list[int], start: Any, rate: float) -> None:
     """Message k of `ids` due at start + k/rate."""
     from sqlalchemy import bindparam, update
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     engine = make_engine(url)
     try:
@@ -106,7 +106,7 @@ def run_lateness(rate: float = 400.0, duration: float = 30.0, *, pg_url: str | N
     from app.bench.ingest_env import DEFAULT_PG, DEFAULT_REDIS, dedicated_redis, scratch_database
     from app.drill import Sink
     from app.bench.loadgen import percentile
-    from recovery.tables import utcnow
+    from recovery.storage.tables import utcnow
 
     pg_url = pg_url or os.environ.get("CARTRESQ_BENCH_PG") or DEFAULT_PG
     redis_url = redis_url or os.environ.get("CARTRESQ_BENCH_REDIS") or DEFAULT_REDIS

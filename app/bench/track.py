@@ -124,8 +124,8 @@ def run_track(
 def _stored_tokens(url: str, run_id: str) -> set[str]:
     from sqlalchemy import select
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     engine = make_engine(url)
     try:
