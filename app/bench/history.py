@@ -104,11 +104,12 @@ def run_history(sizes: tuple[int, ...] = SIZES, fresh: int = 3000, rounds: int =
     from contextlib import ExitStack
 
     from app.bench.ingest_env import DEFAULT_PG, scratch_database
+    from app.bench.ingest import SHOP
     from app.bench.pipeline import run_on
 
     pg_url = pg_url or os.environ.get("CARTRESQ_BENCH_PG") or DEFAULT_PG
     with ExitStack() as stack:
-        urls = [stack.enter_context(scratch_database(pg_url)) for _ in sizes]
+        urls = [stack.enter_context(scratch_database(pg_url, SHOP)) for _ in sizes]
         seeded = [seed_history(url, size) for url, size in zip(urls, sizes, strict=True)]
         turns: list[list[dict[str, Any]]] = [[] for _ in sizes]
         for turn in range(rounds):

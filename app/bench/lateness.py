@@ -102,7 +102,7 @@ def run_lateness(rate: float = 400.0, duration: float = 30.0, *, pg_url: str | N
                  redis_url: str | None = None, processes: int = 2, threads: int = 4,
                  lead: float = 3.0, keep: bool = False) -> dict[str, Any]:
     """Run the lateness benchmark once; stops all it starts."""
-    from app.bench.ingest import ROOT
+    from app.bench.ingest import ROOT, SHOP
     from app.bench.ingest_env import DEFAULT_PG, DEFAULT_REDIS, dedicated_redis, scratch_database
     from app.drill import Sink
     from app.bench.loadgen import percentile
@@ -115,7 +115,7 @@ def run_lateness(rate: float = 400.0, duration: float = 30.0, *, pg_url: str | N
     sink = Sink()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with scratch_database(pg_url) as url, dedicated_redis(redis_url):
+        with scratch_database(pg_url, SHOP) as url, dedicated_redis(redis_url):
             far = utcnow() + timedelta(days=30)
             probe, *ids = _seed(url, count + 1, far)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTRESQ_", "SHOPIFY_", "SENDGRID_"))}

@@ -63,7 +63,7 @@ def run_track(
     tmp = Path(tempfile.mkdtemp(prefix="cartresq-bench-track-"))
     limits = {"CARTRESQ_TRACK_IP_LIMIT": UNLIMITED, "CARTRESQ_TRACK_SHOP_LIMIT": UNLIMITED}
     try:
-        with scratch_database(pg_url) as database_url, dedicated_redis(redis_url):
+        with scratch_database(pg_url, SHOP) as database_url, dedicated_redis(redis_url):
             workers = workers or os.cpu_count() or 2
             server = Server(database_url=database_url, redis_url=redis_url, secret=secrets.token_hex(16),
                             workers=workers, port=0, tmp=tmp, extra_env=limits)  # fmt: skip
