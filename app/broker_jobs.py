@@ -39,10 +39,9 @@ def pending_ids(broker: dramatiq.Broker, actor_names: Collection[str], scan_coun
     """Ids in the arguments of every job of `actor_names` the broker still holds; None if it cannot tell."""
     if not isinstance(broker, RedisBroker):
         return None
-    queues = {broker.get_actor(name).queue_name for name in actor_names}
     found: set[int] = set()
     try:
-        for queue in queues:
+        for queue in {broker.get_actor(name).queue_name for name in actor_names}:
             for name in (queue, dq_name(queue)):
                 # HSCAN in steps: a backlog of many jobs never blocks Redis for one long command.
                 for _id, raw in broker.client.hscan_iter(f"{broker.namespace}:{name}.msgs", count=scan_count):
@@ -52,7 +51,7 @@ def pending_ids(broker: dramatiq.Broker, actor_names: Collection[str], scan_coun
                         continue
                     if message.actor_name in actor_names:
                         found.update(_ids(message.args))
-    except Exception as exc:  # noqa: BLE001 - Redis down: the sweep falls back to age, its enqueue logs the outage
+    except Exception as exc:  # noqa: BLE001 - Redis down (or an actor not declared here): the sweep goes by age
         log.warning("cannot inspect the broker's queues (%s); sweeping by age only", type(exc).__name__)
         return None
     return found
