@@ -145,6 +145,12 @@ class Order(Base):
         UniqueConstraint("store_id", "platform_order_id"),
         Index("ix_orders_store_checkout_token", "store_id", "checkout_token"),
         Index("ix_orders_store_cart_token", "store_id", "cart_token"),
+        # Migration 0124: the send check's lookup of a batch's shoppers by email, phone or customer.
+        *(
+            Index(f"ix_orders_store_{key}", "store_id", key,
+                  postgresql_where=text(f"{key} IS NOT NULL"), sqlite_where=text(f"{key} IS NOT NULL"))
+            for key in ("email", "phone", "customer_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
