@@ -89,6 +89,9 @@ class Cart(Base):
         UniqueConstraint("store_id", "checkout_token"),
         UniqueConstraint("store_id", "cart_token"),
         Index("ix_carts_store_status_activity", "store_id", "status", "last_activity_at"),
+        # Migration 0124: the abandoner's lookup of a shopper's other carts by email or phone.
+        Index("ix_carts_store_phone", "store_id", "phone",
+              postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
         Index("ix_carts_status_abandon_at", "status", "abandon_at"),
         Index("ix_carts_store_email", "store_id", "email"),
     )
