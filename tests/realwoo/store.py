@@ -27,6 +27,8 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from tests.support.push_service import VAPID_PRIVATE
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / ".ci" / "realwoo"
 VENDOR = Path(os.environ.get("REALWOO_VENDOR") or REPO.parent / "shared" / "vendor")
@@ -131,6 +133,7 @@ class RealWoo:
             CARTRESQ_ENCRYPTION_KEY=Fernet.generate_key().decode(), CARTRESQ_VAR_DIR=str(var / "app"),
             REALWOO_STORE_HOST=f"127.0.0.1:{rw.base + 2}",
             CARTRESQ_ALLOW_PRIVATE_HOSTS="1",  # the store is on loopback, which outbound calls refuse by default
+            VAPID_PRIVATE_KEY=VAPID_PRIVATE, VAPID_SUBJECT="mailto:ops@example.com",  # web push on: the popup offers it
         )
         rw.env = env
         return rw
@@ -210,6 +213,20 @@ class RealWoo:
         """Every request WordPress sent to CartResQ, with its answer (the store's mu-plugin logs them)."""
         path = self.var / "logs" / "wp-outgoing.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    # --- CartResQ ---
+
+    @property
+    def domain(self) -> str:
+        """The store's `stores.domain` (host and port of the store URL)."""
+        return self.store_url.split("://", 1)[1]
+
+    def store(self, command: str, *args: str) -> None:
+        """`cartresq store set|unset DOMAIN ...`, as an operator would (the app reads settings per request)."""
+        env = {**self.env, "DATABASE_URL": self.pg_url.replace("+psycopg", ""), "PYTHONPATH": str(REPO)}
+        result = subprocess.run([sys.executable, "-m", "app.cli", "store", command, self.domain, *args], env=env,
+                                cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
     # --- CartResQ's database ---
 
