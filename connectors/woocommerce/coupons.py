@@ -81,9 +81,8 @@ class WooOffers:
         try:
             for _ in range(2):  # a code already taken on the store (astronomically rare) gets one more try
                 try:
-                    created = client.create_coupon(
-                        coupon_body(new_code(), percent, ends_at, cart.email if cart and self.email_restricted else None)
-                    )
+                    email = cart.email if cart and self.email_restricted else None
+                    created = client.create_coupon(coupon_body(new_code(), percent, ends_at, email))
                 except WooError as exc:
                     if exc.code == TAKEN:
                         continue

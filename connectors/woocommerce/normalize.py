@@ -126,7 +126,7 @@ def _contact(p: Mapping[str, Any]) -> Contact:
 
 def _phone(raw: str | None, country: str | None) -> str | None:
     """WooCommerce's billing phone is free text ("030 1234567", "+49 30 1234567"): E.164, read in the billing
-    country, as Shopify gives it and as STOP replies and suppressions name it; as typed when it does not parse."""
+    country, as Shopify gives it and as STOP replies and suppressions name it; else as typed."""
     if not raw or not raw.strip():
         return None
     try:

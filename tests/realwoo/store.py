@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -134,6 +135,7 @@ class RealWoo:
             REALWOO_STORE_HOST=f"127.0.0.1:{rw.base + 2}",
             CARTRESQ_ALLOW_PRIVATE_HOSTS="1",  # the store is on loopback, which outbound calls refuse by default
             VAPID_PRIVATE_KEY=VAPID_PRIVATE, VAPID_SUBJECT="mailto:ops@example.com",  # web push on: the popup offers it
+            SECRET_KEY=secrets.token_hex(32),  # shared with the tests' own sender, so its /r/ links open in the app
         )
         rw.env = env
         return rw

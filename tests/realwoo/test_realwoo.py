@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ import pytest
 from connectors.woocommerce.api import WooClient
 from connectors.woocommerce.coupons import coupon_body
 from recovery.tables import utcnow
+from tests.realwoo.checks import carts, processed
 from tests.realwoo.store import RealWoo, wait_for
 
 Connected = tuple[RealWoo, str]
@@ -36,33 +36,10 @@ def _deliveries_for(rw: RealWoo, order_ids: set[int]) -> list[dict[str, Any]]:
     return sent
 
 
-def _processed(rw: RealWoo) -> int:
-    return int(rw.rows("SELECT count(*) FROM webhook_deliveries WHERE processed_at IS NULL")[0][0]) == 0
-
-
 def _applied(rw: RealWoo) -> int:
     """Webhook deliveries (not reconcile backfills) CartResQ processed without an error."""
     return int(rw.rows("SELECT count(*) FROM webhook_deliveries WHERE processed_at IS NOT NULL AND error IS NULL "
                        "AND delivery_id NOT LIKE 'backfill-%'")[0][0])
-
-
-def _watch(page: Any) -> list[str]:
-    """Every request the storefront or the app answered 4xx/5xx, console error and uncaught exception on `page`."""
-    problems: list[str] = []
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.request.method} {r.url}"))
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"exception: {e}"))
-    return problems
-
-
-def _store_api_cart(page: Any) -> dict[str, Any]:
-    return dict(page.evaluate("fetch('/wp-json/wc/store/v1/cart').then(r => r.json())"))
-
-
-def _carts(rw: RealWoo, tokens: list[str]) -> dict[str, Any]:
-    rows = rw.rows("SELECT checkout_token, cart_token, email, status, total, restore_url FROM carts "
-                   "WHERE checkout_token = ANY(:t)", t=tokens)
-    return {r.checkout_token: r for r in rows}
 
 
 def test_merchant_connects_by_approving_and_webhooks_are_created(connected: Connected) -> None:
@@ -85,14 +62,14 @@ def test_the_store_is_named_by_its_site_title_and_its_address_has_one_country(co
     assert (name, address) == ("CartResQ Real Woo", "Teststrasse 1, Berlin 10115, BE, DE")
 
 
-def test_a_burst_of_orders_in_one_request_all_become_carts(connected: Connected) -> None:
+def test_a_burst_of_orders_in_one_request_all_becomecarts(connected: Connected) -> None:
     rw, _ = connected
     before = _applied(rw)
     orders = rw.wpq("create-admin-orders", "6")  # as a bulk import: six orders in one request
     ids = {int(o["id"]) for o in orders}
     rw.run_queue()
     sent = wait_for("the deliveries", lambda: (s := _deliveries_for(rw, ids)) and len(s) >= 12 and s)
-    wait_for("CartResQ to apply them", lambda: _processed(rw))
+    wait_for("CartResQ to apply them", lambda: processed(rw))
     applied = _applied(rw) - before
     repeated = len(sent) - len({(d["topic"], d["delivery_id"]) for d in sent})
     print(f"\n[realwoo {rw.storage}] burst: {len(sent)} deliveries sent by WooCommerce, {applied} applied by "
@@ -100,10 +77,10 @@ def test_a_burst_of_orders_in_one_request_all_become_carts(connected: Connected)
           f"{repeated} with an X-WC-Webhook-Delivery-ID already used in that burst")
     assert all(d["status"] == 200 and json.loads(d["answer"])["status"] == "accepted" for d in sent), sent
     assert applied == len(sent)
-    carts = _carts(rw, [f"wc-order-{i}" for i in ids])
-    assert len(carts) == 6
+    made = carts(rw, [f"wc-order-{i}" for i in ids])
+    assert len(made) == 6
     for order in orders:
-        row = carts[f"wc-order-{order['id']}"]
+        row = made[f"wc-order-{order['id']}"]
         assert (row.status, f"{row.total:.2f}", row.email.endswith("@example.test")) == ("active", order["total"], True)
 
 
@@ -112,18 +89,18 @@ def test_order_status_changes_record_purchases_and_cancellations(connected: Conn
     orders = rw.wpq("create-admin-orders", "2")
     ids = [int(o["id"]) for o in orders]
     rw.run_queue()
-    wait_for("the carts", lambda: len(_carts(rw, [f"wc-order-{i}" for i in ids])) == 2)
+    wait_for("the carts", lambda: len(carts(rw, [f"wc-order-{i}" for i in ids])) == 2)
     rw.wpq("set-statuses", f"{ids[0]},{ids[1]}:processing")  # a bulk action in wp-admin
     rw.run_queue()
 
     def orders(cancelled: int) -> list[Any] | None:
         rows = rw.rows("SELECT platform_order_id, cancelled_at FROM orders WHERE platform_order_id = ANY(:i) "
                        "ORDER BY platform_order_id", i=[str(i) for i in ids])
-        done = len(rows) == 2 and sum(r.cancelled_at is not None for r in rows) == cancelled and _processed(rw)
+        done = len(rows) == 2 and sum(r.cancelled_at is not None for r in rows) == cancelled and processed(rw)
         return rows if done else None
 
     wait_for("the purchases", lambda: orders(0))
-    statuses = {token: r.status for token, r in _carts(rw, [f"wc-order-{i}" for i in ids]).items()}
+    statuses = {token: r.status for token, r in carts(rw, [f"wc-order-{i}" for i in ids]).items()}
     assert set(statuses.values()) == {"completed"}  # bought without a message of ours
     rw.wpq("set-status", f"{ids[1]}:cancelled")
     rw.run_queue()
@@ -138,14 +115,18 @@ def test_reconcile_backfills_a_missed_delivery(connected: Connected) -> None:
     rw.run_queue()
     [missed] = [d for d in _deliveries_for(rw, {int(order["id"])}) if d["topic"] == "order.created"]
     assert missed["status"] != 200
-    rw.start_app()
+    # The store's reconcile is due when CartResQ is back: its dispatcher's first pass takes it (not 30 s later).
     rw.rows_commit("UPDATE woo_connections SET next_reconcile_at = now() - interval '1 second'")
-    row = wait_for("the reconcile", lambda: _carts(rw, [f"wc-order-{order['id']}"]).get(f"wc-order-{order['id']}"),
-                   timeout=90)
+    rw.start_app()
+    token = f"wc-order-{order['id']}"
+
+    def backfilled() -> Any:  # from the store's order list (GET /orders?modified_after=...), not from a webhook
+        applied = rw.rows("SELECT count(*) FROM webhook_deliveries WHERE delivery_id LIKE :d AND processed_at IS NOT "
+                          "NULL AND error IS NULL", d=f"backfill-{order['id']}-%")[0][0]
+        return applied and carts(rw, [token]).get(token)
+
+    row = wait_for("the reconcile", backfilled, timeout=90)
     assert f"{row.total:.2f}" == order["total"]
-    # from the store's order list (GET /orders?modified_after=...), not from a webhook
-    assert rw.rows("SELECT count(*) FROM webhook_deliveries WHERE delivery_id LIKE :d", d=f"backfill-{order['id']}-%"
-                   )[0][0] >= 1
     assert rw.rows("SELECT count(*) FROM webhook_deliveries WHERE delivery_id NOT LIKE 'backfill-%' AND "
                    "topic = 'order.created' AND processed_at IS NOT NULL")[0][0] >= 1
 
@@ -158,7 +139,7 @@ def test_a_guest_opening_the_recovery_link_gets_the_offer_coupon(
     [order] = rw.wpq("create-admin-orders", "1")
     rw.run_queue()
     token = f"wc-order-{order['id']}"
-    row = wait_for("the cart", lambda: _carts(rw, [token]).get(token))
+    row = wait_for("the cart", lambda: carts(rw, [token]).get(token))
     assert row.restore_url.startswith(rw.store_url + "/?cartresq_restore=")
     # The offer code as CartResQ makes it: restricted to the shopper's email (coupons.coupon_body)
     keys = rw.wpq("make-key")
@@ -180,201 +161,3 @@ def test_a_guest_opening_the_recovery_link_gets_the_offer_coupon(
         assert cart["billing_address"]["email"] == row.email
     finally:
         context.close()
-
-
-OPT_IN = '#cartresq_marketing_opt_in, input[id$="cartresq-marketing-opt-in"]'
-
-
-@pytest.mark.parametrize("checkout", ["block", "classic"])
-def test_a_shopper_leaving_the_checkout_with_an_email_is_one_cart(
-    connected: Connected, browser: Any, checkout: str
-) -> None:
-    """A stock store (no consent plugin) based in Germany: the checkout's opt-in box is the consent."""
-    rw, _ = connected
-    url = f"{rw.store_url}/checkout/" if checkout == "block" else rw.classic_checkout()
-    email = f"leaver.{checkout}.{rw.storage}@example.com"
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        failed = _watch(page)
-        page.goto(f"{rw.store_url}/?add-to-cart=11")
-        page.goto(url)
-        field = "#email" if checkout == "block" else "#billing_email"
-        page.wait_for_selector(field, timeout=30000)
-        key = _store_api_cart(page)["extensions"]["cartresq"]["cart_key"]
-        page.fill(field, email)
-        page.locator(field).blur()
-        page.locator(OPT_IN).first.check()
-
-        def cart() -> Any:
-            rows = rw.rows("SELECT id, email, checkout_token FROM carts WHERE cart_token = :k", k=key)
-            return rows[0] if rows and rows[0].email == email else None
-
-        if checkout == "block":  # the draft order carries the email too; it joins the tracker's cart
-            wait_for("the draft order", lambda: any(o["status"] == "checkout-draft" and o["email"] == email
-                                                    for o in rw.wpq("orders")))
-            rw.run_queue()
-        row = wait_for("the cart with the email", cart, timeout=30)
-    finally:
-        context.close()
-    rows = rw.rows("SELECT id, checkout_token FROM carts WHERE cart_token = :k OR email = :e", k=key, e=email)
-    assert [r.id for r in rows] == [row.id]  # beacons, draft and contact: one cart
-    if checkout == "block":
-        wait_for("the draft to join", lambda: rw.rows("SELECT checkout_token FROM carts WHERE id = :i",
-                                                      i=row.id)[0][0])
-    # One script owns the checkout's contact on WooCommerce (the plugin's): no second, duplicate contact beacon.
-    events = rw.rows("SELECT type, detail FROM track_events WHERE cart_id = :i AND detail LIKE :c", i=row.id,
-                     c="contact%")
-    assert {e.type for e in events} == {"checkout_contact"}, events
-    assert [e.detail for e in events].count("contact captured") == 1 and "contact already known" not in [
-        e.detail for e in events], events
-    assert failed == [], failed  # no request the storefront or the app refused, no script error
-
-
-def test_the_plugin_serves_the_push_service_worker_at_the_site_root(connected: Connected, browser: Any) -> None:
-    rw, _ = connected
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(f"{rw.store_url}/")
-        scope = page.evaluate("navigator.serviceWorker.register('/cartresq-sw.js', {scope: '/'})"
-                              ".then(() => navigator.serviceWorker.ready).then(r => r.scope + ' ' + r.active.scriptURL)")
-    finally:
-        context.close()
-    assert scope == f"{rw.store_url}/ {rw.store_url}/cartresq-sw.js"  # it imports CartResQ's worker
-
-
-def test_the_exit_popup_applies_a_woocommerce_coupon_and_offers_browser_reminders(
-    connected: Connected, browser: Any
-) -> None:
-    """The popup on WooCommerce uses the plugin's URLs: the offer link applies the code (a coupon made on the store)
-    on the way to WooCommerce's checkout; the push button registers the worker the plugin serves at the site root
-    and subscribes at the app, linked to this cart (the push service itself is faked: headless Chromium has none)."""
-    from tests.browser.test_push_browser import FAKE_SUBSCRIBE, SUBSCRIPTION
-
-    rw, _ = connected
-    rw.store("set", "exit_offer=Take 10% off if you order today", "exit_offer_percent=10")
-    context = browser.new_context(permissions=["notifications"])
-    try:
-        page = context.new_page()
-        problems = _watch(page)
-        page.add_init_script(FAKE_SUBSCRIBE)
-        page.goto(f"{rw.store_url}/?add-to-cart=11")
-        page.goto(f"{rw.store_url}/cart/")
-        opened = page.evaluate("performance.now()")
-        key = _store_api_cart(page)["extensions"]["cartresq"]["cart_key"]
-        [cart_id] = wait_for("the tracker's cart", lambda: [r.id for r in rw.rows(
-            "SELECT id FROM carts WHERE cart_token = :k AND total > 0", k=key)])
-        page.wait_for_timeout(max(0.0, 5300 - (page.evaluate("performance.now()") - opened)))  # no popup in 5 s
-        page.mouse.move(640, 300)
-        page.mouse.move(640, 5, steps=4)
-        page.mouse.move(640, -20)  # the pointer leaves through the top: exit intent
-        page.locator("#cartresq-popup [role=dialog]").wait_for(state="visible", timeout=20000)
-        code = page.locator("#cartresq-popup .cq-c").inner_text()
-        offer = page.get_by_role("link", name="Apply code and check out")
-        assert offer.get_attribute("href") == f"{rw.store_url}/checkout/?cartresq_coupon={code}"
-        coupon = rw.wpq("coupon", code)
-        assert (coupon["type"], float(coupon["amount"]), coupon["usage_limit"]) == ("percent", 10.0, 1)
-
-        page.get_by_role("button", name="Remind me in this browser").click()
-        page.locator("#cartresq-popup [role=status]").filter(has_text="remind you").wait_for(timeout=20000)
-        registration = page.evaluate("""navigator.serviceWorker.getRegistration('/')
-            .then(r => r && r.scope + ' ' + (r.active || r.waiting || r.installing).scriptURL)""")
-        assert registration == f"{rw.store_url}/ {rw.store_url}/cartresq-sw.js"
-        subscriptions = rw.rows("SELECT cart_id FROM push_subscriptions WHERE endpoint = :e",
-                                e=SUBSCRIPTION["endpoint"])
-        assert [s.cart_id for s in subscriptions] == [cart_id]
-
-        offer.click()
-        page.wait_for_url(f"{rw.store_url}/checkout/", timeout=30000)
-        cart = _store_api_cart(page)
-        assert [c["code"] for c in cart["coupons"]] == [code], cart.get("errors")
-        assert int(cart["totals"]["total_discount"]) > 0
-    finally:
-        context.close()
-        rw.store("unset", "exit_offer", "exit_offer_percent")
-    assert problems == [], problems
-
-
-def test_the_sms_box_at_checkout_is_unticked_and_a_ticked_one_is_sms_consent(
-    connected: Connected, browser: Any
-) -> None:
-    """The merchant turns the SMS opt-in on; a shopper on the classic checkout ticks it and orders."""
-    rw, _ = connected
-    rw.wpq("plugin-set", "sms_opt_in=yes")
-    email = f"texts.{rw.storage}@example.com"
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        problems = _watch(page)
-        page.goto(f"{rw.store_url}/?add-to-cart=11")
-        page.goto(rw.classic_checkout())
-        box = page.locator("#cartresq_sms_opt_in")
-        box.wait_for(timeout=30000)
-        assert not box.is_checked()  # off by default: consent is given, not assumed
-        for field, value in (("#billing_first_name", "Test"), ("#billing_last_name", "Shopper"),
-                             ("#billing_address_1", "Teststrasse 2"), ("#billing_postcode", "10115"),
-                             ("#billing_city", "Berlin"), ("#billing_phone", "+49 30 1234567"),
-                             ("#billing_email", email)):
-            page.fill(field, value)
-        box.check()
-        page.locator("#place_order").click()
-        page.wait_for_url("**/order-received/**", timeout=60000)
-    finally:
-        context.close()
-        rw.wpq("plugin-set", "sms_opt_in=")
-    [order] = [o for o in rw.wpq("orders") if o["email"] == email]
-    rw.run_queue()
-    # A purchase: the shopper's consent is recorded on the customer (source: the checkout)
-    [row] = wait_for("the order", lambda: rw.rows(
-        "SELECT c.sms_consent, c.sms_consent_source, c.email_consent, o.phone FROM orders o JOIN customers c ON "
-        "c.id = o.customer_id WHERE o.platform_order_id = :i", i=str(order["id"])))
-    assert (row.sms_consent, row.sms_consent_source, row.email_consent) == (True, "checkout", False)
-    assert row.phone == "+49301234567"  # typed "+49 30 1234567": E.164
-    assert problems == [], problems
-
-
-def test_a_coupon_is_made_only_for_a_message_that_passed_its_checks(
-    connected: Connected, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An offer step for a German guest without the opt-in (cancelled: no consent) and for a US guest (sent): only
-    the message that goes gets a coupon on the store. The abandoner and sender run here, on the app's database,
-    as the app's worker would, against the real store's REST API."""
-    from app.runtime import build_runtime
-    from tests.conftest import make_settings
-    from tests.loop_helpers import HOUR, abandon_all, now, send_due
-
-    rw, _ = connected
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", rw.ca)  # requests lets the environment override verify=
-    [german] = rw.wpq("create-admin-orders", "1:DE")
-    [american] = rw.wpq("create-admin-orders", "1:US")
-    rw.run_queue()
-    tokens = [f"wc-order-{german['id']}", f"wc-order-{american['id']}"]
-    wait_for("the carts", lambda: len(_carts(rw, tokens)) == 2 and _processed(rw))
-    rw.store("set", 'sequence=[{"channel":"email","template":"offer","delay":"1h"}]', "offer_percent=15",
-             "holdout_percent=0")
-    rt = build_runtime(make_settings(rw.pg_url, tmp_path, encryption_keys=(rw.env["CARTRESQ_ENCRYPTION_KEY"],),
-                                     allow_private_hosts=True, app_url=rw.app_url))
-    try:
-        at = now() + 2 * HOUR
-        abandon_all(rt, at)
-        send_due(rt, at + 5 * HOUR)
-    finally:
-        rt.close()
-        rw.store("unset", "sequence", "offer_percent", "holdout_percent")
-
-    def step(token: str) -> Any:
-        rows = rw.rows("SELECT m.status, m.reason, c.email, d.code FROM carts c JOIN recovery_messages m ON "
-                       "m.cart_id = c.id LEFT JOIN discount_codes d ON d.message_id = m.id "
-                       "WHERE c.checkout_token = :t ORDER BY m.step", t=token)
-        assert rows, f"no message for {token}"
-        return rows[0]
-
-    blocked, sent = step(tokens[0]), step(tokens[1])
-    assert (blocked.status, blocked.code) == ("cancelled", None), blocked
-    assert sent.status == "sent" and sent.code, sent
-    coupon = rw.wpq("coupon", sent.code)  # made on the store, for the address it went to
-    assert (coupon["amount"], coupon["email_restrictions"]) == ("15", [sent.email])
-    # No code anywhere for a message that did not go (what this store's other carts got too)
-    assert rw.rows("SELECT count(*) FROM discount_codes d JOIN recovery_messages m ON m.id = d.message_id "
-                   "WHERE m.status <> 'sent'")[0][0] == 0
