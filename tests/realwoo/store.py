@@ -155,7 +155,25 @@ class RealWoo:
         out = self.script("start.sh")
         if "store: 200" not in out:
             raise RuntimeError("start.sh: store or app not answering\n" + out + self._log_tail("cartresq.log"))
+        self._wait_for_app()
         self.engine = create_engine(self.pg_url)
+
+    def _wait_for_app(self) -> None:
+        """start.sh waits 30 s at most; on a loaded machine the app may take longer to answer /healthz."""
+        session = self.http()
+
+        def healthy() -> bool:
+            try:
+                return session.get(f"{self.app_url}/healthz", timeout=10).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_for("the app to answer /healthz", healthy, timeout=120)
+        except AssertionError:
+            raise RuntimeError("the app does not answer\n" + self._log_tail("cartresq.log")) from None
+        finally:
+            session.close()
 
     def down(self) -> None:
         if self.engine is not None:
@@ -182,8 +200,8 @@ class RealWoo:
 
     def start_app(self) -> None:
         """start.sh again (it stops what it started first): the store keeps its data, the app its database."""
-        out = self.script("start.sh")
-        assert "app: 200" in out or "app: 404" in out, out
+        self.script("start.sh")
+        self._wait_for_app()
 
     def classic_checkout(self) -> str:
         """A classic (shortcode) checkout page beside the block one; made once."""
