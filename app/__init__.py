@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app import merchant
 
     app.register_blueprint(merchant.bp)  # /app: the merchant app (app/merchant)
+    from app import stripe_webhooks
+
+    app.register_blueprint(stripe_webhooks.bp)  # POST /webhooks/stripe: plans of hosted WooCommerce stores
 
     from app import headers
 
