@@ -20,12 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
 from recovery.billing.plans import PERIOD, PLANS, REASONS, SERVING, allowance, current_period_end
 from recovery.db import insert_for
+from recovery.types import UTCDateTime
 
 _GRANT = text("""
 UPDATE plan_usage SET
@@ -40,7 +41,7 @@ UPDATE plan_usage SET
                          ELSE notice_100_at END
 WHERE store_id = :store_id AND period_end = :period_end
 RETURNING granted, used
-""")
+""").bindparams(bindparam("period_end", type_=UTCDateTime()), bindparam("now", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)
