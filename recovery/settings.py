@@ -188,8 +188,8 @@ class Settings:
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             stripe_api_base=(env.get("STRIPE_API_BASE") or "").rstrip("/") or None,
-            stripe_prices={k: env[f"STRIPE_PRICE_{k.upper()}"] for k in ("starter", "growth", "pro")
-                           if env.get(f"STRIPE_PRICE_{k.upper()}")},
+            stripe_prices={k: v for k, v in (("starter", env.get("STRIPE_PRICE_STARTER")),
+                           ("growth", env.get("STRIPE_PRICE_GROWTH")), ("pro", env.get("STRIPE_PRICE_PRO"))) if v},
             operator_email=env.get("CARTRESQ_OPERATOR_EMAIL") or None,
         )
 

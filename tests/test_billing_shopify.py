@@ -130,6 +130,8 @@ def test_trial_subscribe_limit_held_back_upgrade_resume(rt: Runtime, web, fake: 
     assert outcome(rt, carts[held]) == ("held", "plan_limit")
     page = web.get("/app/", headers=bearer()).get_data(as_text=True)
     assert "Plan limit reached: 2 of 2 carts" in page and "1 abandoned carts held back" in page
+    dashboard = web.get("/", headers=bearer()).get_data(as_text=True)
+    assert "Held back by the plan<b>2</b>" in dashboard  # ash (no plan) and this one
     assert send_due_notices(rt, now()) == 1 and send_due_notices(rt, now()) == 0  # once per period
     (mail,) = (rt.settings.outbox_dir / "billing" / "email").glob("*.eml")
     assert "reached its plan limit" in mail.read_text() and fake.shop(SHOP).email in mail.read_text()
