@@ -50,7 +50,7 @@ def stripe_webhook() -> tuple[object, int]:
         store = session.get(t.Store, store_id) if store_id is not None else None
         known = store is not None and store.platform == "woocommerce"
         inserted = session.execute(
-            insert_for(session.bind.dialect.name)(t.WebhookDelivery)  # type: ignore[union-attr]
+            insert_for(session.get_bind().dialect.name)(t.WebhookDelivery)
             .values(platform="stripe", shop=store.domain if known else "unknown", store_id=store.id if known else None,
                     topic=event.type[:64], delivery_id=event.id[:128], event_id=event.id[:128], triggered_at=event.created,
                     received_at=now, processed_at=now, payload=None, error=None if known else "unknown store")

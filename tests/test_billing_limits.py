@@ -115,3 +115,25 @@ def test_periods_roll_by_30_days_without_news() -> None:
     assert current_period_end(end, end + 2 * PERIOD + timedelta(days=1)) == end + 3 * PERIOD
     store = t.Store(platform="shopify", domain="x.myshopify.com", installed_at=end)
     assert period_of(store, None, end + timedelta(days=45)) == end + 2 * PERIOD
+
+
+def test_the_operator_sets_an_enterprise_plan_from_the_command_line(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from tests.conftest import ENCRYPTION_KEY
+
+    monkeypatch.setenv("CARTRESQ_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CARTRESQ_ENCRYPTION_KEY", ENCRYPTION_KEY)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    cli = CliRunner()
+    assert cli.invoke(main, ["store", "add", "--platform", "woocommerce", "--shop", "shop.example.com"]).exit_code == 0
+    done = cli.invoke(main, ["store", "plan", "shop.example.com", "enterprise"])
+    assert done.exit_code == 0 and "plan enterprise active" in done.output, done.output
+    assert cli.invoke(main, ["store", "plan", "shop.example.com", "platinum"]).exit_code == 2
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'cartresq.db'}")
+    with make_sessionmaker(engine)() as session:
+        row = session.scalars(select(t.StoreBilling)).one()
+        assert (row.provider, row.plan, row.status) == ("manual", "enterprise", "active")
+    engine.dispose()
+    assert "ended" not in cli.invoke(main, ["store", "plan", "shop.example.com", "none"]).output

@@ -95,7 +95,7 @@ class PlanLimits:
                     held[cart.id] = "plan_limit"
                     records.append(_record(cart, period, "held", "plan_limit", now))
         if records:
-            stmt = insert_for(session.bind.dialect.name)(t.PlanCart)  # type: ignore[union-attr]
+            stmt = insert_for(session.get_bind().dialect.name)(t.PlanCart)
             session.execute(stmt.on_conflict_do_update(
                 index_elements=["cart_id", "period_end"],
                 set_={"outcome": stmt.excluded.outcome, "reason": stmt.excluded.reason, "at": stmt.excluded.at},
@@ -105,7 +105,7 @@ class PlanLimits:
 
 def grant(session: Session, store_id: int, period_end: datetime, allowance_: int, wanted: int, now: datetime) -> int:
     """Ask for `wanted` slots of the store's period; returns how many were granted (race-free, see above)."""
-    insert = insert_for(session.bind.dialect.name)(t.PlanUsage)  # type: ignore[union-attr]
+    insert = insert_for(session.get_bind().dialect.name)(t.PlanUsage)
     session.execute(
         insert.values(store_id=store_id, period_end=period_end, allowance=allowance_, used=0, granted=0)
         .on_conflict_do_nothing()
@@ -189,8 +189,6 @@ def plan_banner(session: Session, store: t.Store, now: datetime, limits: PlanLim
         return None
     u = usage(session, store, now)
     if not u.serving:
-        if u.status == "past_due":
-            return None
         return "No active plan: new carts are not being recovered. Choose a plan to start."
     if u.allowance is None:
         return None
