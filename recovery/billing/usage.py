@@ -16,9 +16,11 @@ The (cart, period) row makes a cart count once per period, however often it is a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
@@ -94,13 +96,18 @@ class PlanLimits:
                 else:
                     held[cart.id] = "plan_limit"
                     records.append(_record(cart, period, "held", "plan_limit", now))
-        if records:
-            stmt = insert_for(session.get_bind().dialect.name)(t.PlanCart)
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=["cart_id", "period_end"],
-                set_={"outcome": stmt.excluded.outcome, "reason": stmt.excluded.reason, "at": stmt.excluded.at},
-            ), records)  # fmt: skip
+        if records:  # Core, one cached statement, executemany: the ORM's bulk path cost more than the rows
+            session.connection().execute(_record_outcomes(session.get_bind().dialect.name), records)
         return held
+
+
+@functools.cache
+def _record_outcomes(dialect: str) -> Any:
+    stmt = insert_for(dialect)(t.PlanCart.__table__)
+    return stmt.on_conflict_do_update(
+        index_elements=["cart_id", "period_end"],
+        set_={"outcome": stmt.excluded.outcome, "reason": stmt.excluded.reason, "at": stmt.excluded.at},
+    )
 
 
 def grant(session: Session, store_id: int, period_end: datetime, allowance_: int, wanted: int, now: datetime) -> int:
