@@ -137,3 +137,27 @@ def test_the_operator_sets_an_enterprise_plan_from_the_command_line(tmp_path, mo
         assert (row.provider, row.plan, row.status) == ("manual", "enterprise", "active")
     engine.dispose()
     assert "ended" not in cli.invoke(main, ["store", "plan", "shop.example.com", "none"]).output
+
+
+def test_the_banner_speaks_at_80_and_100_percent_and_only_where_billing_applies(database_url: str) -> None:
+    from recovery.billing.usage import plan_banner
+
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    store_id, _ = seed(sessions, allowance_used=399, carts=0)
+    with sessions() as session:
+        store = session.get(t.Store, store_id)
+        assert plan_banner(session, store, NOW, LIMITS) is None  # 399 of 500
+        assert plan_banner(session, store, NOW, None) is None  # billing off
+    with sessions.begin() as session:
+        session.get(t.PlanUsage, (store_id, PERIOD_END)).used = 400
+    with sessions() as session:
+        store = session.get(t.Store, store_id)
+        assert plan_banner(session, store, NOW, LIMITS).startswith("80 % of this period's plan used: 400 of 500")
+        assert plan_banner(session, store, NOW, PlanLimits(frozenset({"woocommerce"}))) is None
+    with sessions.begin() as session:
+        session.get(t.PlanUsage, (store_id, PERIOD_END)).used = 500
+        session.get(t.StoreBilling, store_id).status = "frozen"
+    with sessions() as session:
+        assert plan_banner(session, session.get(t.Store, store_id), NOW, LIMITS).startswith("No active plan")
+    engine.dispose()
