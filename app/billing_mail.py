@@ -10,10 +10,10 @@ import time
 from datetime import datetime
 
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing.notices import claim_notices, notice_text
-from recovery.channels import OutboundEmail, OutboxChannel
-from recovery.channels.base import PermanentSendError, TransientSendError
+from recovery.sending.channels import OutboundEmail, OutboxChannel
+from recovery.sending.channels.base import PermanentSendError, TransientSendError
 
 log = logging.getLogger(__name__)
 

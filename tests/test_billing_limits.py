@@ -9,11 +9,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing.plans import PERIOD, current_period_end
 from recovery.billing.usage import PlanLimits, period_of
-from recovery.db import make_engine, make_sessionmaker
-from recovery.schema import upgrade
+from recovery.storage.db import make_engine, make_sessionmaker
+from recovery.storage.schema import upgrade
 from tests.support.locks import wait_until_lock_wait
 
 LIMITS = PlanLimits(frozenset({"shopify"}))

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app import create_app
 from app.billing_mail import send_due_notices
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing import plans
 from tests.conftest import drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, set_store

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.billing_mail import send_due_notices
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing import plans
 from tests.conftest import ADMIN_TOKEN
 from tests.loop_helpers import HOUR, abandon_all, now

@@ -19,7 +19,7 @@ import stripe
 
 from recovery.billing.plans import PLANS, TRIAL_DAYS, plan_by_name
 from recovery.model import PlanChanged
-from recovery.settings import Settings
+from recovery.config.settings import Settings
 
 #: Stripe's subscription.status → recovery.billing.plans statuses.
 STATUSES = {

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
+from recovery.storage import tables as t
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing.plans import PLANS, SERVING
 from recovery.model import PlanChanged
 

@@ -1,4 +1,4 @@
-"""The plan limit, checked where a cart's sequence starts (recovery/abandonment.py), and the usage figures.
+"""The plan limit, checked where a cart's sequence starts (recovery/sequence/abandonment.py), and the usage figures.
 
 How usage is counted: one row per (store, billing period) in `plan_usage`, and one per (cart, period) in
 `plan_usage_carts`. In the abandoner's transaction, with the carts' rows already locked, each store's carts
@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.billing.plans import PERIOD, PLANS, REASONS, SERVING, allowance, current_period_end
-from recovery.db import insert_for
-from recovery.types import UTCDateTime
+from recovery.storage.db import insert_for
+from recovery.storage.types import UTCDateTime
 
 _GRANT = text("""
 UPDATE plan_usage SET

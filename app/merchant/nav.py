@@ -1,8 +1,0 @@
-"""The merchant app's navigation: (endpoint, label), in menu order. Pages add their entry here."""
-
-from __future__ import annotations
-
-NAV: list[tuple[str, str]] = [
-    ("merchant.home", "Overview"),
-    ("merchant.billing", "Plan"),  # shown only where billing applies (app/merchant/billing.py)
-]
