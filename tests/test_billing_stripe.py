@@ -108,7 +108,9 @@ def test_checkout_trial_limit_held_back_upgrade_resume_cancel(woo: Woo, stripe_f
     assert sorted(started(woo, carts[n]) for n in ("birch", "cedar", "dogwood")) == [False, True, True]
     assert [held(woo, carts[n]) for n in ("birch", "cedar", "dogwood")].count("plan_limit") == 1
     assert "Plan limit reached: 2 of 2 carts" in page(woo, "/app/")
-    send_due_notices(woo.rt, now())  # no contact address from Stripe in this flow: marked, the banner stays
+    assert send_due_notices(woo.rt, now()) == 1 and send_due_notices(woo.rt, now()) == 0  # once per period
+    (mail,) = [m for m in woo.fake.sent if getattr(m, "categories", ()) == ("billing",)]  # the email channel
+    assert mail.to == stripe_fake.customer_email and "reached its plan limit" in mail.subject
 
     # The customer portal, then an upgrade there: same period, Growth's allowance at once.
     portal = woo.client.post(f"/app/billing/portal?store={store.domain}", headers=operator(woo))

@@ -7,13 +7,14 @@ the same transaction: these events are few, and the plan must change before the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import stripe
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
-from connectors.woocommerce.billing import read_event
+from connectors.woocommerce.billing import customer_email, read_event
 from recovery.storage import tables as t
 from recovery.billing.subscriptions import apply_plan_change
 from recovery.storage.db import insert_for
@@ -40,6 +41,10 @@ def stripe_webhook() -> tuple[object, int]:
         return jsonify(error="Bad Request", detail="body is not a Stripe event"), 400
     if event.change is None:
         return jsonify(status="ignored", detail=f"event type {event.type[:64]} is not handled"), 200
+    if event.type == "customer.subscription.created" and event.change.customer_id:
+        # Where the 80 % / 100 % notices go: the paying customer's email (one call, before the transaction).
+        email = customer_email(rt.settings, event.change.customer_id)
+        event = dataclasses.replace(event, change=dataclasses.replace(event.change, contact_email=email))
     now = utcnow()
     with rt.sessions.begin() as session:
         store_id = event.store_id

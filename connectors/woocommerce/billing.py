@@ -72,6 +72,16 @@ def portal_url(settings: Settings, customer_id: str, return_url: str) -> str:
     return str(session.url)
 
 
+def customer_email(settings: Settings, customer_id: str) -> str | None:
+    """The Stripe customer's email (where plan notices go); None when Stripe cannot say."""
+    try:
+        customer = client(settings).v1.customers.retrieve(customer_id)
+    except (stripe.StripeError, StripeBillingError):
+        return None
+    email = customer.get("email") if hasattr(customer, "get") else None
+    return str(email) if email else None
+
+
 @dataclass(frozen=True)
 class StripeEvent:
     id: str

@@ -28,6 +28,8 @@ class FakeStripe:
         self.requests: list[dict[str, Any]] = []
         self.sessions: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        #: What GET /v1/customers/<id> answers as the customer's email (the merchant who paid).
+        self.customer_email = "owner@harbor-goods.example.com"
         self._ids = itertools.count(1)
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -57,6 +59,10 @@ class FakeStripe:
             response = _json({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}, 401)
         elif request.method == "POST" and request.path == "/v1/checkout/sessions":
             response = self._checkout(form)
+        elif request.method == "GET" and request.path.startswith("/v1/customers/"):
+            cid = request.path.rsplit("/", 1)[1]
+            response = _json({"id": cid, "object": "customer", "email": self.customer_email, "livemode": False,
+                              "metadata": {}, "name": None, "delinquent": False})
         elif request.method == "POST" and request.path == "/v1/billing_portal/sessions":
             if not form.get("customer", "").startswith("cus_"):
                 response = _json({"error": {"type": "invalid_request_error", "message": "No such customer", "param": "customer"}}, 400)
