@@ -70,6 +70,8 @@ class _StoreSendTime(LazySendTime):
     def policy(self):  # type: ignore[no-untyped-def]
         from ml.inference import FixedSendTime, send_time_model
 
+        if not self._path.exists():  # most stores have no model of their own: no warning for that
+            return self._pooled.policy()
         own = send_time_model(self._path, fallback_hours=self._fallback_hours, require_promotion=True)
         if not isinstance(own, FixedSendTime) and store_sends(own.metadata) >= OWN_MODEL_SENDS:
             return own
