@@ -77,3 +77,49 @@ def test_segments() -> None:
     assert discounts.segment(150.0, returning=True) == "high_value"
     assert discounts.segment(40.0, returning=True) == "returning"
     assert discounts.segment(40.0, returning=False) == "new"
+
+
+def test_evaluate_discounts_reads_the_recorded_propensities(database_url: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from app.cli import main
+    from app.runtime import build_runtime
+    from recovery import tables as t
+    from tests.conftest import add_store, make_settings
+    from tests.loop_helpers import now
+
+    rt = build_runtime(make_settings(database_url, tmp_path), seed=1)
+    store_id = add_store(rt)
+    rng = np.random.default_rng(9)
+    with rt.sessions.begin() as session:
+        store = session.scalars(select(t.Store)).one()
+        store.settings = {**store.settings, "offer_arms": [0, 10], "margin_percent": 40}
+        for i in range(400):
+            arm, p = (10, 0.8) if rng.random() < 0.8 else (0, 0.2)
+            bought = rng.random() < (0.3 if arm == 10 else 0.1)
+            cart = t.Cart(store_id=store_id, email=f"d{i}@example.com", currency="USD", subtotal=Decimal("50"),
+                          total=Decimal("50"), line_items=[{"quantity": 1}], status="recovered" if bought else "abandoned",
+                          platform_updated_at=now(), last_activity_at=now(), abandon_at=now() - timedelta(hours=1),
+                          checkout_token=f"disc-{i}")  # fmt: skip
+            session.add(cart)
+            session.flush()
+            session.add(t.ExperimentAssignment(store_id=store_id, cart_id=cart.id, experiment="discount:new",
+                                               variant=str(arm), unit=f"u{i}", propensity=p, assigned_at=now()))  # fmt: skip
+    rt.close()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    from tests.conftest import SHOP
+
+    result = CliRunner().invoke(main, ["evaluate", "--discounts", "--store", SHOP])
+    assert result.exit_code == 0, result.output
+    assert "discount:new: 400 assignments, margin 40%" in result.output
+    lines = {line.split("%")[0].strip(): line for line in result.output.splitlines() if "per shown offer (" in line}
+    # 10 %: 0.3 x 50 x 0.3 = 4.50 per shown offer; 0 %: 0.1 x 50 x 0.4 = 2.00 (the IPS weights undo the 80/20 split)
+    assert set(lines) == {"0", "10"}
+    ten = float(lines["10"].split(":")[1].split("[")[0])
+    zero = float(lines["0"].split(":")[1].split("[")[0])
+    assert 3.5 < ten < 5.5 and 1.0 < zero < 3.0
+    assert CliRunner().invoke(main, ["evaluate", "--discounts"]).exit_code == 2  # needs --store
