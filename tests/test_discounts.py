@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from app.effectiveness import bandit_checks
-from recovery import discounts
-from recovery.discounts import ArmStats
+from recovery.sequence import discounts
+from recovery.sequence.discounts import ArmStats
 
 
 def test_bandit_beats_every_fixed_arm_and_ends_on_the_best_arm() -> None:
@@ -58,7 +58,7 @@ def test_the_posterior_shares_strength_across_arms() -> None:
 
 
 def test_logged_propensities_give_unbiased_fixed_arm_values() -> None:
-    from recovery.discount_eval import arm_values
+    from recovery.measure.discount_eval import arm_values
 
     rng = np.random.default_rng(4)
     arms, conversion, value = [0, 10], {0: 0.10, 10: 0.14}, 50.0
@@ -88,7 +88,7 @@ def test_evaluate_discounts_reads_the_recorded_propensities(database_url: str, t
 
     from app.cli import main
     from app.runtime import build_runtime
-    from recovery import tables as t
+    from recovery.storage import tables as t
     from tests.conftest import add_store, make_settings
     from tests.loop_helpers import now
 

@@ -14,8 +14,8 @@ from app.runtime import build_runtime
 from app.sendtime import OWN_MODEL_SENDS, LazySendTime
 from ml.learn import POOL_PRIOR_SENDS
 from ml.train import record_promotion, train
-from recovery import tables as t
-from recovery.channels import FakeChannel
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now
 

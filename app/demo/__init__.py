@@ -30,8 +30,8 @@ from app.demo import payloads
 from app.demo.progress import Progress
 from app.demo.shop import SECRET, Shop
 from ml.simulator import ShopperModel
-from recovery.analytics import Summary, format_summary, summarize
-from recovery.settings import Settings
+from recovery.measure.analytics import Summary, format_summary, summarize
+from recovery.config.settings import Settings
 
 __all__ = ["DemoError", "SECRET", "Shop", "run", "summary_json"]
 
@@ -74,8 +74,8 @@ def _run(
     from app.cli_errors import plain_request_logs
     from app.dispatcher import run_once
     from app.runtime import build_runtime
-    from recovery import tables as t
-    from recovery.schema import upgrade
+    from recovery.storage import tables as t
+    from recovery.storage.schema import upgrade
 
     # The port first, before minutes of work: the app is plugged in once it exists.
     mounted: dict[str, object] = {}
@@ -176,7 +176,7 @@ def _next_step(runtime, shop: Shop, now: datetime, end: datetime) -> datetime:  
     """The next STEP boundary at which anything can happen (idle stretches are skipped)."""
     from sqlalchemy import func, select
 
-    from recovery import tables as t
+    from recovery.storage import tables as t
 
     with runtime.sessions() as session:
         due = session.scalar(select(func.min(t.RecoveryMessage.due_at)).where(t.RecoveryMessage.status == "planned"))

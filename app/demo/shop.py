@@ -28,7 +28,7 @@ from app.demo import payloads
 from ml.features import candidate_matrix
 from ml.sim_truth import abandon_hour_weights
 from ml.simulator import SimShopper
-from recovery.settings import Settings
+from recovery.config.settings import Settings
 
 SECRET = "demo-shopify-client-secret"
 #: A shopper who does not abandon pays this many minutes after checking out: well inside the store's
