@@ -3,6 +3,14 @@
 Every model is `recovery.tables.X` (`from recovery import tables as t`); the modules split them by subject.
 """
 
+from recovery.tables.accounts import (
+    AccountSession,
+    AccountStore,
+    AccountToken,
+    MerchantAccount,
+    SignInFailure,
+    StoreCopy,
+)
 from recovery.tables.base import NAMING, Base, utcnow
 from recovery.tables.core import (
     Cart,
@@ -34,6 +42,12 @@ from recovery.tables.store import (
 )
 
 __all__ = [
+    "AccountSession",
+    "AccountStore",
+    "AccountToken",
+    "MerchantAccount",
+    "SignInFailure",
+    "StoreCopy",
     "Base",
     "Cart",
     "Consent",
