@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy.orm import object_session
 
 from recovery import tables as t
-from recovery import verify
+from recovery import store_copy, verify
 from recovery.catalog import Known, item_views
 from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
@@ -63,6 +63,7 @@ class Composer:
             offer_code=offer.code if offer else None,
             offer_percent=offer.percent if offer else None,
             offer_expires_at=offer.ends_at if offer else None,
+            own_copy=_own_copy(object_session(message), store.id, cart.locale or "en-US"),
         )
         if message.channel == "push":  # the browser's subscription, short text, the restore link
             return push_message(message, cart, context)
@@ -85,5 +86,12 @@ class Composer:
             text=rendered.text,
             unsubscribe_url=context.unsubscribe_url,
             unsubscribe_mailto=f"mailto:unsubscribe+{unsubscribe_token}@{self.from_addr.split('@')[-1]}",
+            reply_to=settings["reply_to"] or None,  # replies reach the merchant, not our sending domain
             categories=("cart-recovery", f"step-{message.step}"),
         )
+
+
+def _own_copy(session: object, store_id: int, locale: str) -> dict[str, str] | None:
+    if session is None:
+        return None
+    return store_copy.load(session, store_id, store_copy.language_of(locale)) or None  # type: ignore[arg-type]
