@@ -4,4 +4,8 @@ from __future__ import annotations
 
 NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
+    ("merchant.setup", "Setup guide"),
+    ("merchant.flow", "Flow"),
+    ("merchant.templates", "Templates"),
+    ("merchant.status", "Store status"),
 ]
