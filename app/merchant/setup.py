@@ -104,16 +104,21 @@ def _send_test(store: t.Store) -> Any:
     from app import runtime
     from app.merchant.mail import MailError
 
+    problem = None
     with runtime().sessions.begin() as db:
         fresh = db.get(t.Store, store.id, with_for_update=True)
         to = samples.recipient(db, fresh)
         if not to:
-            return setup({"test": "Set a reply-to address first: the test goes to your own address."}, 400)
-        try:
-            samples.send_test(db, fresh, to, request.form.get("template", "gentle_reminder"))
-        except (MailError, ValueError) as exc:
-            return setup({"test": f"The test could not be sent: {exc}"}, 502)
-        fresh.settings = {**(fresh.settings or {}), "setup_test_sent_at": utcnow().isoformat()}
+            problem = "Set a reply-to address first: the test goes to your own address."
+        else:
+            try:
+                samples.send_test(db, fresh, to, request.form.get("template", "gentle_reminder"))
+            except (MailError, ValueError) as exc:
+                problem = f"The test could not be sent: {exc}"
+            else:
+                fresh.settings = {**(fresh.settings or {}), "setup_test_sent_at": utcnow().isoformat()}
+    if problem:  # the page is drawn after the transaction: SQLite's pool may hold a single connection
+        return setup({"test": problem}, 400)
     target = request.form.get("back") == "templates"
     endpoint = "merchant.templates" if target else "merchant.setup"
     return redirect(url_for(endpoint, store=request.args.get("store"), sent=1), 303)

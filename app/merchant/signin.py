@@ -120,6 +120,7 @@ def reset(token: str) -> Any:
 def claim(token: str) -> Any:
     """A newly activated store (WooCommerce wc-auth) joins an account: the signed-in one, an existing one
     (its password), or a new one made here."""
+    current = signed_in_account()  # before the transaction: the pool may hold a single connection (SQLite)
     with _db().begin() as db:
         row = accounts.peek_link(db, token, "claim", utcnow())
         store = db.get(t.Store, row.store_id) if row is not None and row.store_id else None
@@ -128,7 +129,6 @@ def claim(token: str) -> Any:
                                    body="Connect the store again from the CartResQ page in your WordPress admin.",
                                    link=None, link_text=""), 404
         domain = store.domain
-        current = signed_in_account()
         if request.method == "GET":
             return render_template("merchant/claim.html", domain=domain, account=current, error=None, email="")
         if current is not None and request.form.get("join") == "1":
