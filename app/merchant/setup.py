@@ -66,6 +66,8 @@ def setup(errors: dict[str, str] | None = None, status: int = 200) -> Any:
         fresh = db.get(t.Store, store.id)
         shown = steps(db, fresh)
         values = effective(fresh.settings or {})
+        if errors:  # what was typed stays in the form, next to its error
+            values.update({k: v for k, v in request.form.items() if k in values and k != "sms_enabled"})
         recipient = samples.recipient(db, fresh)
     api_key = runtime().settings.shopify_api_key
     return render_template(
