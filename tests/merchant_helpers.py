@@ -7,9 +7,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
-from app.merchant import accounts
+from app.web.merchant import accounts
 from app.runtime import Runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 
 PASSWORD = "correct horse battery"
 

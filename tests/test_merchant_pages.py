@@ -8,9 +8,9 @@ import json
 from sqlalchemy import select
 
 from app.runtime import Runtime
-from recovery import tables as t
-from recovery.sequence import store_sequence
-from recovery.store_settings import effective
+from recovery.storage import tables as t
+from recovery.sequence.plan import store_sequence
+from recovery.config.store_settings import effective
 from tests.conftest import add_store
 from tests.merchant_helpers import body_of, make_account, outbox_emails, sign_in, store_settings, token_for
 
@@ -45,7 +45,7 @@ def test_setup_guide_checks_steps_off_from_real_state(runtime: Runtime, client) 
     assert mail["To"] == "owner@example.com" and mail["Reply-To"] == "help@example.com"
     assert mail["Subject"].startswith("[Test] ") and "1 Example Street" in body_of(mail)
     with runtime.sessions.begin() as db:  # the tracker reports: the embed step is done
-        from recovery.tables import utcnow
+        from recovery.storage.tables import utcnow
 
         db.add(t.TrackEvent(store_id=store, sid="s1", type="exit_intent", at=utcnow()))
     assert "6 of 6 steps done" in client.get("/app/setup").get_data(as_text=True)
@@ -90,7 +90,7 @@ def test_flow_editor_saves_through_the_cli_validation_with_inline_errors(runtime
     assert (settings["offer_percent"], settings["email_quiet_hours"], settings["holdout_percent"]) == (
         15, "22:00-07:00", 20)
     # the CLI shows what the editor saved, switched-off step included
-    from recovery.store_settings import describe
+    from recovery.config.store_settings import describe
 
     shown = dict((k, v) for k, v, _ in describe(store_settings(runtime, store)))
     assert "!sms:offer+2d>50" in shown["sequence"]
@@ -139,8 +139,8 @@ def test_templates_preview_with_the_real_renderer_and_send_a_test(runtime: Runti
 def test_a_stores_own_words_reach_real_messages(runtime: Runtime) -> None:
     from decimal import Decimal
 
-    from recovery import store_copy
-    from recovery.content import MessageContext, render_email, sample_context
+    from recovery.messages import store_copy
+    from recovery.messages.content import MessageContext, render_email, sample_context
 
     ctx = sample_context()
     own = {"subject.gentle_reminder": "{name}, your {store} cart", "intro.gentle_reminder": "We kept it for you."}

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app.runtime import Runtime
-from recovery.store_settings import effective
+from recovery.config.store_settings import effective
 from tests.merchant_helpers import store_settings
 from tests.shopify_app_helpers import API_KEY, SECRET, fake, install, rt, store, web  # noqa: F401
 from tests.support.fake_shopify import session_token

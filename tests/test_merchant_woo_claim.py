@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.merchant_helpers import PASSWORD, make_account, token_for
 from tests.support.fake_woocommerce import activate
 from tests.woo_helpers import make_woo

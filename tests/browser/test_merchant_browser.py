@@ -19,8 +19,8 @@ import pytest
 
 from app import create_app
 from app.runtime import build_runtime
-from recovery import tables as t
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.storage.tables import utcnow
 from tests.browser.storefront import Served
 from tests.conftest import make_settings
 from tests.merchant_helpers import PASSWORD, make_account, outbox_emails
