@@ -171,3 +171,59 @@ def test_store_status_shows_problems_with_their_buttons(runtime: Runtime, client
     assert client.post(f"/app/status/deliveries/{delivery_id}/retry", data={"csrf_token": token}).status_code == 303
     with runtime.sessions() as db:
         assert db.get(t.WebhookDelivery, delivery_id).failed_at is None
+
+
+def test_real_sends_carry_the_reply_to_and_the_stores_own_words(runtime: Runtime) -> None:
+    from decimal import Decimal
+
+    from recovery.messages import store_copy
+    from recovery.storage.tables import utcnow
+
+    store_id = add_store(runtime, SHOP)
+    now = utcnow()
+    with runtime.sessions.begin() as db:
+        store = db.get(t.Store, store_id)
+        store.settings = {**store.settings, "reply_to": "help@example.com", "sender_name": "Amber Loom"}
+        store_copy.save(db, store_id, "gentle_reminder", "de", {"subject": "{name}, dein Korb bei {store}"})
+        cart = t.Cart(store_id=store_id, email="shopper@example.com", first_name="Alex", locale="de-DE",
+                      currency="EUR", subtotal=Decimal("20"), total=Decimal("20"), platform_updated_at=now,
+                      last_activity_at=now, abandoned_at=now,
+                      line_items=[{"title": "Mug", "variant_title": None, "quantity": 1, "unit_price": "20"}])
+        db.add(cart)
+        db.flush()
+        message = t.RecoveryMessage(store_id=store_id, cart_id=cart.id, step=1, channel="email",
+                                    template="gentle_reminder", due_at=now)
+        db.add(message)
+        db.flush()
+        email = runtime.sender.composer.compose(store, cart, message)
+        cart.locale = "fr-FR"  # no French words of the store's own: the default French copy
+        french = runtime.sender.composer.compose(store, cart, message)
+    assert email.reply_to == "help@example.com"
+    assert email.subject == "Alex, dein Korb bei Amber Loom"
+    assert "dein Korb" not in french.subject
+
+
+def test_reason_codes_read_as_words() -> None:
+    from app.web.merchant.reasons import words
+
+    assert words("no_email_consent_region_GB") == "Not emailed: shoppers in the UK need marketing consent"
+    assert words("no_email_consent_region_DE") == "Not emailed: shoppers in Germany need marketing consent"
+    assert words("rescheduled: quiet_hours").startswith("Moved later. Waiting: it is night")
+    assert words("some_new_code") == "Technical reason: some_new_code"
+
+
+def test_the_cli_reads_and_shows_switched_off_steps() -> None:
+    from recovery.config.store_settings import describe, parse_assignments
+
+    parsed = parse_assignments(["sequence=email:gentle_reminder, !sms:offer+2d>50, email:final_call+3d"])
+    assert [s.get("enabled", True) for s in parsed["sequence"]] == [True, False, True]
+    shown = dict((k, v) for k, v, _ in describe({"sequence": parsed["sequence"]}))["sequence"]
+    assert shown == "email:gentle_reminder, !sms:offer+2d>50, email:final_call+3d"
+    from recovery.config.store_settings import SettingError
+
+    try:
+        parse_assignments(["sequence=!email:gentle_reminder"])
+    except SettingError as exc:
+        assert "at least one step must be on" in str(exc)
+    else:
+        raise AssertionError("a sequence with every step off was accepted")
