@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(os.environ.get("CARTRESQ_AXE", ROOT / ".ci/node/node_modules/axe-core/axe.min.js"))
 SHOTS = Path(os.environ.get("CARTRESQ_ARTIFACTS", ROOT / "var/artifacts")) / "merchant"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-PAGES = ["/app/", "/app/setup", "/app/flow", "/app/templates", "/app/status"]
 #: axe results of this run, page → violations by impact (printed in the report header of the summary test)
 AXE_RESULTS: dict[str, list[dict[str, Any]]] = {}
 
