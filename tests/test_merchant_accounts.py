@@ -117,8 +117,20 @@ def test_posts_naming_another_store_change_nothing(runtime: Runtime, client) -> 
     a, b = add_store(runtime, SHOP_A), add_store(runtime, SHOP_B)
     make_account(runtime, "owner@example.com", a)
     sign_in(client, "owner@example.com")
+    from recovery.storage import tables as t
+
+    with runtime.sessions.begin() as db:  # a dead letter of store B
+        letter = t.WebhookDelivery(store_id=b, platform="shopify", shop=SHOP_B, topic="orders/create",
+                                   delivery_id="b-1", payload={"id": 1}, attempts=5, error="boom")
+        db.add(letter)
+        db.flush()
+        letter.failed_at = letter.processed_at = letter.received_at
+        letter_id = letter.id
     token = token_for(client, "/app/setup")
-    for path in ("/app/setup/address", "/app/flow", "/app/templates", "/app/status/deliveries/1/retry"):
+    assert client.post(f"/app/status/deliveries/{letter_id}/retry", data={"csrf_token": token}).status_code == 404
+    with runtime.sessions() as db:
+        assert db.get(t.WebhookDelivery, letter_id).failed_at is not None  # B's dead letter stays dead
+    for path in ("/app/setup/address", "/app/flow", "/app/templates", f"/app/status/deliveries/{letter_id}/retry"):
         answer = client.post(f"{path}?store={SHOP_B}", data={"csrf_token": token, "postal_address": "1 Other Rd"})
         assert answer.status_code == 404, path
     from tests.merchant_helpers import store_settings

@@ -78,3 +78,13 @@ def test_shopify_admins_first_load_at_the_root_goes_to_the_app(rt: Runtime, web)
     assert web.get(first.headers["Location"]).status_code == 200
     browser = web.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert browser.status_code == 302 and browser.headers["Location"] == "/app/"
+
+
+def test_store_status_checks_the_shopify_store_now(rt: Runtime, web) -> None:  # noqa: F811
+    install(web, SHOP_A)
+    page = web.get("/app/status", headers=_bearer(SHOP_A)).get_data(as_text=True)
+    assert 'id="token-state">working<' in page and "Check and repair webhooks now" in page
+    before = store(rt, SHOP_A).reconciled_at
+    answer = web.post("/app/status/reconcile", headers=_bearer(SHOP_A))
+    assert answer.status_code == 303 and "checked=ok" in answer.headers["Location"]
+    assert store(rt, SHOP_A).reconciled_at is not None and store(rt, SHOP_A).reconciled_at != before

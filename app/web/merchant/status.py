@@ -3,6 +3,7 @@ each problem with the button that fixes it (never a command to run)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -13,6 +14,8 @@ from app.web.merchant.context import current_store, merchant_required
 from recovery.intake import deadletters
 from recovery.storage import tables as t
 from recovery.config.store_settings import effective
+
+log = logging.getLogger(__name__)
 
 
 def _rt():  # type: ignore[no-untyped-def]
@@ -59,17 +62,28 @@ def retry_delivery(delivery_id: int) -> Any:
 @bp.post("/status/reconcile")
 @merchant_required
 def reconcile() -> Any:
-    """WooCommerce: check and repair the store's webhooks and catch up on orders now."""
-    from connectors.woocommerce.reconcile import reconcile_store
-    from recovery.storage.crypto import Vault
-
+    """Check and repair the store's webhooks and catch up on what they missed, now (the dispatcher's periodic
+    job, run for this store: WooCommerce's reconcile, or Shopify's, as `cartresq shopify reconcile` does)."""
     store, rt = current_store(), _rt()
-    if store.platform != "woocommerce":
-        abort(400, "only WooCommerce stores are reconciled from here")
-    report = reconcile_store(
-        rt.sessions, rt.engine, Vault(rt.settings.encryption_keys), store.id, app_url=rt.settings.app_url,
-        allow_http=rt.settings.woo_allow_http, hand_off=rt.hand_off_delivery,
-        allow_private=rt.settings.allow_private_hosts,
-    )
-    outcome = "failed" if report.error else "ok"
+    if store.platform == "woocommerce":
+        from connectors.woocommerce.reconcile import reconcile_store
+        from recovery.storage.crypto import Vault
+
+        report = reconcile_store(
+            rt.sessions, rt.engine, Vault(rt.settings.encryption_keys), store.id, app_url=rt.settings.app_url,
+            allow_http=rt.settings.woo_allow_http, hand_off=rt.hand_off_delivery,
+            allow_private=rt.settings.allow_private_hosts,
+        )
+        outcome = "failed" if report.error else "ok"
+    elif rt.shopify is not None:
+        from connectors.shopify import reconcile as shopify_reconcile
+
+        try:
+            shopify_reconcile.reconcile_store(rt.sessions, rt.shopify.admin, store.id, rt.shopify.timing)
+            outcome = "ok"
+        except Exception as exc:  # auth or API failure: shown on the page; the periodic job retries
+            log.warning("reconcile of store %s failed: %s", store.id, type(exc).__name__)
+            outcome = "failed"
+    else:
+        abort(400, "Shopify is not configured in this deployment")
     return redirect(url_for("merchant.status", store=request.args.get("store"), checked=outcome), 303)
