@@ -1,7 +1,7 @@
 """merchant accounts: sign-in, sessions, single-use links, sign-in failures, account <-> stores
 
 Revision ID: 0116
-Revises: 0125
+Revises: 0115
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.storage.types
 
 revision = "0116"
-down_revision = "0125"
+down_revision = "0115"
 branch_labels = None
 depends_on = None
 
