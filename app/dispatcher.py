@@ -103,7 +103,8 @@ def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
             run_due(runtime.sessions, runtime.engine, Vault(runtime.settings.encryption_keys), now,
                     every=runtime.settings.woo_reconcile_every, app_url=runtime.settings.app_url,
                     allow_http=runtime.settings.woo_allow_http, hand_off=runtime.hand_off_delivery,
-                    allow_private=runtime.settings.allow_private_hosts)
+                    allow_private=runtime.settings.allow_private_hosts,
+                    web_push=runtime.settings.web_push_configured)
         except Exception:  # one store's failure never stops the dispatcher
             log.exception("woocommerce reconcile pass failed")
 

@@ -139,6 +139,7 @@ def returned():  # type: ignore[no-untyped-def]
         allow_http=rt.settings.woo_allow_http,
         hand_off=rt.hand_off_delivery,
         allow_private=rt.settings.allow_private_hosts,
+        web_push=rt.settings.web_push_configured,
     )
     # Activation ends in the merchant's account: a single-use link to create one or join an existing one.
     from app.web.merchant.accounts import new_link

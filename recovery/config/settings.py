@@ -124,6 +124,11 @@ class Settings:
         """No Redis: the worker and dispatcher run inside the web process."""
         return not self.redis_url
 
+    @property
+    def web_push_configured(self) -> bool:
+        """VAPID keys are set: `GET /push/key` answers, so storefronts may offer browser reminders."""
+        return bool(self.vapid_private_key and self.vapid_subject)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
