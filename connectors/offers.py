@@ -43,3 +43,20 @@ def build(
     woo = WooOffers(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http,
                     allow_private=settings.allow_private_hosts)
     return PlatformOffers({"shopify": shopify, "woocommerce": woo})
+
+
+#: Exit codes are made while the shopper's browser waits for the popup: one short try.
+EXIT_TIMEOUT = (3.0, 5.0)
+
+
+def build_exit(
+    settings: Settings, sessions: sessionmaker[Session], shopify_exit: OfferProvider | None
+) -> PlatformOffers:
+    """The providers of exit-popup codes. A WooCommerce exit code is not restricted to an email: it is shown
+    in the shopper's own session, where WooCommerce checks a restriction against a billing email the cart
+    does not have yet (it is still single-use, short-lived, and one per session and cart)."""
+    from connectors.woocommerce.coupons import WooOffers
+
+    woo = WooOffers(settings.encryption_keys, sessions, allow_http=settings.woo_allow_http,
+                    allow_private=settings.allow_private_hosts, timeout=EXIT_TIMEOUT, email_restricted=False)
+    return PlatformOffers({"shopify": shopify_exit, "woocommerce": woo})

@@ -159,4 +159,5 @@ def test_plugin_wires_consent_and_the_offer_coupon() -> None:
         assert hook in consent
     assert "CartResQ_Consent::init();" in (PLUGIN / "cartresq.php").read_text()
     restore = (PLUGIN / "includes" / "class-cartresq-restore.php").read_text()
-    assert "$_GET['coupon']" in restore and "WC()->cart->apply_coupon( $code )" in restore
+    assert "offer_code( $param = 'coupon' )" in restore and "WC()->cart->apply_coupon( $code )" in restore
+    assert "self::offer_code( self::COUPON_PARAM )" in restore  # the exit popup's ?cartresq_coupon= (tests/realwoo)

@@ -111,7 +111,7 @@ def test_pending_order_is_a_cart_that_gets_abandoned_and_planned(woo: Woo) -> No
     assert (row.checkout_token, row.email, row.phone, row.currency) == (
         "wc-order-7311",
         "lena.brandt@example.com",
-        "+49 341 5550123",
+        "+493415550123",  # billing "+49 341 5550123", in E.164 as SMS, STOP replies and suppressions name it
         "EUR",
     )
     assert str(row.total) == "78.20" and [i["unit_price"] for i in row.line_items] == ["24.37", "12.61"]
@@ -289,3 +289,10 @@ def test_a_tracker_cart_restores_through_the_plugins_endpoint(woo: Woo) -> None:
     body = read_token(woo.store.plugin_settings["restore_secret"], location.split("=", 1)[1], now())  # type: ignore[index]
     # the variation's id where there is one (WooCommerce finds its product), and the email for the coupon
     assert (body["i"], body["m"]) == ([[418, 0, 2], [377, 0, 1]], "lena.brandt@example.com")
+
+
+def test_a_billing_phone_in_national_format_is_read_in_the_billing_country(woo: Woo) -> None:  # noqa: F811
+    billing = {**load("order_created__classic_pending")["billing"], "phone": "0341 5550123"}  # country DE
+    woo.deliver("order_created__classic_pending", date_modified_gmt=_gmt(now()), billing=billing)
+    [row] = _carts(woo)
+    assert row.phone == "+493415550123"

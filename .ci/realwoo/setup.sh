@@ -113,5 +113,7 @@ grep -E "PHP (Fatal|Parse|Warning)" "$VAR/logs/wp-debug.log" 2>/dev/null | sed -
 
 say "7. CartResQ database (PostgreSQL db $PG_DB)"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB"
-if [ -x "$VENV/bin/cartresq" ]; then (cd "$REPO_DIR" && DATABASE_URL="$PG_URL" "$VENV/bin/cartresq" db upgrade); fi
+# This checkout's migrations (the venv's editable install may point at another checkout, as in start.sh)
+if [ -x "$VENV/bin/python" ]; then (cd "$REPO_DIR" && DATABASE_URL="$PG_URL" PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}" \
+  "$VENV/bin/python" -m app.cli db upgrade); fi
 echo "setup done: store $STORE_URL (admin $ADMIN_USER / $ADMIN_PASS), app will be $APP_URL"

@@ -87,8 +87,10 @@ def new_row_refused(kind: str) -> tuple[Response, int] | None:
 def _setup(state: BlueprintSetupState) -> None:
     rt = state.app.extensions["cartresq"]
     state.app.extensions[LIMITER] = TrackLimiter(rt.settings)
-    # The platform's OfferProvider for exit codes, with a budget short enough for a waiting browser.
-    provider = getattr(rt.shopify, "exit_offers", None)
+    # Each platform's OfferProvider for exit codes, with a budget short enough for a waiting browser.
+    from connectors import offers as platform_offers
+
+    provider = platform_offers.build_exit(rt.settings, rt.sessions, getattr(rt.shopify, "exit_offers", None))
     state.app.extensions[EXIT_OFFERS] = ExitOffers(rt.sessions, provider, daily_cap=rt.settings.exit_code_shop_daily)
 
 

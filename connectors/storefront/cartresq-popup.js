@@ -4,6 +4,10 @@
 // A fixed overlay (nothing on the page moves), role="dialog" + aria-modal, labelled and described,
 // focus kept inside, Escape or the close button or a click outside closes it.
 // With data-push-base (the app proxy path, e.g. /apps/cartresq) it also offers web-push reminders.
+// Platform URLs (Shopify's by default) may be given by the platform's adapter as data- attributes of the
+// tracker's tag, as WooCommerce's plugin does: data-offer-url (the code is appended, URL-encoded),
+// data-checkout-url, data-push-sw (the worker at the site root; its folder is the scope), data-push-key and
+// data-push-subscribe (the app's own endpoints); the cart token comes from the adapter's CartResQCart.
 window.CartResQPopup = (popup, D, send) => {
   const d = document;
   if (d.getElementById('cartresq-popup')) return;
@@ -41,9 +45,12 @@ window.CartResQPopup = (popup, D, send) => {
     : t('CaptureText', "Enter your email and we'll send you a link back to your cart."), dialog);
   const root = ((window.Shopify || 0).routes || 0).root || '/';
   if (offer) {
-    // With a code, Shopify's /discount/CODE link applies it on the way to checkout.
+    // With a code, Shopify's /discount/CODE link (WooCommerce: the plugin's data-offer-url) applies it on the
+    // way to checkout.
     if (code) el('p', { class: 'cq-c' }, code, dialog);
-    el('a', { class: 'cq-b', href: code ? `${root}discount/${encodeURIComponent(code)}?redirect=%2Fcheckout` : `${root}checkout` },
+    const href = code ? (D.offerUrl ? D.offerUrl + encodeURIComponent(code)
+      : `${root}discount/${encodeURIComponent(code)}?redirect=%2Fcheckout`) : D.checkoutUrl || `${root}checkout`;
+    el('a', { class: 'cq-b', href },
       code ? t('OfferButton', 'Apply code and check out') : t('CheckoutButton', 'Go to checkout'), dialog);
   } else {
     const form = el('form', { novalidate: '' }, '', dialog);
@@ -70,7 +77,9 @@ window.CartResQPopup = (popup, D, send) => {
   // names our app proxy base (same origin, as a service worker must be). Permission is asked on the
   // click (browsers want a user gesture); any failure ends in one neutral line, never an exception.
   const base = D.pushBase, nav = navigator, N = window.Notification;
-  if (base && 'serviceWorker' in nav && 'PushManager' in window && N && N.permission != 'denied') {
+  const sw = D.pushSw || (base && base + '/sw.js'), scope = sw && sw.replace(/[^/]*$/, '');
+  const keyUrl = D.pushKey || base + '/push/key', subscribeUrl = D.pushSubscribe || base + '/push/subscribe';
+  if (sw && 'serviceWorker' in nav && 'PushManager' in window && N && N.permission != 'denied') {
     const wrap = el('div', { class: 'cq-w' }, '', dialog);
     const button = el('button', { type: 'button', class: 'cq-b cq-p' }, t('PushButton', 'Remind me in this browser'), wrap);
     // The live region exists before it is filled, so screen readers announce the result.
@@ -94,15 +103,15 @@ window.CartResQPopup = (popup, D, send) => {
       let message = t('PushFailed', 'Browser reminders are not available right now.'), sid;
       try {
         if (await N.requestPermission() != 'granted') throw 0;
-        const key = (await json(await fetch(base + '/push/key'))).publicKey;
-        const reg = await active(await nav.serviceWorker.register(base + '/sw.js', { scope: base + '/' }));
+        const key = (await json(await fetch(keyUrl))).publicKey;
+        const reg = await active(await nav.serviceWorker.register(sw, { scope }));
         const subscription = await reg.pushManager.subscribe({ userVisibleOnly: true,
           applicationServerKey: Uint8Array.from(atob(key.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0)) });
         try { sid = JSON.parse(localStorage.cartresq).s } catch (e) {} // the tracker's session id
         // The cart token links the subscription to this cart; without it the server keeps it by sid.
-        const cart = await fetch(root + 'cart.js').then(json, () => 0);
-        await json(await fetch(base + '/push/subscribe', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ shop: D.shop, sid, cart_token: cart.token, subscription }) }));
+        const cart = await (window.CartResQCart ? window.CartResQCart() : fetch(root + 'cart.js').then(json)).catch(() => 0);
+        await json(await fetch(subscribeUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ shop: D.shop, sid, cart_token: (cart || 0).token, subscription }) }));
         message = t('PushThanks', "Done. We'll remind you in this browser.");
       } catch (e) {}
       done(message);

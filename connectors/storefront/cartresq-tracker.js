@@ -100,13 +100,14 @@
   d[on]('visibilitychange', () => d.hidden && (flush(), setTimeout(exit, 50)));
   w[on]('pagehide', () => flush((ex = 1)));
   const contact = (el, v = el.value.trim()) => {
-    const k = /mail/i.test(el.type + el.id + el.name + el.autocomplete) ? 'email' : 'phone';
+    const k = /mail/i.test(el.type + el.autocomplete) ? 'email' : 'phone'; // the selector matched one of them
     if (k == 'phone' ? /^\+?\d{7,15}$/.test((v = v.replace(/[\s().-]/g, ''))) : /^[^\s@]+@[^\s@]+\.[a-z]{2,}$/i.test(v))
       v != last && personal(a => a && ((last = v), (cart ? P : read()).then(() => send('contact', { contact: { [k]: v } }))));
   };
   const typed = ({ target: el }) => el.matches(
-    // (WooCommerce's checkout fields, a text-typed #email among them, are its adapter's: the plugin's script.)
-    'input[type=email],input[type=tel],[autocomplete=email],[autocomplete=tel]'
+    '[type=email],[type=tel],[autocomplete=email],[autocomplete=tel]'
   ) && !el.closest('#cartresq-popup') && (clearTimeout(ct), (ct = setTimeout(contact, 800, el)));
-  d[on]('input', typed, 1); // autofill fires input too
+  // Autofill fires input too. With a platform adapter (data-platform: WooCommerce's plugin script) the
+  // adapter owns contact capture (its checkout fields, opt-in box and phone): one contact beacon, not two.
+  D.platform || d[on]('input', typed, 1);
 })();

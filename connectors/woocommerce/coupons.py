@@ -61,11 +61,12 @@ class WooOffers:
         allow_http: bool = False,
         timeout: tuple[float, float] = SEND_TIMEOUT,
         allow_private: bool = False,
+        email_restricted: bool = True,
     ) -> None:
         # `vault` may be the encryption keys, opened on first use: building the runtime must not fail on
         # a bad key. `sessions` reads the store's address when the caller hands a detached store.
         self._vault, self.sessions, self.allow_http, self.timeout = vault, sessions, allow_http, timeout
-        self.allow_private = allow_private
+        self.allow_private, self.email_restricted = allow_private, email_restricted
 
     @property
     def vault(self) -> Vault:
@@ -80,9 +81,8 @@ class WooOffers:
         try:
             for _ in range(2):  # a code already taken on the store (astronomically rare) gets one more try
                 try:
-                    created = client.create_coupon(
-                        coupon_body(new_code(), percent, ends_at, cart.email if cart else None)
-                    )
+                    email = cart.email if cart and self.email_restricted else None
+                    created = client.create_coupon(coupon_body(new_code(), percent, ends_at, email))
                 except WooError as exc:
                     if exc.code == TAKEN:
                         continue

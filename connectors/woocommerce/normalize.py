@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import phonenumbers
+
 from recovery.model import (
     CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError,
 )
@@ -110,7 +112,7 @@ def _contact(p: Mapping[str, Any]) -> Contact:
     return Contact(
         platform_customer_id=None if customer_id in (None, "0") else customer_id,  # 0 is a guest
         email=email.strip().lower() if email else None,
-        phone=_str(billing, "phone"),
+        phone=_phone(_str(billing, "phone"), country),
         first_name=_str(billing, "first_name"),
         last_name=_str(billing, "last_name"),
         country=country.upper() if country and len(country) == 2 else None,
@@ -118,6 +120,20 @@ def _contact(p: Mapping[str, Any]) -> Contact:
         accepts_email=_marketing_opt_in(p),
         accepts_sms=_meta_true(p, SMS_OPT_IN_META),
     )
+
+
+def _phone(raw: str | None, country: str | None) -> str | None:
+    """WooCommerce's billing phone is free text ("030 1234567", "+49 30 1234567"): E.164, read in the billing
+    country, as Shopify gives it and as STOP replies and suppressions name it; else as typed."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, (country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        return raw.strip()
+    if not phonenumbers.is_valid_number(number):
+        return raw.strip()
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 #: Order meta our plugin writes when the shopper ticks the checkout's marketing opt-in (classic checkout,

@@ -158,6 +158,7 @@ def reconcile_store(
     allow_http: bool,
     hand_off: HandOff,
     allow_private: bool = False,
+    web_push: bool = False,
 ) -> Report:
     report = Report()
     with sessions() as session:
@@ -176,7 +177,7 @@ def reconcile_store(
             with sessions.begin() as session:
                 fill_postal_address(session, store_id, client.store_address(), name=client.site_title())
         if not plugin_done and plugin_secret:
-            configure_plugin(sessions, vault, store_id, client, app_url, store_key, plugin_secret)
+            configure_plugin(sessions, vault, store_id, client, app_url, store_key, plugin_secret, web_push)
         report.backfilled, newest = backfill(engine, vault, store_key, client, since, hand_off)
         with sessions.begin() as session:
             row = session.scalars(select(t.WooConnection).where(t.WooConnection.store_id == store_id)).one()
@@ -210,6 +211,7 @@ def configure_plugin(
     app_url: str,
     store_key: str,
     plugin_secret: bytes,
+    web_push: bool = False,
 ) -> None:
     """Hand the plugin its restore secret and tracker settings; retried by each pass until it works."""
     try:
@@ -218,6 +220,7 @@ def configure_plugin(
                 "app_url": app_url,
                 "store_key": store_key,
                 "restore_secret": vault.open(plugin_secret)["restore_secret"],
+                "web_push": web_push,  # the app has VAPID keys: the exit popup may offer browser reminders
             }
         )
     except WooError as exc:
@@ -242,6 +245,7 @@ def run_due(
     hand_off: HandOff,
     limit: int = 5,
     allow_private: bool = False,
+    web_push: bool = False,
 ) -> list[Report]:
     """Reconcile the stores whose turn it is; several dispatchers never take the same store."""
     with sessions.begin() as session:
@@ -259,6 +263,6 @@ def run_due(
         store_ids = [c.store_id for c in due]
     return [
         reconcile_store(sessions, engine, vault, sid, app_url=app_url, allow_http=allow_http, hand_off=hand_off,
-                        allow_private=allow_private)
+                        allow_private=allow_private, web_push=web_push)
         for sid in store_ids
     ]

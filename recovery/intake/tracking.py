@@ -87,8 +87,9 @@ def find_store(session: Session, shop: str, *, lock: bool = False) -> t.Store | 
 
 def origin_known(session: Session, origin: str) -> bool:
     """Preflights carry no body, so no shop: answer for an origin that any active store allows."""
-    host = urlsplit(origin).hostname or ""
-    if origin == f"https://{host}" and find_store(session, host) is not None:
+    parts = urlsplit(origin)
+    host, netloc = parts.hostname or "", parts.netloc  # a store's domain keeps a non-default port (WooCommerce)
+    if origin == f"https://{netloc}" and find_store(session, netloc) is not None:
         return True
     # A text match narrows the candidates; the parsed setting decides.
     candidates = session.scalars(

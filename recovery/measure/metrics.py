@@ -11,6 +11,7 @@ Labels are closed sets (platform, topic, channel, outcome's first word): never a
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -18,23 +19,18 @@ from typing import Any
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
-_made: dict[str, Any] = {}
-_making = threading.Lock()
+_registering = threading.Lock()
 
 
 def _metrics() -> dict[str, Any]:
-    """The metric objects, made once per process. Under a lock: a worker's threads record their first
-    sends at the same moment, and a second registration of a name raises DuplicateTimeseries (which failed
-    the send job after its first hand-over, leaving the rest of its batch to the lost-job sweep)."""
-    if _made:
-        return _made
-    with _making:
-        if not _made:
-            _made.update(_make())
-    return _made
+    """The process's metrics, registered once: functools.cache alone let two threads of a fresh process both
+    register them (prometheus_client's DuplicateTimeseries killed the bench's send threads)."""
+    with _registering:
+        return _registered()
 
 
-def _make() -> dict[str, Any]:
+@functools.cache
+def _registered() -> dict[str, Any]:
     from prometheus_client import Counter, Histogram
 
     return {

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from typing import Any, TypeVar
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+
+from tests.support.push_service import VAPID_PRIVATE
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / ".ci" / "realwoo"
@@ -131,6 +134,8 @@ class RealWoo:
             CARTRESQ_ENCRYPTION_KEY=Fernet.generate_key().decode(), CARTRESQ_VAR_DIR=str(var / "app"),
             REALWOO_STORE_HOST=f"127.0.0.1:{rw.base + 2}",
             CARTRESQ_ALLOW_PRIVATE_HOSTS="1",  # the store is on loopback, which outbound calls refuse by default
+            VAPID_PRIVATE_KEY=VAPID_PRIVATE, VAPID_SUBJECT="mailto:ops@example.com",  # web push on: the popup offers it
+            SECRET_KEY=secrets.token_hex(32),  # shared with the tests' own sender, so its /r/ links open in the app
         )
         rw.env = env
         return rw
@@ -150,7 +155,25 @@ class RealWoo:
         out = self.script("start.sh")
         if "store: 200" not in out:
             raise RuntimeError("start.sh: store or app not answering\n" + out + self._log_tail("cartresq.log"))
+        self._wait_for_app()
         self.engine = create_engine(self.pg_url)
+
+    def _wait_for_app(self) -> None:
+        """start.sh waits 30 s at most; on a loaded machine the app may take longer to answer /healthz."""
+        session = self.http()
+
+        def healthy() -> bool:
+            try:
+                return session.get(f"{self.app_url}/healthz", timeout=10).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_for("the app to answer /healthz", healthy, timeout=120)
+        except AssertionError:
+            raise RuntimeError("the app does not answer\n" + self._log_tail("cartresq.log")) from None
+        finally:
+            session.close()
 
     def down(self) -> None:
         if self.engine is not None:
@@ -177,8 +200,8 @@ class RealWoo:
 
     def start_app(self) -> None:
         """start.sh again (it stops what it started first): the store keeps its data, the app its database."""
-        out = self.script("start.sh")
-        assert "app: 200" in out or "app: 404" in out, out
+        self.script("start.sh")
+        self._wait_for_app()
 
     def classic_checkout(self) -> str:
         """A classic (shortcode) checkout page beside the block one; made once."""
@@ -201,15 +224,28 @@ class RealWoo:
 
     def run_queue(self) -> int:
         """Send every pending webhook delivery now (Action Scheduler, as WP-Cron would); how many actions ran."""
-        ran = 0
-        while self.wpq("pending-actions")["pending"]:
-            ran += int(self.wpq("run-queue")["processed"])
-        return ran
+        drained = self.wpq("drain")  # one PHP process: a loop of them cost seconds per call
+        assert drained["pending"] == 0, drained
+        return int(drained["processed"])
 
     def outgoing(self) -> list[dict[str, Any]]:
         """Every request WordPress sent to CartResQ, with its answer (the store's mu-plugin logs them)."""
         path = self.var / "logs" / "wp-outgoing.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    # --- CartResQ ---
+
+    @property
+    def domain(self) -> str:
+        """The store's `stores.domain` (host and port of the store URL)."""
+        return self.store_url.split("://", 1)[1]
+
+    def store(self, command: str, *args: str) -> None:
+        """`cartresq store set|unset DOMAIN ...`, as an operator would (the app reads settings per request)."""
+        env = {**self.env, "DATABASE_URL": self.pg_url.replace("+psycopg", ""), "PYTHONPATH": str(REPO)}
+        result = subprocess.run([sys.executable, "-m", "app.cli", "store", command, self.domain, *args], env=env,
+                                cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
     # --- CartResQ's database ---
 

@@ -77,6 +77,34 @@ class CartResQ_Frontend {
 	}
 
 	/**
+	 * The exit popup the tracker loads when the app answers an exit beacon with one, and this platform's URLs
+	 * for it (the popup's defaults are Shopify's): the offer link (`?cartresq_coupon=` + the code, applied by
+	 * CartResQ_Restore on the way to checkout), the checkout, and with web push the worker at the site root
+	 * and the app's key and subscription endpoints.
+	 *
+	 * @return string
+	 */
+	private static function popup_attributes() {
+		$app      = CartResQ_Settings::app_url();
+		$checkout = wc_get_checkout_url();
+		$urls     = array(
+			'popup-src'    => $app . '/static/cartresq-popup.js',
+			'offer-url'    => $checkout . ( false === strpos( $checkout, '?' ) ? '?' : '&' ) . CartResQ_Restore::COUPON_PARAM . '=',
+			'checkout-url' => $checkout,
+		);
+		if ( 'yes' === CartResQ_Settings::get( 'web_push' ) ) {
+			$urls['push-sw']        = home_url( '/cartresq-sw.js' );
+			$urls['push-key']       = $app . '/push/key';
+			$urls['push-subscribe'] = $app . '/push/subscribe';
+		}
+		$out = '';
+		foreach ( $urls as $name => $url ) {
+			$out .= sprintf( ' data-%s="%s"', $name, esc_attr( $url ) );
+		}
+		return $out;
+	}
+
+	/**
 	 * Configure the scripts through `data-` attributes of their own tags (the tracker's contract).
 	 *
 	 * @param string $tag    The script tag.
@@ -93,8 +121,7 @@ class CartResQ_Frontend {
 			esc_attr( CartResQ_Settings::shop_domain() )
 		);
 		if ( 'cartresq-tracker' === $handle ) {
-			// The exit popup the tracker loads when the app answers an exit beacon with one.
-			$attributes .= sprintf( ' data-popup-src="%s"', esc_attr( CartResQ_Settings::app_url() . '/static/cartresq-popup.js' ) );
+			$attributes .= self::popup_attributes();
 		}
 		if ( 'cartresq-woo' === $handle ) {
 			$attributes .= sprintf(

@@ -1,6 +1,7 @@
 <?php
 /**
- * `PUT /wp-json/cartresq/v1/settings`: the app hands over its URL, the store key and the restore secret.
+ * `PUT /wp-json/cartresq/v1/settings`: the app hands over its URL, the store key, the restore secret and
+ * whether it has web push.
  *
  * The app calls it with the REST API keys the merchant granted at activation, so the route is put
  * under WooCommerce's API-key authentication and requires `manage_woocommerce`.
@@ -69,6 +70,10 @@ class CartResQ_Rest {
 						'pattern'  => '^[a-f0-9]{64}$',
 						'required' => true,
 					),
+					'web_push'       => array(
+						'type'    => 'boolean',
+						'default' => false,
+					),
 				),
 			)
 		);
@@ -86,6 +91,7 @@ class CartResQ_Rest {
 				'app_url'        => untrailingslashit( esc_url_raw( $request['app_url'] ) ),
 				'store_key'      => sanitize_text_field( $request['store_key'] ),
 				'restore_secret' => sanitize_text_field( $request['restore_secret'] ),
+				'web_push'       => $request['web_push'] ? 'yes' : '',
 				'connected_at'   => time(),
 			)
 		);

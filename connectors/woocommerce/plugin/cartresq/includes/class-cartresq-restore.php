@@ -17,14 +17,35 @@ defined( 'ABSPATH' ) || exit;
  */
 class CartResQ_Restore {
 
-	const PARAM     = 'cartresq_restore';
-	const MAX_ITEMS = 50;
+	const PARAM        = 'cartresq_restore';
+	const COUPON_PARAM = 'cartresq_coupon';
+	const MAX_ITEMS    = 50;
 
 	/**
 	 * Hooks.
 	 */
 	public static function init() {
 		add_action( 'wp_loaded', array( __CLASS__, 'maybe_restore' ), 20 );
+		add_action( 'wp_loaded', array( __CLASS__, 'maybe_apply_offer' ), 20 );
+	}
+
+	/**
+	 * The exit popup's offer button: `?cartresq_coupon=<code>` applies the code to the shopper's own cart and
+	 * opens checkout without the parameter (WooCommerce has no apply-by-link of its own). Like `&coupon=` on a
+	 * restore link it needs no signature: it grants nothing that typing the code at checkout would not, and
+	 * WooCommerce still checks the coupon; a refusal is shown there as WooCommerce's own notice.
+	 */
+	public static function maybe_apply_offer() {
+		if ( ! isset( $_GET[ self::COUPON_PARAM ] ) || isset( $_GET[ self::PARAM ] ) || is_admin() || wp_doing_ajax() || null === WC()->cart ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- a code, not a form.
+			return;
+		}
+		nocache_headers();
+		$code = self::offer_code( self::COUPON_PARAM );
+		if ( '' !== $code && ! WC()->cart->is_empty() && ! WC()->cart->has_discount( $code ) ) {
+			WC()->cart->apply_coupon( $code );
+		}
+		wp_safe_redirect( wc_get_checkout_url() );
+		exit;
 	}
 
 	/**
@@ -52,17 +73,18 @@ class CartResQ_Restore {
 	}
 
 	/**
-	 * The offer code the app adds to a restore link (`&coupon=`). It is not signed, and needs no
-	 * signature: applying a code here grants nothing that typing it into the cart would not, and
-	 * WooCommerce still checks its expiry, usage limits and email restriction.
+	 * The offer code the app adds to a restore link (`&coupon=`), or the exit popup's (`cartresq_coupon`).
+	 * It is not signed, and needs no signature: applying a code here grants nothing that typing it into the
+	 * cart would not, and WooCommerce still checks its expiry, usage limits and email restriction.
 	 *
+	 * @param string $param The query parameter holding the code.
 	 * @return string
 	 */
-	private static function offer_code() {
-		if ( ! isset( $_GET['coupon'] ) || ! is_string( $_GET['coupon'] ) ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only with a valid signed token.
+	private static function offer_code( $param = 'coupon' ) {
+		if ( ! isset( $_GET[ $param ] ) || ! is_string( $_GET[ $param ] ) ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- a code, not a form.
 			return '';
 		}
-		$code = wc_format_coupon_code( sanitize_text_field( wp_unslash( $_GET['coupon'] ) ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
+		$code = wc_format_coupon_code( sanitize_text_field( wp_unslash( $_GET[ $param ] ) ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
 		return strlen( $code ) <= 64 ? $code : '';
 	}
 

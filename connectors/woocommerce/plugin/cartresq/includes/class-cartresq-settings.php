@@ -29,6 +29,7 @@ class CartResQ_Settings {
 				'connected_at'     => 0,
 				'marketing_opt_in' => '', // 'yes': the checkout asks for email marketing consent (always where the region needs it).
 				'sms_opt_in'       => '', // 'yes': the checkout offers an SMS opt-in box, unticked.
+				'web_push'         => '', // 'yes': the app has web push: the exit popup offers browser reminders.
 			)
 		);
 	}
