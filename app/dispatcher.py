@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.broker_jobs import pending_ids
 from recovery.sending import dispatch
 from recovery.intake import deliveries as intake
 from recovery.consent import purge
 from recovery.storage.tables import utcnow
+from recovery.sending.send import SEND_ACTOR
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -41,10 +44,13 @@ def run_once(runtime: Runtime) -> Pass:
     with runtime.sessions.begin() as session:
         result.claimed = len(dispatch.claim_due(session, now))
     requeue_after = timedelta(seconds=runtime.settings.requeue_after)
+    # Lost, not slow: only rows no job in the broker still carries are enqueued again (app/broker_jobs.py).
+    sends = functools.partial(pending_ids, runtime.broker, (SEND_ACTOR,))
+    deliveries = functools.partial(pending_ids, runtime.broker, (intake.PROCESS_ACTOR, intake.PROCESS_BATCH_ACTOR))
     with runtime.sessions.begin() as session:
-        result.requeued = len(dispatch.requeue_lost(session, now, requeue_after))
+        result.requeued = len(dispatch.requeue_lost(session, now, requeue_after, held=sends))
         result.interrupted = dispatch.fail_interrupted(session, now, requeue_after * 2)
-        result.deliveries = len(intake.requeue_unprocessed(session, requeue_after))
+        result.deliveries = len(intake.requeue_unprocessed(session, requeue_after, held=deliveries))
     if result.requeued or result.interrupted or result.deliveries:
         log.warning("dispatcher recovered lost work: %s", result)
     if runtime.shopify is not None:

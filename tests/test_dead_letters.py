@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -93,6 +94,7 @@ def test_a_delivery_that_keeps_failing_ends_failed_and_the_sweep_leaves_it(rt: R
     [delivery] = deliveries(rt)
     job = rt.broker.get_actor(intake.PROCESS_ACTOR).fn
     monkeypatch.setattr(connectors, "normalize", failing_normalize)
+    counted = REGISTRY.get_sample_value("cartresq_dead_letters_total", {"platform": "shopify", "kind": "failed"}) or 0.0
     for attempt in range(1, deadletters.MAX_ATTEMPTS):
         with pytest.raises(RuntimeError):
             job(delivery.id)  # Dramatiq retries these
@@ -101,6 +103,8 @@ def test_a_delivery_that_keeps_failing_ends_failed_and_the_sweep_leaves_it(rt: R
     [dead] = deliveries(rt)
     assert dead.failed_at is not None and dead.processed_at is not None
     assert (dead.attempts, dead.outcome, dead.error) == (deadletters.MAX_ATTEMPTS, "failed", "RuntimeError")
+    # counted once, when it died (GET /metrics)
+    assert REGISTRY.get_sample_value("cartresq_dead_letters_total", {"platform": "shopify", "kind": "failed"}) == counted + 1
     with rt.sessions.begin() as session:
         assert intake.requeue_unprocessed(session, timedelta(0)) == []
     # The status page shows it; its retry runs it again once the connector is fixed.

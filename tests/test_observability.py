@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from app import create_app
 from app.observability import configure_logging, scrub
 from app.runtime import Runtime, build_runtime
-from recovery.sending.channels import FakeChannel
+from recovery.sending.channels import FakeChannel, PermanentSendError
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, send_due, set_store
 from tests.support import shopify
@@ -118,3 +118,48 @@ def test_sentry_events_leave_without_personal_data() -> None:
     assert "example.com/webhooks" in cleaned and "DataError" in cleaned and "delivery 7 failed" in cleaned
     for secret in ("maren.holloway", "+18285550147", "token=abc", "Hmac", "session"):
         assert secret not in cleaned
+
+
+def test_webhook_outcomes_and_refused_sends_are_counted(rt: Runtime, client, fake: FakeChannel) -> None:
+    def webhooks(topic: str, outcome: str) -> float:
+        return value("cartresq_webhooks_received_total", platform="shopify", topic=topic, outcome=outcome)
+
+    accepted, duplicate = webhooks("checkouts/update", "accepted"), webhooks("checkouts/update", "duplicate")
+    unauthorized, failed = webhooks("unverified", "unauthorized"), value("cartresq_messages_total", channel="email", outcome="failed")
+    assert shopify.post(client, "checkouts_update", webhook_id="9d1c4c1e-0000-4000-8000-000000000001").status_code == 200
+    assert shopify.post(client, "checkouts_update", webhook_id="9d1c4c1e-0000-4000-8000-000000000001").status_code == 200
+    assert shopify.post(client, "checkouts_update", secret="not-the-app-secret").status_code == 401  # noqa: S106
+    assert (webhooks("checkouts/update", "accepted"), webhooks("checkouts/update", "duplicate")) == (accepted + 1, duplicate + 1)
+    assert webhooks("unverified", "unauthorized") == unauthorized + 1
+    drain(rt)
+    at = now() + 2 * HOUR
+    abandon_all(rt, at)
+    fake.fail_with = PermanentSendError("550 mailbox unavailable")
+    assert send_due(rt, at + 5 * HOUR) == ["failed: provider refused"]
+    assert value("cartresq_messages_total", channel="email", outcome="failed") == failed + 1
+
+
+def test_a_workers_threads_make_the_metrics_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's threads record their first sends at once; a second registration of a metric raised
+    # DuplicateTimeseries and failed the send job after its first hand-over (found by `cartresq bench lateness`).
+    import functools
+    import threading
+    import time
+
+    from recovery.measure import metrics
+
+    made: list[int] = []
+
+    @functools.cache
+    def slow_registered() -> dict[str, object]:
+        made.append(1)
+        time.sleep(0.05)  # wide open for a second thread
+        return {"messages": object()}
+
+    monkeypatch.setattr(metrics, "_registered", slow_registered)
+    threads = [threading.Thread(target=metrics._metrics) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and set(metrics._metrics()) == {"messages"}

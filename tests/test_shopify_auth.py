@@ -6,6 +6,7 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from app.runtime import Runtime
@@ -158,12 +159,15 @@ def test_refresh_failure_marks_reauth_stops_platform_calls_but_not_planned_email
     expire_token(rt)
     fake.refresh_error = "invalid_grant"
     calls = len(fake.graphql_calls())
+    failures = REGISTRY.get_sample_value("cartresq_token_refresh_failures_total", {"permanent": "true"}) or 0.0
     with pytest.raises(NeedsReauth):
         rt.shopify.admin.execute(SHOP, "query { shop { name } }")
     with pytest.raises(NeedsReauth):  # no second refresh attempt, no call
         rt.shopify.admin.execute(SHOP, "query { shop { name } }")
     assert len(fake.graphql_calls()) == calls
     assert len([r for r in fake.requests if r["body"].get("grant_type") == "refresh_token"]) == 1
+    # counted once for the operators (GET /metrics), as permanent
+    assert REGISTRY.get_sample_value("cartresq_token_refresh_failures_total", {"permanent": "true"}) == failures + 1
     row = store(rt)
     assert row.needs_reauth_at is not None and "invalid_grant" in row.reauth_reason
     assert "sent" in send_due(rt, now() + 6 * HOUR)  # recovery emails already planned still go out

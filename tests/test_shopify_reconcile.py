@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from connectors.shopify import reconcile
@@ -32,8 +33,13 @@ def checkout(n: int, email: str, updated: str) -> dict:  # type: ignore[type-arg
     }
 
 
+def fills(platform: str) -> float:
+    return REGISTRY.get_sample_value("cartresq_reconciliation_fills_total", {"platform": platform}) or 0.0
+
+
 def test_checkouts_and_orders_missed_by_webhooks_are_filled_in(rt, web, fake: FakeShopify) -> None:
     install(web)
+    filled_before = fills("shopify")
     with rt.sessions.begin() as session:
         session.scalar(select(t.Store)).settings = {"holdout_percent": 0}
     recent = (t.utcnow() - HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -65,11 +71,13 @@ def test_checkouts_and_orders_missed_by_webhooks_are_filled_in(rt, web, fake: Fa
     # What only reconciliation brought in is reported where the merchant sees it: webhooks are being lost.
     row = store(rt)
     assert row.reconciled_at is not None and report.filled == 3
+    assert fills("shopify") == filled_before + 3  # the operators' counter (GET /metrics) too
     assert row.platform_issue.startswith("3 checkouts or orders reached CartResQ only through reconciliation")
 
     # A second run changes nothing (the order is recorded once, nothing rolls back) and clears the warning.
     again = reconcile.reconcile_store(rt.sessions, rt.shopify.admin, store(rt).id, rt.timing)
     assert again.outcomes.get("order already recorded") == 1 and again.filled == 0
+    assert fills("shopify") == filled_before + 3
     with rt.sessions() as session:
         assert len(session.scalars(select(t.Order)).all()) == 1
         assert len(session.scalars(select(t.Cart)).all()) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from connectors.woocommerce.reconcile import run_due
@@ -195,6 +196,7 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
     paid["billing"] = {**paid["billing"], "email": "ines.kraft@example.com"}
     woo.store.put_order(paid, start + timedelta(seconds=7))
     assert _carts(woo) == []
+    filled_before = REGISTRY.get_sample_value("cartresq_reconciliation_fills_total", {"platform": "woocommerce"}) or 0.0
     # When the periodic reconcile runs
     with woo.rt.sessions.begin() as session:
         session.scalars(select(t.WooConnection)).one().next_reconcile_at = utcnow()
@@ -212,6 +214,8 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
     drain(woo.rt)
     # Then both carts and the order are there, and the next pass starts after the newest change
     assert report.error is None and report.backfilled == 3
+    filled = REGISTRY.get_sample_value("cartresq_reconciliation_fills_total", {"platform": "woocommerce"})
+    assert filled == filled_before + 3  # the operators' counter (GET /metrics) too
     assert {c.checkout_token for c in _carts(woo)} == {"wc-order-7311", "wc-order-7402"}
     with woo.rt.sessions() as session:
         assert session.scalars(select(t.Order.platform_order_id)).all() == ["7500"]

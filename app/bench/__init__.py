@@ -31,6 +31,42 @@ def _format_pipeline(result: dict[str, Any]) -> str:
     return format_pipeline(result)
 
 
+def _track() -> dict[str, Any]:
+    from app.bench.track import run_track
+
+    return run_track()
+
+
+def _format_track(result: dict[str, Any]) -> str:
+    from app.bench.track import format_track
+
+    return format_track(result)
+
+
+def _lateness() -> dict[str, Any]:
+    from app.bench.lateness import run_lateness
+
+    return run_lateness()
+
+
+def _format_lateness(result: dict[str, Any]) -> str:
+    from app.bench.lateness import format_lateness
+
+    return format_lateness(result)
+
+
+def _history() -> dict[str, Any]:
+    from app.bench.history import run_history
+
+    return run_history()
+
+
+def _format_history(result: dict[str, Any]) -> str:
+    from app.bench.history import format_history
+
+    return format_history(result)
+
+
 def _score() -> dict[str, Any]:
     from ml.bench import bench_score
 
@@ -48,6 +84,9 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "pipeline": _pipeline,
     "score": _score,
+    "track": _track,
+    "lateness": _lateness,
+    "history": _history,
 }
 
 #: name → the readable report of a result; a bench without one is printed as JSON.
@@ -55,6 +94,9 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": _format_ingest,
     "pipeline": _format_pipeline,
     "score": _format_score,
+    "track": _format_track,
+    "lateness": _format_lateness,
+    "history": _format_history,
 }
 
 

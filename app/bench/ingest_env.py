@@ -130,7 +130,10 @@ class Server:
     to the workers (Settings.intake_relay: on with PostgreSQL + Redis); its CPU counts as the server's.
     Always stopped, both (gunicorn's master and workers too), by `stop()`."""
 
-    def __init__(self, *, database_url: str, redis_url: str, secret: str, workers: int, port: int, tmp: Path):
+    def __init__(
+        self, *, database_url: str, redis_url: str, secret: str, workers: int, port: int, tmp: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         from cryptography.fernet import Fernet
 
         self.port = port or free_port()
@@ -146,6 +149,7 @@ class Server:
             CARTRESQ_BENCH_BARE="1",
             PYTHONUNBUFFERED="1",
         )
+        env.update(extra_env or {})
         cmd = [
             sys.executable, "-m", "gunicorn",
             "-w", str(workers), "-k", WORKER_CLASS, "-b", f"127.0.0.1:{self.port}",

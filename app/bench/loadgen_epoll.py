@@ -45,7 +45,10 @@ def parse_head(head: bytes) -> tuple[int, int, bool]:
             close = value.strip().lower() == b"close"
         elif name == b"transfer-encoding":
             raise BadResponse("chunked responses are not supported")
-    return int(parts[1]), length, close
+    status = int(parts[1])
+    if status in (204, 304) or status < 200:  # never a body (RFC 9110 6.4.1), with or without Content-Length
+        length = 0
+    return status, length, close
 
 
 class Requests:

@@ -40,15 +40,16 @@ from recovery.sequence.timing import Timing
 TARGET = 400.0  # carts/s on a 2-core machine
 
 
-def _seed_carts(sessions, count: int, billing: bool = False) -> None:  # type: ignore[no-untyped-def]
+def _seed_carts(sessions, count: int, billing: bool = False, truncate: bool = True, tag: str = "") -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     with sessions.begin() as session:
         # The send ledger too: otherwise the second run's shoppers (same emails, same restarted ids) would
-        # start with the first run's sends on record.
-        session.execute(text(
-            "TRUNCATE carts, recovery_messages, experiment_assignments, shopper_sends, plan_usage, plan_usage_carts,"
-            " store_billing RESTART IDENTITY CASCADE"
-        ))
+        # start with the first run's sends on record. (Not on top of the history bench's seeded past.)
+        if truncate:
+            session.execute(text(
+                "TRUNCATE carts, recovery_messages, experiment_assignments, shopper_sends, plan_usage, plan_usage_carts,"
+                " store_billing RESTART IDENTITY CASCADE"
+            ))
         store = session.scalars(select(t.Store)).one()
         if billing:  # a Pro plan with room for every cart: the check runs, nothing is held back
             session.add(t.StoreBilling(store_id=store.id, provider=store.platform, plan="pro", status="active",
@@ -58,7 +59,7 @@ def _seed_carts(sessions, count: int, billing: bool = False) -> None:  # type: i
         items = [{"variant_id": "1", "product_id": "1", "title": "Driftwood Mug", "variant_title": "Sand",
                   "quantity": 2, "unit_price": "18.00", "sku": None, "image_url": None}]
         session.execute(insert(t.Cart), [
-            dict(store_id=store.id, checkout_token=f"bench-{i}", email=f"shopper-{i}@example.com", first_name="Avelin",
+            dict(store_id=store.id, checkout_token=f"bench-{tag}{i}", email=f"shopper-{tag}{i}@example.com", first_name="Avelin",
                  locale="en-US", currency="USD", subtotal=Decimal("36.00"), total=Decimal("36.00"), line_items=items,
                  status="active", source="webhook", platform_updated_at=now, last_activity_at=now,
                  abandon_at=now - timedelta(seconds=1), accepts_email=False, accepts_sms=False, created_at=now,
@@ -87,12 +88,14 @@ def _send_worker(url: str, batches: Any, done: Any, threads: int = 4) -> None:
     engine.dispose()
 
 
-def _run(url: str, send_time: Any, count: int, workers: int = 2, billing: bool = False) -> tuple[float, float]:
+def _run(url: str, send_time: Any, count: int, workers: int = 2, billing: bool = False, *, truncate: bool = True,
+         claim_times: list[float] | None = None, tag: str = "") -> tuple[float, float]:
     """The dispatcher's work in this process; sending in `workers` processes, as in production.
-    Returns (carts sent per second end to end, seconds the abandoner spent per abandoned cart)."""
+    Returns (carts sent per second end to end, seconds the abandoner spent per abandoned cart);
+    `claim_times` receives the seconds of each claim pass that claimed something."""
     engine = make_engine(url, pool_size=2)
     sessions = make_sessionmaker(engine)
-    _seed_carts(sessions, count, billing)
+    _seed_carts(sessions, count, billing, truncate, tag)
     with sessions() as session:
         platform = session.scalars(select(t.Store.platform)).one()
     limits = PlanLimits(frozenset({platform})) if billing else None
@@ -110,8 +113,11 @@ def _run(url: str, send_time: Any, count: int, workers: int = 2, billing: bool =
             abandoned = abandoner.run(session, utcnow(), limit=250)
         abandoning += time.perf_counter() - began
         abandoned_total += len(abandoned)
+        began = time.perf_counter()
         with sessions.begin() as session:  # everything due within the first-message window
             claimed = dispatch.claim_due(session, utcnow() + timedelta(hours=5), limit=250)
+        if claim_times is not None and claimed:
+            claim_times.append(time.perf_counter() - began)
         for i in range(0, len(claimed), SEND_BATCH):
             batches.put(claimed[i : i + SEND_BATCH])
         if not abandoned and not claimed:
@@ -145,6 +151,18 @@ def run_pipeline(carts: int = 3000) -> dict[str, Any]:
     return {"carts": carts, "fixed_rps": fixed, "onnx_rps": onnx, "ratio": onnx / fixed, "target": TARGET,
             "billing_rps": billed, "billing_ratio": billed / fixed, "abandon_us": fixed_abandon * 1e6,
             "billing_abandon_us": billed_abandon * 1e6, "billing_abandon_ratio": billed_abandon / fixed_abandon}
+
+
+def run_on(url: str, carts: int = 3000, tag: str = "") -> dict[str, Any]:
+    """The pipeline with a fixed send time on an existing database (the history bench's), nothing truncated:
+    carts/s and the claim passes' mean and p90 in ms. `tag` keeps one run's carts apart from another's."""
+    from ml.inference import FixedSendTime
+
+    times: list[float] = []
+    rate, _ = _run(url, FixedSendTime(1.0), carts, truncate=False, claim_times=times, tag=tag)
+    times.sort()
+    return {"carts_per_s": rate, "claims": len(times), "claim_ms": 1000 * sum(times) / max(1, len(times)),
+            "claim_p90_ms": 1000 * times[int(0.9 * (len(times) - 1))] if times else 0.0}
 
 
 def format_pipeline(d: dict[str, Any]) -> str:

@@ -45,6 +45,8 @@ class Sink(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as SendGrid's API: no new connection per message
+
             def do_POST(handler) -> None:  # noqa: N805
                 body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) or b"{}")
                 args = body.get("custom_args") or {}
@@ -52,6 +54,7 @@ class Sink(ThreadingHTTPServer):
                     self.sent.append((time.time(), args.get("message_id", ""), args.get("cart_id", ""), args.get("step", "")))
                 handler.send_response(202)
                 handler.send_header("X-Message-Id", uuid.uuid4().hex)
+                handler.send_header("Content-Length", "0")
                 handler.end_headers()
 
             def log_message(handler, *args: Any) -> None:  # noqa: N805

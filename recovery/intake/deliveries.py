@@ -256,10 +256,15 @@ def relay_new(session: Session, limit: int = 1000) -> list[int]:
     return ids
 
 
-def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Deliveries stored but never processed (broker down at enqueue, worker killed): enqueue again.
+def requeue_unprocessed(
+    session: Session, older_than: timedelta, limit: int = 500, held: Callable[[], set[int] | None] | None = None
+) -> list[int]:
+    """Deliveries stored but never processed (broker flushed or down at enqueue): enqueue again.
 
-    Each is re-enqueued at most once per `older_than`, and two dispatchers never take the same one.
+    Each is looked at most once per `older_than` (`requeued_at`), and two dispatchers never take the same
+    one. A delivery whose id a job in the broker still carries (`held`, see app/broker_jobs.py: waiting
+    behind a backlog, in a retry's delay, running) is only slow: left to that job. Dead letters have
+    `processed_at` set and are never taken.
     """
     cutoff = utcnow() - older_than
     rows = session.scalars(
@@ -273,8 +278,9 @@ def requeue_unprocessed(session: Session, older_than: timedelta, limit: int = 50
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    alive = (held() if held is not None and rows else None) or set()  # asked after the select: no race
     for row in rows:
         row.requeued_at = utcnow()
-    ids = [row.id for row in rows]
+    ids = [row.id for row in rows if row.id not in alive]
     defer_batches(session, PROCESS_BATCH_ACTOR, ids, BATCH)
     return ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -32,17 +33,30 @@ def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     return ids
 
 
-def requeue_lost(session: Session, now: datetime, after: timedelta, limit: int = 500) -> list[int]:
-    """Queued rows whose job vanished (Redis restarted, worker killed): enqueue again. Jobs are idempotent."""
+#: The broker's answer to "which ids do your jobs still carry?" (None: it cannot tell). See app/broker_jobs.py.
+HeldIds = Callable[[], "set[int] | None"]
+
+
+def requeue_lost(
+    session: Session, now: datetime, after: timedelta, limit: int = 500, held: HeldIds | None = None
+) -> list[int]:
+    """Queued rows whose job vanished (Redis flushed or restarted without persistence): enqueue again.
+
+    A row queued for longer than `after` may only be slow (a backlog, a retry's delay, a long job): when
+    `held` can tell, a row whose id a job in the broker still carries is left to that job and checked again
+    `after` later (claimed_at moves on); only the others are enqueued again. Jobs are idempotent.
+    """
     rows = session.scalars(
         select(t.RecoveryMessage)
         .where(t.RecoveryMessage.status == "queued", t.RecoveryMessage.claimed_at < now - after)
+        .order_by(t.RecoveryMessage.claimed_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    alive = (held() if held is not None and rows else None) or set()  # asked after the select: no race
     for row in rows:
         row.claimed_at = now
-    ids = [row.id for row in rows]
+    ids = [row.id for row in rows if row.id not in alive]
     defer_batches(session, SEND_ACTOR, ids, SEND_BATCH)
     return ids
 

@@ -89,6 +89,9 @@ class Cart(Base):
         UniqueConstraint("store_id", "checkout_token"),
         UniqueConstraint("store_id", "cart_token"),
         Index("ix_carts_store_status_activity", "store_id", "status", "last_activity_at"),
+        # Migration 0124: the abandoner's lookup of a shopper's other carts by email or phone.
+        Index("ix_carts_store_phone", "store_id", "phone",
+              postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
         Index("ix_carts_status_abandon_at", "status", "abandon_at"),
         Index("ix_carts_store_email", "store_id", "email"),
     )
@@ -145,6 +148,12 @@ class Order(Base):
         UniqueConstraint("store_id", "platform_order_id"),
         Index("ix_orders_store_checkout_token", "store_id", "checkout_token"),
         Index("ix_orders_store_cart_token", "store_id", "cart_token"),
+        # Migration 0124: the send check's lookup of a batch's shoppers by email, phone or customer.
+        *(
+            Index(f"ix_orders_store_{key}", "store_id", key,
+                  postgresql_where=text(f"{key} IS NOT NULL"), sqlite_where=text(f"{key} IS NOT NULL"))
+            for key in ("email", "phone", "customer_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
