@@ -14,6 +14,7 @@ from recovery.tables.core import (
     Store,
     WebhookDelivery,
 )
+from recovery.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat
 from recovery.tables.shopper import (
     Consent,
     DataExport,
@@ -41,6 +42,12 @@ __all__ = [
     "DataExport",
     "DiscountCode",
     "ExperimentAssignment",
+    "FlowEvent",
+    "FlowGuard",
+    "FlowSignal",
+    "OrderItem",
+    "ProductPair",
+    "ProductStat",
     "InventoryLevel",
     "NAMING",
     "OAuthState",
