@@ -61,6 +61,7 @@ def upgrade() -> None:
     sa.Column('product_id', sa.String(length=64), nullable=False),
     sa.Column('variant_id', sa.String(length=64), nullable=True),
     sa.Column('title', sa.String(length=255), nullable=False),
+    sa.Column('handle', sa.String(length=255), nullable=True),
     sa.Column('price', recovery.types.Money(precision=18, scale=4), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('image_url', sa.String(length=1000), nullable=True),

@@ -95,6 +95,8 @@ class ProductStat(Base):
     product_id: Mapped[str] = mapped_column(String(64))
     variant_id: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(255))
+    #: The storefront handle (products/update), for the product's link: /products/<handle>.
+    handle: Mapped[str | None] = mapped_column(String(255))
     price: Mapped[Decimal]
     currency: Mapped[str] = mapped_column(String(3))
     image_url: Mapped[str | None] = mapped_column(String(1000))
