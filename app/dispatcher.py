@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from recovery import dispatch, intake, purge
+from recovery.flows import fanout
 from recovery.tables import utcnow
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class Pass:
     requeued: int = 0
     interrupted: int = 0
     deliveries: int = 0
+    flows: int = 0
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -36,6 +38,8 @@ def run_once(runtime: Runtime) -> Pass:
     now = utcnow()
     with runtime.sessions.begin() as session:
         result.abandoned = len(runtime.abandoner.run(session, now))
+    with runtime.sessions.begin() as session:  # triggered flows: price drops, restocks, fulfilments
+        result.flows = fanout.run(session, now, runtime.timing)["planned"]
     with runtime.sessions.begin() as session:
         result.claimed = len(dispatch.claim_due(session, now))
     requeue_after = timedelta(seconds=runtime.settings.requeue_after)

@@ -92,6 +92,7 @@ def apply_product(session: Session, store: t.Store, event: ProductUpdated) -> st
 
 
 def apply_inventory(session: Session, store: t.Store, event: InventoryChanged) -> str:
+    before = signals.stock_total(session, store.id, event.inventory_item_id)  # back in stock: 0 → ≥ 1
     row = session.scalar(
         select(t.InventoryLevel).where(
             t.InventoryLevel.store_id == store.id,
@@ -106,8 +107,6 @@ def apply_inventory(session: Session, store: t.Store, event: InventoryChanged) -
         session.add(row)
     elif not _newer(event.updated_at, event.triggered_at, row.platform_updated_at, row.triggered_at):
         return STALE
-    session.flush()
-    before = signals.stock_total(session, store.id, event.inventory_item_id)
     row.available = event.available
     row.platform_updated_at, row.triggered_at = event.updated_at, event.triggered_at
     session.flush()

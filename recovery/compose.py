@@ -12,6 +12,8 @@ from recovery import verify
 from recovery.catalog import Known, item_views
 from recovery.channels import Outbound, OutboundEmail, OutboundSms
 from recovery.content import MessageContext, render_email, render_sms
+from recovery.flows import is_flow
+from recovery.flows.content import flow_facts
 from recovery.links import LinkSigner
 from recovery.offers import OfferProvider, offer_for
 from recovery.push_content import push_message
@@ -47,6 +49,9 @@ class Composer:
             items = found.items if found else ()
             total = found.total if found else Decimal(0)
             currency = (found.currency if found else None) or cart.currency
+        flow, products, link = flow_facts(object_session(message), store, cart, message, settings)
+        if link:  # cross-sell and browse: the store's page, not a cart to restore, and no cart lines
+            restore, items, total = link, (), Decimal(0)
         context = MessageContext(
             store_name=settings["sender_name"] or store.name or store.domain,
             store_url=f"https://{store.domain}",
@@ -63,6 +68,8 @@ class Composer:
             offer_code=offer.code if offer else None,
             offer_percent=offer.percent if offer else None,
             offer_expires_at=offer.ends_at if offer else None,
+            flow=flow,
+            products=products,
         )
         if message.channel == "push":  # the browser's subscription, short text, the restore link
             return push_message(message, cart, context)
@@ -85,5 +92,6 @@ class Composer:
             text=rendered.text,
             unsubscribe_url=context.unsubscribe_url,
             unsubscribe_mailto=f"mailto:unsubscribe+{unsubscribe_token}@{self.from_addr.split('@')[-1]}",
-            categories=("cart-recovery", f"step-{message.step}"),
+            categories=("cart-recovery", f"step-{message.step}") if not is_flow(message.flow)
+            else ("cart-recovery", f"flow-{message.flow}"),
         )

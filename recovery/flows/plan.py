@@ -99,7 +99,7 @@ def fire(session: Session, store: t.Store, flow: str, firings: Sequence[Firing],
             messages.append({
                 "store_id": store.id, "cart_id": firing.cart.id, "step": FLOW_STEP_BASE + event_id,
                 "channel": firing.channel, "template": firing.template, "due_at": firing.due_at,
-                "status": "planned", "attempts": 0, "created_at": now, "flow": flow, "flow_data": firing.data,
+                "status": "planned", "attempts": 0, "created_at": max(now, firing.due_at), "flow": flow, "flow_data": firing.data,
             })  # fmt: skip
     for start in range(0, len(messages), CHUNK):
         session.execute(insert(t.RecoveryMessage), messages[start:start + CHUNK])

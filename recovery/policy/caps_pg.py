@@ -61,7 +61,7 @@ _NO_RECEIPT = {"r_store": None, "r_since": None, "r_ck": None, "r_ct": None, "r_
 def mark_at_once(conn: Connection, guard: Guard, message_id: int, at: datetime) -> str | None:
     """None if marked `sending` (committed: `conn` is in autocommit); else what happened, as
     `caps.mark_sending` says it, or STALE. Needs the guard's `ledger_ids`."""
-    limit = MAX_PER_CART.get(guard.channel)
+    limit = MAX_PER_CART.get(guard.channel) if guard.per_cart else None
     receipt = guard.receipt.params() if guard.receipt is not None else _NO_RECEIPT
     marked, stale, last_sent, sent, held = _MARK_AT_ONCE(
         conn, ledger_ids=list(guard.ledger_ids), message_id=message_id, cart_id=guard.cart_id,
