@@ -198,3 +198,27 @@ def _order(number: int, lines: list[str], *, email: str, at: datetime | None = N
     ]
     return payload
 
+
+
+def test_each_flow_has_its_own_holdout_and_its_line_in_the_report(rt: Runtime, client, fake: FakeChannel) -> None:
+    at = abandoned(rt, client)  # the cart sequence's holdout is 0 %: this shopper is treated there
+    set_store(rt, holdout_percent=100)  # ... and every flow's own draw now holds out
+    post(rt, client, "products/update", product(price="39.90"))
+    assert fan_out(rt, at + MINUTE) == {"holdout": 1}
+    assert flow_messages(rt, "price_drop") == []
+    with rt.sessions() as session:
+        [event] = session.scalars(select(t.FlowEvent)).all()
+        assert (event.flow, event.variant, event.subject) == ("price_drop", "holdout", TOTE_VARIANT)
+        # The shopper orders within the attribution window: an order in the holdout, none sent
+        store_id = session.scalars(select(t.Store.id)).one()
+    order = {**shopify.load("orders_create"), "created_at": (at + HOUR).isoformat(), "processed_at": (at + HOUR).isoformat()}
+    assert shopify.post(client, "orders_create", payload=order).status_code == 200
+    drain(rt)
+    from recovery.flows.report import flow_lines, format_line
+
+    with rt.sessions() as session:
+        lines = {line.flow: line for line in flow_lines(session, store_id)}
+    drop = lines["price_drop"]
+    assert (drop.sent, drop.ordered, drop.lift.holdout_carts, drop.lift.holdout_ordered) == (0, 0, 1, 1)
+    assert lines["cross_sell"].lift is None and not lines["cross_sell"].enabled
+    assert "0/0 treated and 1/1 held-out shoppers ordered" in format_line(drop)
