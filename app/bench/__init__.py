@@ -31,6 +31,18 @@ def _format_pipeline(result: dict[str, Any]) -> str:
     return format_pipeline(result)
 
 
+def _flows() -> dict[str, Any]:
+    from app.bench.flows import run_flows
+
+    return run_flows()
+
+
+def _format_flows(result: dict[str, Any]) -> str:
+    from app.bench.flows import format_flows
+
+    return format_flows(result)
+
+
 def _score() -> dict[str, Any]:
     from ml.bench import bench_score
 
@@ -48,6 +60,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": _ingest,
     "pipeline": _pipeline,
     "score": _score,
+    "flows": _flows,
 }
 
 #: name → the readable report of a result; a bench without one is printed as JSON.
@@ -55,6 +68,7 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": _format_ingest,
     "pipeline": _format_pipeline,
     "score": _format_score,
+    "flows": _format_flows,
 }
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from functools import cache
+
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from recovery import holdout
@@ -89,9 +91,10 @@ def fire(session: Session, store: t.Store, flow: str, firings: Sequence[Firing],
         pending.append((variant, firing))
     messages = []
     for start in range(0, len(events), CHUNK):
-        ids = session.scalars(
-            insert(t.FlowEvent).returning(t.FlowEvent.id, sort_by_parameter_order=True), events[start:start + CHUNK]
-        ).all()
+        ids = session.connection().execute(
+            insert(t.FlowEvent.__table__).returning(t.FlowEvent.id, sort_by_parameter_order=True),
+            events[start:start + CHUNK],
+        ).scalars().all()
         for event_id, (variant, firing) in zip(ids, pending[start:start + CHUNK], strict=True):
             outcome[variant if variant == holdout.HOLDOUT else "planned"] += 1
             if variant == holdout.HOLDOUT:
@@ -102,23 +105,29 @@ def fire(session: Session, store: t.Store, flow: str, firings: Sequence[Firing],
                 "status": "planned", "attempts": 0, "created_at": max(now, firing.due_at), "flow": flow, "flow_data": firing.data,
             })  # fmt: skip
     for start in range(0, len(messages), CHUNK):
-        session.execute(insert(t.RecoveryMessage), messages[start:start + CHUNK])
+        session.connection().execute(insert(t.RecoveryMessage.__table__), messages[start:start + CHUNK])
     return outcome
 
 
-def _claim(session: Session, store_id: int, flow: str, keys: Sequence[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
-    """The (shopper, subject) keys that may fire now: new, or last fired more than ONCE_PER ago. One
-    statement: an upsert whose update applies only to an old key, so two dispatchers never both fire one."""
-    if not keys:
-        return set()
+@cache
+def _claim_statement(dialect: str) -> Any:
+    """Built once per dialect (compiling a 1,000-row VALUES per call cost more than running it); run as an
+    executemany, which SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues")."""
     table = t.FlowGuard.__table__
-    stmt = insert_for(session.get_bind().dialect.name)(table).values(
-        [{"store_id": store_id, "flow": flow, "shopper": unit, "subject": subject, "fired_at": now}
-         for unit, subject in keys]
-    )
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert_for(dialect)(table)
+    return stmt.on_conflict_do_update(
         index_elements=["store_id", "flow", "shopper", "subject"],
         set_={"fired_at": stmt.excluded.fired_at},
-        where=table.c.fired_at <= now - ONCE_PER,
+        where=table.c.fired_at <= bindparam("cutoff"),
     ).returning(table.c.shopper, table.c.subject)
-    return {(r.shopper, r.subject) for r in session.execute(stmt)}
+
+
+def _claim(session: Session, store_id: int, flow: str, keys: Sequence[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
+    """The (shopper, subject) keys that may fire now: new, or last fired more than ONCE_PER ago. An upsert
+    whose update applies only to an old key, so two dispatchers never both fire one."""
+    if not keys:
+        return set()
+    conn = session.connection()
+    rows = [{"store_id": store_id, "flow": flow, "shopper": unit, "subject": subject, "fired_at": now,
+             "cutoff": now - ONCE_PER} for unit, subject in keys]
+    return {(r.shopper, r.subject) for r in conn.execute(_claim_statement(conn.dialect.name), rows)}
