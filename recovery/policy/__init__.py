@@ -140,7 +140,7 @@ def _cart_history(
     counts: dict[tuple[int, str], int] = {}
     planned: dict[int, list[tuple[int, datetime]]] = {}
     for r in rows:
-        if r.status in SENT:
+        if r.status in SENT and not is_flow(r.flow):  # the per-cart caps bound the sequence only
             counts[(r.cart_id, r.channel)] = counts.get((r.cart_id, r.channel), 0) + 1
         elif r.status == "planned" and not is_flow(r.flow):  # a flow's message is no next step
             planned.setdefault(r.cart_id, []).append((r.step, r.due_at))

@@ -132,7 +132,7 @@ def _sent_to_cart(exclude: Any) -> Any:
     return (
         select(func.count())
         .where(other.cart_id == bindparam("of_cart"), other.channel == bindparam("on_channel"),
-               other.status.in_(SENT), other.id != exclude)
+               other.status.in_(SENT), other.flow == "cart", other.id != exclude)  # the sequence's own
         .scalar_subquery()
     )
 

@@ -40,7 +40,7 @@ WITH locked AS MATERIALIZED (
          WHERE last_message_id IS DISTINCT FROM :message_id) AS last_sent,
         (SELECT count(*) FROM recovery_messages
          WHERE cart_id = :cart_id AND channel = :channel AND status IN ('sending', 'sent')
-           AND id <> :message_id) AS sent
+           AND flow = 'cart' AND id <> :message_id) AS sent
 ), marked AS (
     UPDATE recovery_messages SET status = 'sending', claimed_at = :at, attempts = attempts + 1
     WHERE id = :message_id AND status = 'queued' AND (
