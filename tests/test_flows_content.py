@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from recovery import catalogs
-from recovery.content import FLOW_TEMPLATES, ProductView, render_email, render_sms, sample_context
-from recovery.store_settings import SettingError, parse_assignments
+from recovery.messages import catalogs
+from recovery.messages.content import FLOW_TEMPLATES, ProductView, render_email, render_sms, sample_context
+from recovery.config.store_settings import SettingError, parse_assignments
 
 LOCALE = Path(catalogs.__file__).parent / "locale"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from recovery import tables as t
-from recovery.channels import OutboundEmail
+from recovery.storage import tables as t
+from recovery.sending.channels import OutboundEmail
 from recovery.flows import fanout
 from tests.conftest import drain
 from tests.loop_helpers import HOUR, abandon_all, now, send_at

@@ -21,13 +21,13 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 
 from app.bench.ingest_env import DEFAULT_PG, SHOP, scratch_database
-from recovery import intake
-from recovery import tables as t
-from recovery.abandonment import Abandoner
-from recovery.db import make_engine, make_sessionmaker
+from recovery.intake import deliveries as intake
+from recovery.storage import tables as t
+from recovery.sequence.abandonment import Abandoner
+from recovery.storage.db import make_engine, make_sessionmaker
 from recovery.flows import fanout
-from recovery.tables import utcnow
-from recovery.timing import Timing
+from recovery.storage.tables import utcnow
+from recovery.sequence.timing import Timing
 
 VARIANT, PRODUCT = "46310287540521", "8840213577001"
 

@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from recovery.model import (
-    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, ProductUpdated, VariantPrice,
+    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError, ProductUpdated,
+    VariantPrice,
 )
 
 #: Block-checkout drafts, unpaid and failed orders are carts still in progress: WooCommerce's abandoned carts.
@@ -25,10 +26,6 @@ DEFAULT_PAID_STATUSES = ("processing", "completed", "on-hold")
 UNDONE_STATUSES = ("cancelled", "refunded")
 #: Delivery context our own edge adds before storing (store settings, the signed restore link).
 CONTEXT_KEY = "_cartresq"
-
-
-class PayloadError(ValueError):
-    """The payload is JSON but not the shape WooCommerce documents; the message names the field."""
 
 
 def checkout_token(order_id: str) -> str:

@@ -1,4 +1,4 @@
-"""A flow message's part of the pre-send check (recovery/checks.py asks it instead of "is the cart still
+"""A flow message's part of the pre-send check (recovery/sending/checks.py asks it instead of "is the cart still
 abandoned"): price drop and back in stock need the cart still open and no order by the shopper since;
 the cross-sell needs its order neither cancelled nor refunded and the shopper's marketing consent
 (transactional consent is not enough); every flow must still be switched on."""
@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recovery import consent
-from recovery import tables as t
+from recovery.consent import records as consent
+from recovery.storage import tables as t
 from recovery.flows import BACK_IN_STOCK, BROWSE, CROSS_SELL, PRICE_DROP
 from recovery.model import CartStatus
-from recovery.store_settings import effective
+from recovery.config.store_settings import effective
 
 #: Flows whose message is about the abandoned cart itself.
 CART_FLOWS = (PRICE_DROP, BACK_IN_STOCK)

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
-from recovery.content import ProductView
+from recovery.storage import tables as t
+from recovery.messages.content import ProductView
 from recovery.flows import BROWSE, CROSS_SELL, is_flow
 from recovery.flows.products import bought_by, recommend
 

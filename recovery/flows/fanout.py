@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.flows import BACK_IN_STOCK, CROSS_SELL, PRICE_DROP
 from recovery.flows.plan import Firing, fire
 from recovery.flows.signals import FULFILLED
 from recovery.model import CartStatus
-from recovery.store_settings import effective
-from recovery.timing import Timing
+from recovery.config.store_settings import effective
+from recovery.sequence.timing import Timing
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from functools import cache
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from recovery import holdout
-from recovery import tables as t
-from recovery.db import insert_for
+from recovery.sequence import holdout
+from recovery.storage import tables as t
+from recovery.storage.db import insert_for
 from recovery.flows import FLOW_STEP_BASE, ONCE_PER
-from recovery.store_settings import effective
+from recovery.config.store_settings import effective
 
 #: Rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 1000

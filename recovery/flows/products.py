@@ -14,8 +14,8 @@ from itertools import permutations
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
-from recovery.db import insert_for
+from recovery.storage import tables as t
+from recovery.storage.db import insert_for
 from recovery.model import LineItem, OrderPlaced, ProductUpdated
 
 #: Orders that must have held both products before one is recommended for the other.
@@ -142,9 +142,16 @@ def recommend(
 
 
 def _sold_out(session: Session, store_id: int, variant_ids: Sequence[str]) -> set[str]:
-    from recovery.catalog import _variants  # the same stock facts the cart reminders use
-
-    facts = _variants(session, store_id, variant_ids) if variant_ids else {}
-    return {v for v, f in facts.items() if f.stock is not None and f.stock <= 0 and not f.price.oversell}
-
-
+    """Variants known to be out of stock (summed over locations) and not sellable at zero: the rule the
+    cart reminders use (recovery/intake/catalog.py), read here without importing it (intake calls us)."""
+    if not variant_ids:
+        return set()
+    rows = session.execute(
+        select(t.VariantPrice.variant_id, t.VariantPrice.oversell, func.sum(t.InventoryLevel.available))
+        .join(t.InventoryLevel, (t.InventoryLevel.store_id == t.VariantPrice.store_id)
+              & (t.InventoryLevel.inventory_item_id == t.VariantPrice.inventory_item_id))
+        .where(t.VariantPrice.store_id == store_id, t.VariantPrice.variant_id.in_(set(variant_ids)),
+               t.InventoryLevel.available.is_not(None))
+        .group_by(t.VariantPrice.variant_id, t.VariantPrice.oversell)
+    ).all()  # fmt: skip
+    return {variant for variant, oversell, stock in rows if stock is not None and stock <= 0 and not oversell}

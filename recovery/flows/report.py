@@ -6,7 +6,7 @@ sent → opened → clicked → ordered, and the lift against the flow's own hol
 - ordered: sent messages whose shopper (cart, customer or email) placed an order, not cancelled, within
   the store's attribution window after the send. That is "recovered", not "incremental".
 - lift: shoppers the flow fired for, treated vs its holdout, each counted as ordered when they ordered
-  within the attribution window after the flow fired (recovery/lift.py: Newcombe interval, always-valid test).
+  within the attribution window after the flow fired (recovery/measure/lift.py: Newcombe interval, always-valid test).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recovery import lift as lift_stats
-from recovery import tables as t
+from recovery.measure import lift as lift_stats
+from recovery.storage import tables as t
 from recovery.flows import FLOWS
-from recovery.holdout import HOLDOUT
-from recovery.store_settings import effective
+from recovery.sequence.holdout import HOLDOUT
+from recovery.config.store_settings import effective
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
+from recovery.storage import tables as t
 from recovery.flows import BACK_IN_STOCK, CROSS_SELL, PRICE_DROP
-from recovery.store_settings import effective
+from recovery.config.store_settings import effective
 
 FULFILLED = "fulfilled"
 
