@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0122'
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('flow', sa.String(length=24), nullable=False),
     sa.Column('shopper', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('fired_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('fired_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_flow_guards_store_id_stores'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_guards')),
     sa.UniqueConstraint('store_id', 'flow', 'shopper', 'subject', name=op.f('uq_flow_guards_store_id_flow_shopper_subject'))
@@ -37,10 +37,10 @@ def upgrade() -> None:
     sa.Column('store_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('price', recovery.types.Money(precision=18, scale=4), nullable=True),
+    sa.Column('price', recovery.storage.types.Money(precision=18, scale=4), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
-    sa.Column('recorded_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', recovery.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('recorded_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_flow_signals_store_id_stores'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_signals'))
     )
@@ -62,11 +62,11 @@ def upgrade() -> None:
     sa.Column('variant_id', sa.String(length=64), nullable=True),
     sa.Column('title', sa.String(length=255), nullable=False),
     sa.Column('handle', sa.String(length=255), nullable=True),
-    sa.Column('price', recovery.types.Money(precision=18, scale=4), nullable=False),
+    sa.Column('price', recovery.storage.types.Money(precision=18, scale=4), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('image_url', sa.String(length=1000), nullable=True),
     sa.Column('orders', sa.Integer(), nullable=False),
-    sa.Column('updated_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_product_stats_store_id_stores'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_product_stats')),
     sa.UniqueConstraint('store_id', 'product_id', name=op.f('uq_product_stats_store_id_product_id'))
@@ -79,7 +79,7 @@ def upgrade() -> None:
     sa.Column('shopper', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=64), nullable=False),
     sa.Column('variant', sa.String(length=16), nullable=False),
-    sa.Column('fired_at', recovery.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('fired_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cart_id'], ['carts.id'], name=op.f('fk_flow_events_cart_id_carts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_flow_events_store_id_stores'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_events'))
@@ -99,8 +99,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_order_items_order_id'), 'order_items', ['order_id'], unique=False)
     op.create_index('ix_order_items_store_product', 'order_items', ['store_id', 'product_id'], unique=False)
-    op.add_column('orders', sa.Column('fulfilled_at', recovery.types.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('orders', sa.Column('refunded_at', recovery.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('orders', sa.Column('fulfilled_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('orders', sa.Column('refunded_at', recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
     op.add_column('recovery_messages', sa.Column('flow', sa.String(length=24), server_default='cart', nullable=False))
     op.add_column('recovery_messages', sa.Column('flow_data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
     # ### end Alembic commands ###
