@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
@@ -48,10 +49,15 @@ def run(session: Session, now: datetime, timing: Timing = Timing(), limit: int =
         signal.processed_at = now
         if not store.active:
             continue
-        if signal.kind in (PRICE_DROP, BACK_IN_STOCK):
-            total += variant_news(session, store, signal, now)
-        elif signal.kind == FULFILLED:
-            total += cross_sell(session, store, signal, now, timing)
+        try:
+            with session.begin_nested():  # one signal that fails never blocks the others (nor itself again)
+                if signal.kind in (PRICE_DROP, BACK_IN_STOCK):
+                    total += variant_news(session, store, signal, now)
+                elif signal.kind == FULFILLED:
+                    total += cross_sell(session, store, signal, now, timing)
+        except SQLAlchemyError:
+            log.exception("flow signal %s (%s) failed; dropped", signal.id, signal.kind)
+            total["failed"] += 1
     if total:
         log.info("flows fired: %s", dict(total))
     return total
