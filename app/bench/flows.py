@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
-from app.bench.ingest_env import DEFAULT_PG, SHOP, scratch_database
+from app.bench.ingest import SHOP
+from app.bench.ingest_env import DEFAULT_PG, scratch_database
 from recovery.intake import deliveries as intake
 from recovery.storage import tables as t
 from recovery.sequence.abandonment import Abandoner
@@ -117,8 +118,8 @@ def _run(url: str, count: int, others: int) -> dict[str, float]:
             "holdout": outcome.get("holdout", 0), "cart_holdout": outcome.get("cart_holdout", 0)}
 
 
-def run_flows(carts: int = 10_000, others: int = 10_000, repeats: int = 2) -> dict[str, Any]:
-    with scratch_database(DEFAULT_PG) as url:
+def run_flows(carts: int = 10_000, others: int = 10_000, repeats: int = 2, admin_url: str = DEFAULT_PG) -> dict[str, Any]:
+    with scratch_database(admin_url, SHOP) as url:
         runs = [_run(url, carts, others) for _ in range(repeats)]
     best = min(runs, key=lambda r: r["fanout_s"])
     return {"carts": carts, "others": others, **best, "ratio": best["fanout_s"] / best["baseline_s"],
