@@ -101,17 +101,20 @@ class Abandoner:
         settings = effective(store.settings or {})
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
-        greedy = self.send_time.best_offset(features, offsets)
+        # the store's own model when it has one that is served, else the pooled one (app/sendtime.py)
+        for_store = getattr(self.send_time, "for_store", None)
+        send_time = for_store(store.domain) if for_store is not None else self.send_time
+        greedy = send_time.best_offset(features, offsets)
         greedy = min(offsets, key=lambda o: abs(o - greedy))  # a fallback policy may not know the window
         chosen, propensity = explore(greedy, offsets, self.epsilon, self.rng)
-        version = str(getattr(self.send_time, "version", "unknown"))
+        version = str(getattr(send_time, "version", "unknown"))
         decision = {
             "store_id": cart.store_id, "cart_id": cart.id, "candidates": list(offsets), "chosen": chosen,
             "propensity": propensity, "greedy": greedy, "epsilon": self.epsilon,
             "policy": "fixed" if version == "fixed" else "model", "model_version": version[:64],
             "features": dict(features),
         }  # fmt: skip
-        predicted = getattr(self.send_time, "predicted", None)
+        predicted = getattr(send_time, "predicted", None)
         if version != "fixed" and predicted is not None:  # for the weekly calibration check
             decision["features"] = {**features, "predicted": predicted(features, chosen)}
         fit = partial(fit_due, cart=cart, store=store, settings=settings, timing=self.timing)  # legal SMS hours
