@@ -19,7 +19,7 @@ from recovery.flows import fanout
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, daytime, messages, send_at, set_store
 from tests.support import shopify
-from tests.support.catalog import MUG_ITEM, MUG_VARIANT, TOTE_ITEM, TOTE_VARIANT, inventory, post_topic, product
+from tests.support.catalog import MUG_ITEM, MUG_VARIANT, TOTE_VARIANT, inventory, post_topic, product
 
 MINUTE = timedelta(minutes=1)
 

@@ -1,4 +1,5 @@
-"""Triggered flows (issue 22): price drop, back in stock, post-purchase cross-sell, browse abandonment.
+"""Triggered flows (issue 22): price drop, back in stock, post-purchase cross-sell (browse abandonment:
+its setting and template exist, nothing fires it yet; docs/flows.md).
 
 A flow is a recovery message with its own trigger. Its message is an ordinary `recovery_messages` row
 (`flow` names it; `step` is FLOW_STEP_BASE + its `flow_events` id, so it is never a sequence step), sent
@@ -9,8 +10,8 @@ suppression, quiet hours → next allowed time, shopper cap), unsubscribe, rende
 - `fanout.py`: the dispatcher turns pending signals into messages (guard, holdout, plan).
 - `plan.py`: the common part: the once-per-period unique key, the per-flow holdout, the message row.
 - `checks.py`: what a flow message's pre-send check asks instead of "is the cart still abandoned".
-- `recommend.py`: co-purchase counts, popularity fallback, "you may also like".
-- `browse.py`: browse abandonment from the tracker's product-page beacons.
+- `products.py`: order lines, co-purchase counts, popularity fallback: the recommendations.
+- `content.py`: what a flow message (and a reminder's "you may also like" block) shows.
 - `report.py`: each flow's line in the performance report (sent → opened → clicked → ordered, lift).
 """
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
 from recovery.storage.db import insert_for
-from recovery.model import LineItem, OrderPlaced, ProductUpdated
+from recovery.model import LineItem, ProductUpdated
 
 #: Orders that must have held both products before one is recommended for the other.
 MIN_SUPPORT = 2
