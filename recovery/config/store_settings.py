@@ -332,7 +332,8 @@ SPECS: Mapping[str, Spec] = {
     "cross_sell_after": Spec(_positive_duration, 7 * 86400, "how long after fulfilment the cross-sell goes",
                              format_duration),
     "browse_abandonment": Spec(
-        _bool, False, "remind a known shopper of a product they viewed twice without adding it", _on_off
+        _bool, False, "remind a known shopper of a product they viewed twice without adding it (not built yet: no effect)",
+        _on_off,
     ),
     "browse_abandonment_after": Spec(
         _positive_duration, 86400, "how long after the last view the browse reminder goes", format_duration
