@@ -222,3 +222,22 @@ def test_each_flow_has_its_own_holdout_and_its_line_in_the_report(rt: Runtime, c
     assert (drop.sent, drop.ordered, drop.lift.holdout_carts, drop.lift.holdout_ordered) == (0, 0, 1, 1)
     assert lines["cross_sell"].lift is None and not lines["cross_sell"].enabled
     assert "0/0 treated and 1/1 held-out shoppers ordered" in format_line(drop)
+
+
+def test_a_shopper_known_only_by_phone_gets_the_price_drop_by_sms_with_consent(
+    rt: Runtime, client, fake: FakeChannel
+) -> None:
+    payload = copy.deepcopy(shopify.load("checkouts_update"))
+    payload.update(email=None)
+    payload["customer"] = {**payload["customer"], "email": None}
+    assert shopify.post(client, "checkouts_update", payload=payload).status_code == 200
+    drain(rt)
+    at = daytime()  # 10:00 in New York: inside the SMS window
+    assert len(abandon_all(rt, at)) == 1
+    post(rt, client, "products/update", product(price="39.90"))
+    assert fan_out(rt, at + MINUTE) == {"planned": 1}
+    [message] = flow_messages(rt, "price_drop")
+    assert message.channel == "sms"
+    send_at(rt, at + 2 * MINUTE)
+    [sms] = [m for m in fake.sent if not isinstance(m, OutboundEmail)]
+    assert "Waxed Canvas Tote from your cart is now $39.90 (was $49.90)" in sms.body and sms.to == "+18285550147"
