@@ -132,6 +132,23 @@ def store_show(shop: str, as_json: bool) -> None:
             click.echo(f"  {key:<22} {value or '-'}{'  (default)' if is_default else ''}")
 
 
+@store.command("plan")
+@click.argument("shop")
+@click.argument("plan", type=click.Choice(["enterprise", "starter", "growth", "pro", "none"]))
+def store_plan(shop: str, plan: str) -> None:
+    """Set a store's plan by hand (Enterprise contracts; `none` ends it). Applies with CARTRESQ_BILLING=on."""
+    from recovery.billing.subscriptions import apply_plan_change
+    from recovery.model import PlanChanged
+    from recovery.config.stores import get_store
+    from recovery.storage.tables import utcnow
+
+    with _sessions() as (_settings, session):
+        found = get_store(session, shop)
+        change = PlanChanged(provider="manual", status="cancelled" if plan == "none" else "active",
+                             plan=None if plan == "none" else plan, subscription_id=f"manual:{plan}", event_at=utcnow())
+        click.echo(f"{found.domain}: {apply_plan_change(session, found.id, change, utcnow())}")
+
+
 class _sessions:
     """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
 

@@ -13,6 +13,7 @@ from flask import Blueprint
 bp = Blueprint("merchant", __name__, url_prefix="/app")
 
 from app.web.merchant import home  # noqa: E402,F401  (registers its routes on bp)
+from app.web.merchant import billing  # noqa: E402,F401  (the plan picker, recovery/billing)
 
 
 @bp.context_processor
@@ -23,4 +24,5 @@ def _layout() -> dict[str, object]:
     from app.web.merchant.nav import NAV
 
     store = g.get("store")
-    return {"nav": NAV, "store_param": store.domain if store is not None and g.get("operator") else None}
+    nav = [item for item in NAV if item[0] != "merchant.billing" or billing.visible()]  # billing off: hidden
+    return {"nav": nav, "store_param": store.domain if store is not None and g.get("operator") else None}

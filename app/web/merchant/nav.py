@@ -4,4 +4,5 @@ from __future__ import annotations
 
 NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
+    ("merchant.billing", "Plan"),  # shown only where billing applies (app/web/merchant/billing.py)
 ]

@@ -4,6 +4,7 @@ Every model is `recovery.storage.tables.X` (`from recovery import tables as t`);
 """
 
 from recovery.storage.tables.base import NAMING, Base, utcnow
+from recovery.storage.tables.billing import PlanCart, PlanUsage, StoreBilling
 from recovery.storage.tables.core import (
     Cart,
     Customer,
@@ -51,12 +52,15 @@ __all__ = [
     "InventoryLevel",
     "NAMING",
     "OAuthState",
+    "PlanCart",
+    "PlanUsage",
     "Order",
     "PushSubscription",
     "RecoveryMessage",
     "SendDecision",
     "ShopperSend",
     "Store",
+    "StoreBilling",
     "Suppression",
     "TrackEvent",
     "VariantPrice",
