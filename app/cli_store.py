@@ -96,19 +96,10 @@ def store_set(shop: str, pairs: tuple[str, ...]) -> None:
 @click.argument("keys", nargs=-1, required=True)
 def store_unset(shop: str, keys: tuple[str, ...]) -> None:
     """Put settings back to their defaults: KEY ..."""
-    from recovery.config.store_settings import SPECS, SettingError, unset
-    from recovery.config.stores import StoreError, get_store
+    from recovery.config.stores import get_store, unset_settings
 
     with _sessions() as (_settings, session):
-        found = get_store(session, shop)
-        try:
-            found.settings = unset(found.settings or {}, list(keys))  # a new dict: the JSON change is seen
-        except SettingError as exc:
-            raise StoreError(str(exc)) from None
-        if "timezone" in keys:
-            found.timezone = SPECS["timezone"].default
-        if "currency" in keys:
-            found.currency = SPECS["currency"].default
+        unset_settings(session, get_store(session, shop), list(keys))
         click.echo("back to default: " + ", ".join(sorted(set(keys))))
 
 

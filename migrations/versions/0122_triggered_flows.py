@@ -1,7 +1,7 @@
 """triggered flows (issue 22): flow messages, signals, guards, events, order lines, co-purchase counts
 
 Revision ID: 0122
-Revises: 0120
+Revises: 0125
 
 """
 
@@ -14,7 +14,7 @@ import recovery.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision = '0122'
-down_revision = '0120'
+down_revision = '0125'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """discount arms: the probability each recorded assignment had under the assigning policy
 
 Revision ID: 0125
-Revises: 0115
+Revises: 0120
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0125"
-down_revision = "0115"
+down_revision = "0120"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ drop); nothing here invents scarcity, countdowns or policies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from recovery.messages import catalogs
+from recovery.messages import catalogs, store_copy
 
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
 #: The triggered flows' templates (recovery/flows): cart-based (price drop, back in stock) or product lists.
@@ -64,6 +64,8 @@ class MessageContext:
     flow: dict[str, Any] | None = None
     #: Recommended products: the cross-sell's list, the browse reminder's product, or "you may also like".
     products: tuple[ProductView, ...] = ()
+    #: The store's own text (recovery/store_copy.py), `part.template` → text, in this message's language.
+    own_copy: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,9 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         facts.update({k: money(Decimal(str(flow[k]))) for k in ("now", "was") if flow.get(k) is not None})
 
     def say(key: str, **extra: object) -> str:
+        own = (ctx.own_copy or {}).get(key)
+        if own and (name or "{name}" not in own):  # the store's words; without a name, the default copy
+            return store_copy.fill(own, facts)
         # Our strings are the format strings; shopper and store data only ever fill the placeholders.
         if key in _FLOW_KEYS and f"{key}.{template}" in strings:
             key = f"{key}.{template}"

@@ -4,5 +4,9 @@ from __future__ import annotations
 
 NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
+    ("merchant.setup", "Setup guide"),
+    ("merchant.flow", "Flow"),
+    ("merchant.templates", "Templates"),
+    ("merchant.status", "Store status"),
     ("merchant.billing", "Plan"),  # shown only where billing applies (app/web/merchant/billing.py)
 ]

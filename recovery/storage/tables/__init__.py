@@ -3,6 +3,14 @@
 Every model is `recovery.storage.tables.X` (`from recovery import tables as t`); the modules split them by subject.
 """
 
+from recovery.storage.tables.accounts import (
+    AccountSession,
+    AccountStore,
+    AccountToken,
+    MerchantAccount,
+    SignInFailure,
+    StoreCopy,
+)
 from recovery.storage.tables.base import NAMING, Base, utcnow
 from recovery.storage.tables.billing import PlanCart, PlanUsage, StoreBilling
 from recovery.storage.tables.core import (
@@ -36,6 +44,12 @@ from recovery.storage.tables.store import (
 )
 
 __all__ = [
+    "AccountSession",
+    "AccountStore",
+    "AccountToken",
+    "MerchantAccount",
+    "SignInFailure",
+    "StoreCopy",
     "Base",
     "Cart",
     "Consent",
