@@ -170,7 +170,7 @@ def train(out: Path | None, samples: int, seed: int, as_json: bool) -> None:
 @main.command()
 @click.argument("names", nargs=-1)
 def bench(names: tuple[str, ...]) -> None:
-    """Run benchmarks (ingest, pipeline, score, track, lateness, history; default all) and print their figures."""
+    """Run benchmarks (ingest, pipeline, score, track, lateness, flows; history and dashboard only by name) and print their figures."""
     from app.bench import main as run_benches
 
     raise SystemExit(run_benches(list(names)))

@@ -17,6 +17,7 @@ from recovery.intake import deliveries as intake
 from recovery.consent import purge
 from recovery.storage.tables import utcnow
 from recovery.sending.send import SEND_ACTOR
+from recovery.flows import fanout
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -30,6 +31,7 @@ class Pass:
     requeued: int = 0
     interrupted: int = 0
     deliveries: int = 0
+    flows: int = 0
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -41,6 +43,8 @@ def run_once(runtime: Runtime) -> Pass:
     now = utcnow()
     with runtime.sessions.begin() as session:
         result.abandoned = len(runtime.abandoner.run(session, now))
+    with runtime.sessions.begin() as session:  # triggered flows: price drops, restocks, fulfilments
+        result.flows = fanout.run(session, now, runtime.timing)["planned"]
     with runtime.sessions.begin() as session:
         result.claimed = len(dispatch.claim_due(session, now))
     requeue_after = timedelta(seconds=runtime.settings.requeue_after)

@@ -109,6 +109,12 @@ class OrderPlaced:
     placed_at: datetime
     name: str | None = None
     source: str | None = None
+    #: The order's lines (recommendations: co-purchase counts, never recommending what was bought).
+    line_items: tuple[LineItem, ...] = ()
+    #: Fulfilled (Shopify orders/fulfilled, WooCommerce "completed"): starts the cross-sell flow.
+    fulfilled_at: datetime | None = None
+    #: Refunded in full (financial status refunded/voided): no cross-sell.
+    refunded: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,8 @@ class VariantPrice:
     inventory_item_id: str | None
     #: Shopify's inventory_policy "continue": the variant stays purchasable at zero stock.
     oversell: bool = False
+    #: Stock carried in the product payload itself (WooCommerce `stock_quantity`); None: not in it.
+    available: int | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,10 @@ class ProductUpdated:
     updated_at: datetime
     #: X-Shopify-Triggered-At of the delivery; breaks ties between payloads with the same updated_at.
     triggered_at: datetime | None = None
+    #: What a recommendation shows of the product (storefront handle for its link, title, first image).
+    title: str | None = None
+    handle: str | None = None
+    image_url: str | None = None
 
 
 @dataclass(frozen=True)

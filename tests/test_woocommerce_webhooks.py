@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import json
 from datetime import timedelta
 
@@ -238,12 +240,15 @@ def test_outage_is_backfilled_by_reconcile(woo: Woo) -> None:  # noqa: F811
     assert again.backfilled == 0
 
 
-def test_product_update_is_accepted_without_touching_carts(woo: Woo) -> None:  # noqa: F811
+def test_product_update_records_the_price_without_touching_carts(woo: Woo) -> None:  # noqa: F811
     answer = woo.post("product.updated", load("product_updated"))
     assert answer.status_code == 200
     drain(woo.rt)
     with woo.rt.sessions() as session:
-        assert session.scalars(select(t.WebhookDelivery.outcome)).one() == "product update recorded only"
+        assert session.scalars(select(t.WebhookDelivery.outcome)).one() == "prices recorded (1 variants)"
+        price = session.scalars(select(t.VariantPrice)).one()  # the price-drop flow's fact (recovery/flows)
+        assert (price.variant_id, price.price) == ("412", Decimal("24.00"))
+        assert session.scalars(select(t.Cart)).all() == []
 
 
 def test_beacons_draft_and_order_of_one_shopper_cart_are_one_cart(woo: Woo) -> None:  # noqa: F811

@@ -82,8 +82,24 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
         placed_at=_time(p, "processed_at") or _required_time(p, "created_at"),
         name=_str(p, "name"),
         source=_str(p, "source_name"),
+        line_items=tuple(_order_line(i) for i in _list(p, "line_items")),
+        fulfilled_at=_fulfilled_at(p),
+        refunded=_str(p, "financial_status") in ("refunded", "voided"),
     )
     return NormalizeResult(event=order)
+
+
+def _order_line(item: Any) -> LineItem:
+    """An order's line: as a cart's, with a quantity that may be 0 once refunded."""
+    return _line_item(item)
+
+
+def _fulfilled_at(p: Mapping[str, Any]) -> datetime | None:
+    """When the order was fulfilled in full (orders/fulfilled, or any order payload that says so)."""
+    if _str(p, "fulfillment_status") != "fulfilled":
+        return None
+    times = [t for f in _list(p, "fulfillments") if isinstance(f, Mapping) and (t := _time(f, "created_at"))]
+    return max(times, default=None) or _time(p, "updated_at") or _required_time(p, "created_at")
 
 
 def normalize_order_cancelled(p: Mapping[str, Any]) -> NormalizeResult:
@@ -147,7 +163,11 @@ def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
                 oversell=_str(v, "inventory_policy") == "continue",
             )
         )
-    event = ProductUpdated(_required_str(p, "id"), tuple(variants), _required_time(p, "updated_at"))
+    image = _obj(p, "image")
+    event = ProductUpdated(
+        _required_str(p, "id"), tuple(variants), _required_time(p, "updated_at"),
+        title=_str(p, "title"), handle=_str(p, "handle"), image_url=_str(image, "src"),
+    )
     return NormalizeResult(event=event)
 
 
@@ -171,6 +191,8 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     # orders/paid also covers orders whose create delivery was lost; recording an order is idempotent.
     "orders/paid": normalize_order,
     "orders/cancelled": normalize_order_cancelled,
+    # the cross-sell flow starts at fulfilment; the payload is the order (an unseen one is recorded too)
+    "orders/fulfilled": normalize_order,
     "customers/update": normalize_customer_update,
     "products/update": normalize_product,
     "inventory_levels/update": normalize_inventory_level,

@@ -16,7 +16,8 @@ from typing import Any
 import phonenumbers
 
 from recovery.model import (
-    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError,
+    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError, ProductUpdated,
+    VariantPrice,
 )
 
 #: Block-checkout drafts, unpaid and failed orders are carts still in progress: WooCommerce's abandoned carts.
@@ -59,6 +60,9 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
                 placed_at=placed,
                 name=f"#{number}" if number else None,
                 source=_str(p, "created_via"),
+                line_items=tuple(_line_item(i) for i in _list(p, "line_items")),
+                # "completed" is WooCommerce's fulfilled: the cross-sell flow starts there
+                fulfilled_at=(gmt_time(p, "date_completed_gmt") or modified) if status == "completed" else None,
             )
         )
     if status in UNDONE_STATUSES:
@@ -67,12 +71,23 @@ def normalize_order(p: Mapping[str, Any]) -> NormalizeResult:
 
 
 def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
-    # Price-drop and stock messages will read these; the cart model has no product table yet.
-    _required_str(p, "id")
-    price = _str(p, "price")
-    return NormalizeResult(
-        skipped="product update recorded only", extra={"product_id": str(p["id"]), "price": price}
-    )
+    """A simple product's price and stock (a variation's come as their own product.updated): the product
+    id stands for the variant, as cart lines without a variation name only the product. Prices are in
+    the shop's currency; `stock_quantity` only when the shop manages the product's stock."""
+    product_id = _required_str(p, "id")
+    if _str(p, "price") in (None, ""):
+        return NormalizeResult(skipped="product without a price")
+    stock = p.get("stock_quantity") if p.get("manage_stock") is True else None
+    if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)):
+        raise PayloadError("stock_quantity is not a whole number")
+    images = _list(p, "images")
+    image = images[0] if images and isinstance(images[0], Mapping) else None
+    variant = VariantPrice(product_id, _money(p, "price"), None, f"woo:{product_id}" if stock is not None else None,
+                           oversell=_str(p, "backorders") in ("notify", "yes"), available=stock)
+    event = ProductUpdated(_str(p, "parent_id") if _str(p, "parent_id") not in (None, "0") else product_id,
+                           (variant,), _required_gmt(p, "date_modified_gmt"),
+                           title=_str(p, "name"), handle=_str(p, "slug"), image_url=_str(image, "src"))
+    return NormalizeResult(event=event)
 
 
 def normalize_customer(p: Mapping[str, Any]) -> NormalizeResult:

@@ -9,7 +9,7 @@ a shopper's other carts by email or phone (recovery/sequence/abandonment.py `_su
 on email only, so any cart with a phone in the batch made it a sequential scan of all carts.
 
 Revision ID: 0124
-Revises: 0120
+Revises: 0122
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0124"
-down_revision = "0120"
+down_revision = "0122"
 branch_labels = None
 depends_on = None
 

@@ -231,6 +231,22 @@ def _quiet(text: str) -> str:
     return _window(text) if str(text).strip() else ""
 
 
+def _threshold(text: str) -> str:
+    """A price-drop threshold: a percent (`5%`) and optionally a minimum amount (`5%+1`, the default's 1
+    unit of currency); the drop must reach both."""
+    value = str(text).strip().replace(" ", "")
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%(?:\+(\d+(?:\.\d+)?))?", value)
+    if not match:
+        raise SettingError(f"{text!r} is not a threshold such as 5% or 5%+1 (percent, and at least 1 unit of currency)")
+    if not 0 < Decimal(match.group(1)) < 100:
+        raise SettingError("the percent must be above 0 and below 100")
+    return value
+
+
+def _on_off(value: Any) -> str:
+    return "on" if value else "off"
+
+
 def parse_cap(text: str) -> int | None:
     """'1/16h' → 57600 seconds between messages to one shopper; 'off' → None."""
     if str(text).strip().lower() in {"off", "none", "0"}:
@@ -314,6 +330,26 @@ SPECS: Mapping[str, Spec] = {
     "sms_window": Spec(_sms_window, "08:00-21:00", "local hours for SMS; never wider than the law (8-21, FL/OK 8-20)"),
     "email_quiet_hours": Spec(_quiet, "", "local hours with no email, e.g. 22:00-07:00 (empty: off)"),
     "shopper_cap": Spec(_cap, "1/16h", "at most one message per period to one shopper, any channel (or off)"),
+    # Triggered flows (recovery/flows, docs/flows.md): each its own on/off, timing and holdout.
+    "price_drop": Spec(_bool, True, "message a shopper when an item of their abandoned cart gets cheaper", _on_off),
+    "price_drop_threshold": Spec(
+        _threshold, "5%", "smallest price drop that is news: a percent, and at least 1 unit of currency (5%+2: 2 units)"
+    ),
+    "back_in_stock": Spec(_bool, True, "message a shopper when a sold-out item of their abandoned cart is back",
+                          _on_off),
+    "cross_sell": Spec(_bool, False, "\"complete the look\" email with recommendations after fulfilment", _on_off),
+    "cross_sell_after": Spec(_positive_duration, 7 * 86400, "how long after fulfilment the cross-sell goes",
+                             format_duration),
+    "browse_abandonment": Spec(
+        _bool, False, "remind a known shopper of a product they viewed twice without adding it (not built yet: no effect)",
+        _on_off,
+    ),
+    "browse_abandonment_after": Spec(
+        _positive_duration, 86400, "how long after the last view the browse reminder goes", format_duration
+    ),
+    "recommendations_in_reminders": Spec(
+        _bool, False, "a \"you may also like\" block in cart reminders", _on_off
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from recovery.consent import privacy, records as consent
 from recovery.storage import tables as t
+from recovery.flows import products, signals
 from recovery.model import (
     CATALOG_EVENTS,
     CartSnapshot,
@@ -131,7 +132,7 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced, timing: Ti
         select(t.Order).where(t.Order.store_id == store.id, t.Order.platform_order_id == order.platform_order_id)
     )
     if existing is not None:
-        return "order already recorded"
+        return _order_later_facts(session, store, existing, order) or "order already recorded"
     cart = _find_cart(session, store.id, order.checkout_token, order.cart_token, by_cart_token_only_if_open=False)
     row = t.Order(
         store_id=store.id,
@@ -148,6 +149,9 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced, timing: Ti
         placed_at=order.placed_at,
     )
     session.add(row)
+    session.flush()  # its id, for its lines
+    products.order_recorded(session, store, row, order.line_items)
+    _order_later_facts(session, store, row, order)
     shopper_carts = _shopper_cart_ids(session, store.id, order.contact, cart)
     row.attribution = _attribute(session, store, shopper_carts, order.placed_at, timing)
     # An order stops everything pending for this cart and this shopper, in the same transaction.
@@ -158,6 +162,18 @@ def apply_order(session: Session, store: t.Store, order: OrderPlaced, timing: Ti
         if row.attribution == CartStatus.RECOVERED.value:
             cart.recovered_at = order.placed_at
     return f"order recorded ({row.attribution}, {'linked' if cart else 'no cart'})"
+
+
+def _order_later_facts(session: Session, store: t.Store, row: t.Order, order: OrderPlaced) -> str | None:
+    """Fulfilment (the cross-sell flow's start) and a full refund, whichever delivery first says so."""
+    if order.refunded and row.refunded_at is None:
+        row.refunded_at = order.fulfilled_at or order.placed_at
+        return "order refunded"
+    if order.fulfilled_at is not None and row.fulfilled_at is None:
+        row.fulfilled_at = order.fulfilled_at
+        signals.order_fulfilled(session, store, row, order.fulfilled_at)
+        return "order fulfilled"
+    return None
 
 
 def apply_cancel(session: Session, store: t.Store, cancelled: OrderCancelled) -> str:

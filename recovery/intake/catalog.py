@@ -21,6 +21,8 @@ from recovery.storage import tables as t
 from recovery.messages.content import ItemView
 from recovery.model import InventoryChanged, ProductUpdated
 from recovery.config.store_settings import effective
+from recovery.flows import products, signals
+from recovery.storage.tables import utcnow
 
 STALE = "stale: a newer state is stored"
 
@@ -72,17 +74,25 @@ def apply_product(session: Session, store: t.Store, event: ProductUpdated) -> st
             session.add(row)
         elif not _newer(event.updated_at, event.triggered_at, row.platform_updated_at, row.triggered_at):
             continue
+        previous = row.price
         row.product_id, row.inventory_item_id = event.product_id, v.inventory_item_id or row.inventory_item_id
         row.price, row.compare_at, row.currency = v.price, v.compare_at, shop_currency(store)
         row.oversell = v.oversell
         row.platform_updated_at, row.triggered_at = event.updated_at, event.triggered_at
+        signals.price_recorded(session, store, v.variant_id, v.price, previous, row.currency, utcnow())
+        if v.available is not None and row.inventory_item_id:  # stock in the product payload (WooCommerce)
+            session.flush()
+            apply_inventory(session, store, InventoryChanged(
+                row.inventory_item_id, "product", v.available, event.updated_at, event.triggered_at))
         changed += 1
     if event.variants and not changed:
         return STALE
+    products.product_recorded(session, store, event)
     return f"prices recorded ({changed} variants)"
 
 
 def apply_inventory(session: Session, store: t.Store, event: InventoryChanged) -> str:
+    before = signals.stock_total(session, store.id, event.inventory_item_id)  # back in stock: 0 → ≥ 1
     row = session.scalar(
         select(t.InventoryLevel).where(
             t.InventoryLevel.store_id == store.id,
@@ -99,6 +109,9 @@ def apply_inventory(session: Session, store: t.Store, event: InventoryChanged) -
         return STALE
     row.available = event.available
     row.platform_updated_at, row.triggered_at = event.updated_at, event.triggered_at
+    session.flush()
+    after = signals.stock_total(session, store.id, event.inventory_item_id)
+    signals.stock_recorded(session, store, event.inventory_item_id, before, after, utcnow())
     return "stock recorded"
 
 

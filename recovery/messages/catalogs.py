@@ -25,7 +25,22 @@ ENGLISH = Locale.parse("en")
 def strings(language: str) -> dict[str, str]:
     """Context → text for a language of `CATALOGS` (English where a translation is empty)."""
     folder = CATALOGS[language]
-    path = resources.files("recovery.messages").joinpath("locale", folder, "LC_MESSAGES", "messages.po")
+    found = _read(folder, "messages")
+    # The triggered flows' copy (recovery/flows) is its own domain, `flows.po`, in English and German so
+    # far: a language without it gets the flows' English lines (placeholders filled the same way).
+    return {**_read("en", "flows"), **_read(folder, "flows"), **found}
+
+
+@cache
+def has_flow_copy(language: str) -> bool:
+    """Whether the flows' copy is written in this language (else a flow message is English throughout)."""
+    return language in CATALOGS and bool(_read(CATALOGS[language], "flows"))
+
+
+def _read(folder: str, domain: str) -> dict[str, str]:
+    path = resources.files("recovery.messages").joinpath("locale", folder, "LC_MESSAGES", f"{domain}.po")
+    if not path.is_file():
+        return {}
     with path.open("rb") as handle:
         catalog = read_po(handle, locale=folder)
     return {str(m.context): str(m.string or m.id) for m in catalog if m.id and m.context}

@@ -18,6 +18,8 @@ from recovery.sequence.offers import OfferProvider, offer_for
 from recovery.messages.push_content import push_message
 from recovery.config.store_settings import effective
 from recovery.messages.subjects import SubjectWriter
+from recovery.flows import is_flow
+from recovery.flows.content import flow_facts
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Composer:
             items = found.items if found else ()
             total = found.total if found else Decimal(0)
             currency = (found.currency if found else None) or cart.currency
+        flow, products, link = flow_facts(object_session(message), store, cart, message, settings)
+        if link:  # cross-sell and browse: the store's page, not a cart to restore, and no cart lines
+            restore, items, total = link, (), Decimal(0)
         context = MessageContext(
             store_name=settings["sender_name"] or store.name or store.domain,
             store_url=f"https://{store.domain}",
@@ -64,6 +69,8 @@ class Composer:
             offer_code=offer.code if offer else None,
             offer_percent=offer.percent if offer else None,
             offer_expires_at=offer.ends_at if offer else None,
+            flow=flow,
+            products=products,
             own_copy=_own_copy(object_session(message), store.id, cart.locale or "en-US"),
         )
         if message.channel == "push":  # the browser's subscription, short text, the restore link
@@ -88,7 +95,8 @@ class Composer:
             unsubscribe_url=context.unsubscribe_url,
             unsubscribe_mailto=f"mailto:unsubscribe+{unsubscribe_token}@{self.from_addr.split('@')[-1]}",
             reply_to=settings["reply_to"] or None,  # replies reach the merchant, not our sending domain
-            categories=("cart-recovery", f"step-{message.step}"),
+            categories=("cart-recovery", f"step-{message.step}") if not is_flow(message.flow)
+            else ("cart-recovery", f"flow-{message.flow}"),
         )
 
 

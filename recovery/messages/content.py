@@ -21,6 +21,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from recovery.messages import catalogs, store_copy
 
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
+#: The triggered flows' templates (recovery/flows): cart-based (price drop, back in stock) or product lists.
+FLOW_TEMPLATES = ("price_drop", "back_in_stock", "cross_sell", "browse_abandonment")
+#: Keys a flow template words its own way ("footer.why.price_drop"), else the cart reminders' line.
+_FLOW_KEYS = ("footer.why", "button")
 LANGUAGES = catalogs.LANGUAGES  # one gettext catalog each under locale/; others fall back to English
 LOW_STOCK = 10  # "Only N left" is shown at or below this, and only when inventory says so
 SMS_MAX = 320  # two GSM-7 segments; a reminder must never become a long multi-part text
@@ -55,8 +59,21 @@ class MessageContext:
     offer_code: str | None = None
     offer_percent: int | None = None
     offer_expires_at: datetime | None = None
+    #: A flow's facts (recovery/flows): `item` (a title), `now`/`was` (Decimal, the cart's currency),
+    #: `source` ("co_purchase" or "popular" for recommendations).
+    flow: dict[str, Any] | None = None
+    #: Recommended products: the cross-sell's list, the browse reminder's product, or "you may also like".
+    products: tuple[ProductView, ...] = ()
     #: The store's own text (recovery/store_copy.py), `part.template` → text, in this message's language.
     own_copy: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class ProductView:
+    title: str
+    price: Decimal
+    url: str
+    image_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +129,10 @@ def _clean(value: str | None) -> str | None:
 
 
 def _check(template: str, ctx: MessageContext) -> None:
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    if template not in TEMPLATES + FLOW_TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES + FLOW_TEMPLATES}")
+    if template in FLOW_TEMPLATES and not (ctx.flow and ctx.flow.get("item")):
+        raise ValueError(f"the {template} template needs its facts: at least the item")
     if template == "offer":
         if not ctx.offer_code or ctx.offer_percent is None:
             raise ValueError("the offer template needs a real offer: offer_code and offer_percent")
@@ -125,20 +144,30 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
     """Everything the templates see, with all money already formatted for the shopper's locale."""
     _check(template, ctx)
     loc = _locale(ctx.locale)
+    flow_copy = catalogs.has_flow_copy(loc.language)
+    if template in FLOW_TEMPLATES and not flow_copy:
+        loc = catalogs.ENGLISH  # no flow copy in this language: English text, lang and formats alike
     strings = _strings(loc.language)
     name, store = _clean(ctx.first_name), _clean(ctx.store_name) or ""
-    facts = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
+    facts: dict[str, object] = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
+
+    def money(amount: Decimal) -> str:
+        return _money(amount, ctx.currency, loc)
+
+    flow = ctx.flow or {}
+    if template in FLOW_TEMPLATES:
+        facts["item"] = _clean(str(flow.get("item") or "")) or ""
+        facts.update({k: money(Decimal(str(flow[k]))) for k in ("now", "was") if flow.get(k) is not None})
 
     def say(key: str, **extra: object) -> str:
         own = (ctx.own_copy or {}).get(key)
         if own and (name or "{name}" not in own):  # the store's words; without a name, the default copy
             return store_copy.fill(own, facts)
         # Our strings are the format strings; shopper and store data only ever fill the placeholders.
+        if key in _FLOW_KEYS and f"{key}.{template}" in strings:
+            key = f"{key}.{template}"
         chosen = strings.get(f"{key}.named", strings[key]) if name else strings[key]
-        return chosen.format(**facts, **extra)
-
-    def money(amount: Decimal) -> str:
-        return _money(amount, ctx.currency, loc)
+        return chosen.format(**{**facts, **extra})
 
     expires = None
     if template == "offer" and (at := ctx.offer_expires_at) is not None:
@@ -163,6 +192,12 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         "open_pixel_url": ctx.open_pixel_url,
         "offer_code": ctx.offer_code,
         "offer_expires": expires,
+        "intro": say(f"intro.{template}.popular" if flow.get("source") == "popular" else f"intro.{template}")
+        if template in FLOW_TEMPLATES else None,
+        "products": [
+            {"title": p.title, "price": money(p.price), "url": p.url, "image_url": p.image_url} for p in ctx.products
+        ] if flow_copy or template in FLOW_TEMPLATES else [],  # no English heading inside a French reminder
+        "products_heading": None if template in FLOW_TEMPLATES else say("you_may_also_like"),
     }
 
 

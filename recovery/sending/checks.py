@@ -12,6 +12,8 @@ from recovery.intake import bots, subscriptions as push, verify
 from recovery.consent import records as consent, pseudonym
 from recovery.storage import tables as t
 from recovery.intake.catalog import Known, out_of_stock_carts
+from recovery.flows import BROWSE, CART, CROSS_SELL, PRICE_DROP, is_flow
+from recovery.flows import checks as flow_checks
 from recovery.model import CartStatus
 from recovery.config.store_settings import effective
 
@@ -48,26 +50,31 @@ def blocking_reasons(
     unconfirmed = verify.unconfirmed_carts(session, carts)  # tracker carts: content only from the platform
     subscribed = push.carts_with_subscription(session, [c.id for c in carts if c.id is not None])
     reasons: dict[int, str] = {}
+    # A triggered flow's message (recovery/flows) has its own rules for the cart, orders and holdout.
+    flow_reasons = flow_checks.reasons(session, [c for c in batch if is_flow(c.message.flow)], ordered)
     for candidate in batch:
         message, cart, store = candidate.message, candidate.cart, candidate.store
         address = _address(message.channel, cart, subscribed)
+        flow = is_flow(message.flow)
         if not store.active:
             reasons[message.id] = "store uninstalled"
-        elif cart.status != CartStatus.ABANDONED.value:
+        elif flow and message.id in flow_reasons:
+            reasons[message.id] = flow_reasons[message.id]
+        elif not flow and cart.status != CartStatus.ABANDONED.value:
             reasons[message.id] = f"cart is {cart.status}"
         elif not address:
             reasons[message.id] = "no_push_subscription" if message.channel == "push" else f"no {message.channel} address"
-        elif cart.id in ordered:
+        elif not flow and cart.id in ordered:
             reasons[message.id] = "shopper ordered"
         elif (store.id, message.channel, address.strip().lower()) in suppressed:
             reasons[message.id] = "address suppressed"
         elif message.channel == "sms" and not (cart.accepts_sms or cart.customer_id in sms_consent):
             reasons[message.id] = "no SMS consent"
-        elif cart.id in holdout:
+        elif not flow and cart.id in holdout:  # a flow drew its own holdout when it fired
             reasons[message.id] = "holdout"
-        elif cart.id in out_of_stock:  # every item sold out: a reminder could only disappoint
+        elif cart.id in out_of_stock and message.flow in (CART, PRICE_DROP):  # a reminder could only disappoint
             reasons[message.id] = "out_of_stock"
-        elif cart.id in unconfirmed:  # a tracker cart none of whose lines the platform confirmed
+        elif cart.id in unconfirmed and message.flow not in (CROSS_SELL, BROWSE):  # a tracker cart none of whose lines the platform confirmed
             reasons[message.id] = "items_not_confirmed"
     reasons.update(_consent_and_bots(session, [c for c in batch if c.message.id not in reasons]))
     return reasons

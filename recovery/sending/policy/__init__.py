@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
+from recovery.flows import USEFUL_LIFE as FLOW_LIFE, is_flow
 from recovery.sending.policy.caps import (
     DISPATCH_LAG, MAX_PER_CART, SENT, SMS_MAX_AGE, Guard, ledger, shopper_keys,
 )
@@ -82,14 +83,17 @@ def verdicts(session: Session, batch: Sequence[Any], now: datetime, timing: Timi
         settings = effective(store.settings or {})
         cap_seconds = parse_cap(settings["shopper_cap"])
         cap = timing.span(cap_seconds) if cap_seconds else None
-        limit = MAX_PER_CART.get(message.channel)
+        flow = is_flow(message.flow)
+        limit = None if flow else MAX_PER_CART.get(message.channel)
         if limit is not None and counts.get((cart.id, message.channel), 0) >= limit:
             out[message.id] = Verdict("cancel", f"{message.channel}_cap_reached")
             continue
-        deadline = (cart.abandoned_at or now) + timing.span(USEFUL_LIFE.total_seconds())
+        # A flow's message is news from when it was planned (recovery/flows), a reminder from abandonment.
+        anchor = message.created_at if flow else (cart.abandoned_at or now)
+        deadline = anchor + timing.span((FLOW_LIFE if flow else USEFUL_LIFE).total_seconds())
         if message.id in next_due:
             deadline = min(deadline, next_due[message.id])
-        sms_deadline = (cart.abandoned_at or now) + timing.span(SMS_MAX_AGE.total_seconds()) + DISPATCH_LAG
+        sms_deadline = anchor + timing.span(SMS_MAX_AGE.total_seconds()) + DISPATCH_LAG
         earliest, why = now, None
         last = max(
             (at for k in keys[cart.id] if (store.id, k) in last_sent
@@ -115,7 +119,7 @@ def verdicts(session: Session, batch: Sequence[Any], now: datetime, timing: Timi
             out[message.id] = Verdict("reschedule", why or "not_yet", earliest)
             continue
         ids = tuple(rows[(store.id, k)].id for k in keys[cart.id])
-        guards[message.id] = Guard(store.id, cart.id, message.channel, keys[cart.id], cap, ids)
+        guards[message.id] = Guard(store.id, cart.id, message.channel, keys[cart.id], cap, ids, per_cart=not flow)
         for key in keys[cart.id]:  # what this one will send counts for the rest of the batch
             last_sent[(store.id, key)] = (now, message.id)
         counts[(cart.id, message.channel)] = counts.get((cart.id, message.channel), 0) + 1
@@ -130,15 +134,15 @@ def _cart_history(
     so the plan is the (cart_id, step) index whatever the statistics say of `status`."""
     rows = session.execute(
         select(t.RecoveryMessage.cart_id, t.RecoveryMessage.step, t.RecoveryMessage.channel,
-               t.RecoveryMessage.status, t.RecoveryMessage.due_at)
+               t.RecoveryMessage.status, t.RecoveryMessage.due_at, t.RecoveryMessage.flow)
         .where(t.RecoveryMessage.cart_id.in_({c.cart.id for c in batch}))
     ).all()
     counts: dict[tuple[int, str], int] = {}
     planned: dict[int, list[tuple[int, datetime]]] = {}
     for r in rows:
-        if r.status in SENT:
+        if r.status in SENT and not is_flow(r.flow):  # the per-cart caps bound the sequence only
             counts[(r.cart_id, r.channel)] = counts.get((r.cart_id, r.channel), 0) + 1
-        elif r.status == "planned":
+        elif r.status == "planned" and not is_flow(r.flow):  # a flow's message is no next step
             planned.setdefault(r.cart_id, []).append((r.step, r.due_at))
     next_due: dict[int, datetime] = {}
     for candidate in batch:

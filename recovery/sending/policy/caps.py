@@ -61,6 +61,9 @@ class Guard:
     ledger_ids: tuple[int, ...] = ()
     #: The cart's order join keys: an order receipt not yet applied holds the send (recovery/intake/receipts.py).
     receipt: Any = None
+    #: The per-cart caps (one SMS, three emails) bound the abandoned-cart sequence; a triggered flow's message
+    #: (recovery/flows) has its own once-per-period key instead, and the shopper cap like any message.
+    per_cart: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def _sent_to_cart(exclude: Any) -> Any:
     return (
         select(func.count())
         .where(other.cart_id == bindparam("of_cart"), other.channel == bindparam("on_channel"),
-               other.status.in_(SENT), other.id != exclude)
+               other.status.in_(SENT), other.flow == "cart", other.id != exclude)  # the sequence's own
         .scalar_subquery()
     )
 
@@ -166,7 +169,7 @@ def mark_sending(conn: Connection, guard: Guard, message_id: int, at: datetime) 
     if guard.receipt is not None and conn.execute(receipts.HELD, guard.receipt.params()).scalar():
         # An order was acknowledged for this shopper and is not applied yet: not now (recovery/intake/receipts.py).
         return settle(conn, message_id, "planned", "order_receipt_pending", due_at=guard.receipt.hold_until)
-    limit = MAX_PER_CART.get(guard.channel)
+    limit = MAX_PER_CART.get(guard.channel) if guard.per_cart else None
     params = {"message_id": message_id, "of_cart": guard.cart_id, "on_channel": guard.channel, "at": at,
               "limit": limit}
     last = max(

@@ -40,7 +40,7 @@ WITH locked AS MATERIALIZED (
          WHERE last_message_id IS DISTINCT FROM :message_id) AS last_sent,
         (SELECT count(*) FROM recovery_messages
          WHERE cart_id = :cart_id AND channel = :channel AND status IN ('sending', 'sent')
-           AND id <> :message_id) AS sent
+           AND flow = 'cart' AND id <> :message_id) AS sent
 ), marked AS (
     UPDATE recovery_messages SET status = 'sending', claimed_at = :at, attempts = attempts + 1
     WHERE id = :message_id AND status = 'queued' AND (
@@ -61,7 +61,7 @@ _NO_RECEIPT = {"r_store": None, "r_since": None, "r_ck": None, "r_ct": None, "r_
 def mark_at_once(conn: Connection, guard: Guard, message_id: int, at: datetime) -> str | None:
     """None if marked `sending` (committed: `conn` is in autocommit); else what happened, as
     `caps.mark_sending` says it, or STALE. Needs the guard's `ledger_ids`."""
-    limit = MAX_PER_CART.get(guard.channel)
+    limit = MAX_PER_CART.get(guard.channel) if guard.per_cart else None
     receipt = guard.receipt.params() if guard.receipt is not None else _NO_RECEIPT
     marked, stale, last_sent, sent, held = _MARK_AT_ONCE(
         conn, ledger_ids=list(guard.ledger_ids), message_id=message_id, cart_id=guard.cart_id,

@@ -23,6 +23,7 @@ from recovery.storage.tables.core import (
     Store,
     WebhookDelivery,
 )
+from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat
 from recovery.storage.tables.shopper import (
     Consent,
     DataExport,
@@ -56,6 +57,12 @@ __all__ = [
     "DataExport",
     "DiscountCode",
     "ExperimentAssignment",
+    "FlowEvent",
+    "FlowGuard",
+    "FlowSignal",
+    "OrderItem",
+    "ProductPair",
+    "ProductStat",
     "InventoryLevel",
     "NAMING",
     "OAuthState",

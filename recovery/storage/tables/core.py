@@ -174,6 +174,10 @@ class Order(Base):
     attribution: Mapped[str] = mapped_column(String(16), default="completed")
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Fulfilled (Shopify orders/fulfilled, WooCommerce "completed"; migration 0122): starts the cross-sell.
+    fulfilled_at: Mapped[datetime | None]
+    #: Refunded in full: no cross-sell.
+    refunded_at: Mapped[datetime | None]
 
 
 class WebhookDelivery(Base):
@@ -264,6 +268,11 @@ class RecoveryMessage(Base):
     delivery_error: Mapped[str | None] = mapped_column(Text)
     delivery_updated_at: Mapped[datetime | None]
     # --- end provider delivery events ---
+    # --- triggered flows (migration 0122): "cart" for the abandoned-cart sequence, else the flow's name
+    # (recovery/flows). A flow message's step is FLOW_STEP_BASE + its flow_events id: never a sequence step.
+    flow: Mapped[str] = mapped_column(String(24), default="cart", server_default="cart")
+    #: What the flow's message says, from recorded facts: variant, old and new price, recommended products.
+    flow_data: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class ExperimentAssignment(Base):
