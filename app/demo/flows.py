@@ -5,8 +5,10 @@ At fixed simulated times the store sends signed Shopify webhooks, like any store
 - products/update lowering the price of a few catalog variants (`DROPS`): price drop;
 - for one variant (`RESTOCK`) a stock of 0 from the start, then a restock: back in stock (the reminders
   of carts holding it are skipped as out of stock until then, as in production);
-- orders/fulfilled `FULFIL_AFTER` each order; the demo store sends its cross-sell `CROSS_SELL_AFTER`
-  the fulfilment (the default is 7 days, beyond the simulated days).
+- orders/fulfilled: the store ships once a day (`SHIP_HOUR` UTC), each order at least `FULFIL_AFTER`
+  after it was placed; the demo store sends its cross-sell `CROSS_SELL_AFTER` the fulfilment (the default,
+  7 days, is beyond the simulated days). One shipping batch a day, not one instant per order, keeps the
+  number of simulated instants (and the demo's runtime) small.
 Shoppers react to flow messages with the same reaction model as to cart reminders (app/demo/shop.py).
 """
 
@@ -29,6 +31,7 @@ RESTOCK = "sim-var-1091"  # sold out from the start, back at RESTOCK_AT
 RESTOCK_AT = timedelta(hours=30, minutes=30)
 LOCATION = "sim-location-1"
 FULFIL_AFTER = timedelta(hours=12)
+SHIP_HOUR = 15
 CROSS_SELL_AFTER = timedelta(days=1)
 #: The demo store turns the flows on (cross-sell is off by default) with a cross-sell delay the run reaches.
 STORE_SETTINGS = {PRICE_DROP: True, BACK_IN_STOCK: True, CROSS_SELL: True,
@@ -65,6 +68,13 @@ def product_update(variant_id: str, at: datetime, price: str | None = None) -> d
 def inventory_level(variant_id: str, available: int, at: datetime) -> dict[str, Any]:
     return {"inventory_item_id": _inventory_item(variant_id), "location_id": LOCATION, "available": available,
             "updated_at": at.isoformat()}
+
+
+def ship_at(ordered: datetime) -> datetime:
+    """The first daily shipping batch at least FULFIL_AFTER after the order."""
+    earliest = ordered + FULFIL_AFTER
+    batch = earliest.replace(hour=SHIP_HOUR, minute=0, second=0, microsecond=0)
+    return batch if batch >= earliest else batch + timedelta(days=1)
 
 
 def fulfilled(order: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -109,7 +109,8 @@ class Shop:
         self.orders += 1
         order = payloads.order(self.seed, shopper, at, self.orders)
         self.post("orders/create", order, at)
-        self.send_at(at + flows.FULFIL_AFTER, "orders/fulfilled", flows.fulfilled(order, at + flows.FULFIL_AFTER))
+        shipped = flows.ship_at(at)
+        self.send_at(shipped, "orders/fulfilled", flows.fulfilled(order, shipped))
 
     def buy_again(self, shopper: SimShopper, at: datetime) -> None:
         """A second order, after a cross-sell email (once per shopper)."""
