@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from recovery import dispatch, intake, purge
+from recovery import dispatch, figures, intake, purge
 from recovery.tables import utcnow
 
 if TYPE_CHECKING:
@@ -50,7 +50,20 @@ def run_once(runtime: Runtime) -> Pass:
         runtime.shopify.tick(runtime._threads)
     _woo_reconcile(runtime, now)
     _purge(runtime, now)
+    _figures(runtime, now)
     return result
+
+
+_figured: dict[str, float] = {"next": 0.0}  # this process's daily-figures time gate
+
+
+def _figures(runtime: Runtime, now: datetime) -> None:
+    """Every few seconds: recount the days whose figures changed (recovery/figures.py; idempotent)."""
+    if now.timestamp() < _figured["next"]:
+        return
+    _figured["next"] = now.timestamp() + figures.EVERY.total_seconds()
+    with runtime.sessions.begin() as session:
+        figures.refresh(session)
 
 
 _purged: dict[str, float] = {"next": 0.0}  # this process's purge time gate

@@ -14,6 +14,7 @@ from recovery.tables.core import (
     Store,
     WebhookDelivery,
 )
+from recovery.tables.figures import DailyFigure, FigureMark
 from recovery.tables.shopper import (
     Consent,
     DataExport,
@@ -38,9 +39,11 @@ __all__ = [
     "Cart",
     "Consent",
     "Customer",
+    "DailyFigure",
     "DataExport",
     "DiscountCode",
     "ExperimentAssignment",
+    "FigureMark",
     "InventoryLevel",
     "NAMING",
     "OAuthState",

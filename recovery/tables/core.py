@@ -91,6 +91,9 @@ class Cart(Base):
         Index("ix_carts_store_status_activity", "store_id", "status", "last_activity_at"),
         Index("ix_carts_status_abandon_at", "status", "abandon_at"),
         Index("ix_carts_store_email", "store_id", "email"),
+        # the merchant app's Carts list (migration 0118): keyset pages within a store, newest activity first
+        Index("ix_carts_store_activity_id", "store_id", "last_activity_at", "id"),
+        Index("ix_carts_store_abandoned", "store_id", "abandoned_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -145,6 +148,7 @@ class Order(Base):
         UniqueConstraint("store_id", "platform_order_id"),
         Index("ix_orders_store_checkout_token", "store_id", "checkout_token"),
         Index("ix_orders_store_cart_token", "store_id", "cart_token"),
+        Index("ix_orders_store_name", "store_id", "name"),  # the Carts search by order name (migration 0118)
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
