@@ -13,6 +13,7 @@ from flask import Blueprint
 bp = Blueprint("merchant", __name__, url_prefix="/app")
 
 from app.merchant import home  # noqa: E402,F401  (registers its routes on bp)
+from app.merchant import carts, performance  # noqa: E402,F401  (insights: Performance, Carts)
 
 
 @bp.context_processor

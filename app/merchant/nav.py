@@ -4,4 +4,6 @@ from __future__ import annotations
 
 NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
+    ("merchant.performance", "Performance"),
+    ("merchant.carts", "Carts"),
 ]
