@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, and_, case, cast, delete, func, insert, literal, select, text
+from sqlalchemy import Date, and_, case, cast, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from recovery import tables as t
@@ -142,19 +142,6 @@ def _figure_rows(session: Session, day_expr, where) -> list[dict[str, object]]: 
         rows.append(dict(zero, store_id=r.store_id, day=key[1], step=0, channel="", currency=r.currency,
                          recovered_revenue=revenue.get(key, Decimal("0")), **{k: int(getattr(r, k)) for k in CART_COUNTS}))  # fmt: skip
     return rows
-
-
-def rebuild_all(session: Session) -> int:
-    """Every store's figures counted afresh in a few statements (PostgreSQL: seeding, repair). Returns rows."""
-    day_expr = cast(func.timezone(t.Store.timezone, t.Cart.abandoned_at), Date)
-    session.execute(text("LOCK TABLE daily_figures IN EXCLUSIVE MODE"))
-    session.execute(delete(t.DailyFigure))
-    session.execute(delete(t.FigureMark))
-    where = [t.Cart.abandoned_at.is_not(None), t.Store.id == t.Cart.store_id]
-    rows = _figure_rows(session, day_expr, where)
-    for n in range(0, len(rows), 10000):
-        session.execute(insert(t.DailyFigure), rows[n : n + 10000])
-    return len(rows)
 
 
 def refresh(session: Session, store_id: int | None = None, limit: int = BATCH) -> int:

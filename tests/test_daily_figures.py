@@ -137,3 +137,30 @@ def test_a_recount_is_idempotent_and_a_rolled_back_change_leaves_no_mark(rt: Run
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(t.FigureMark)) == 0
     assert stored(rt) == before == recounted(rt)
+
+
+def test_the_bulk_rebuild_counts_what_the_recount_counts(pg_url: str, tmp_path: Path, fake: FakeChannel) -> None:
+    from recovery.figures_bulk import rebuild_all
+
+    runtime = build_runtime(make_settings(pg_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
+    try:
+        store_id = add_store(runtime)
+        with runtime.sessions.begin() as session:
+            session.get(t.Store, store_id).timezone = "Asia/Kolkata"  # type: ignore[union-attr]
+        client = create_app(runtime=runtime).test_client()
+        deliver(runtime, client, "checkouts_update")
+        deliver(runtime, client, "checkouts_update", other_checkout())
+        at = now() + 2 * HOUR
+        first, _ = abandon_all(runtime, at)
+        [claimed] = [m.id for m in messages(runtime, first) if m.id in claim(runtime, at + 5 * HOUR)]
+        assert runtime.sender.send(runtime.sessions, claimed) == "sent"
+        stamp = now().isoformat()
+        shopify.post(client, "orders_create", payload={**shopify.load("orders_create"), "created_at": stamp, "processed_at": stamp})
+        drain(runtime)
+        refresh(runtime)
+        counted = stored(runtime)
+        with runtime.sessions.begin() as session:
+            assert rebuild_all(session) == len(counted)
+        assert stored(runtime) == counted == recounted(runtime)
+    finally:
+        runtime.close()
