@@ -170,7 +170,7 @@ def train(out: Path | None, samples: int, seed: int, as_json: bool) -> None:
 @main.command()
 @click.argument("names", nargs=-1)
 def bench(names: tuple[str, ...]) -> None:
-    """Run benchmarks (ingest, pipeline, score; default all) and print ratios against their baselines."""
+    """Run benchmarks (ingest, pipeline, score; default those three; dashboard when named) and print ratios against their baselines."""
     from app.bench import main as run_benches
 
     raise SystemExit(run_benches(list(names)))
