@@ -90,7 +90,7 @@ def test_the_funnel_equals_a_direct_count_of_the_rows(runtime: Runtime, self_hos
     holdout = [r for r in rows if r["variant"] == "holdout"]
     ordered_h = sum(r["status"] in ("recovered", "completed") for r in holdout)
     assert f"{ordered_h} of {len(holdout)}" in html and 'id="verdict"' in html
-    assert html.count("<svg") == 2 and "Recovered revenue per day (USD)" in html
+    assert html.count("<svg") == 2 and "Recovered revenue per day (USD)" in html and "<figcaption>" in html
 
 
 def test_a_store_never_sees_another_stores_carts(runtime: Runtime, self_hosted_client) -> None:

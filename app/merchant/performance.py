@@ -44,12 +44,13 @@ def performance() -> str:
     if fig.holdout_carts and fig.treated_carts:
         aov = float(revenue / fig.recovered) if fig.recovered else 0.0  # an average for an estimate, not money
         report = lift_stats.report(fig.treated_carts, fig.treated_ordered, fig.holdout_carts, fig.holdout_ordered, aov)
+    revenue_title = f"Recovered revenue per day ({currency}), by the day the cart was abandoned"
+    carts_title = "Recovered carts per day (ordered after one of our messages), by the day the cart was abandoned"
     charts = [
-        bars([(d.day, float(d.revenue.get(currency, 0))) for d in fig.days], f"Recovered revenue per day ({currency})",
-             f"Orders of recovered carts, in {currency}, by the day the cart was abandoned; total {revenue:,.2f} {currency}."),
-        bars([(d.day, d.recovered) for d in fig.days], "Recovered carts per day",
-             f"Carts ordered after one of our messages, by the day the cart was abandoned; total {fig.recovered}.",
-             color="#1a7f37"),
+        (revenue_title, bars([(d.day, float(d.revenue.get(currency, 0))) for d in fig.days], revenue_title,
+                             f"Orders of recovered carts, in {currency}; total {revenue:,.2f} {currency}.")),
+        (carts_title, bars([(d.day, d.recovered) for d in fig.days], carts_title,
+                           f"Carts ordered after one of our messages; total {fig.recovered}.", color="#1a7f37")),
     ]  # fmt: skip
     return render_template(
         "merchant/performance.html", store=store, span=span, fig=fig, currency=currency, revenue=revenue,
