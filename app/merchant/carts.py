@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import abort, render_template, request
 from sqlalchemy import and_, exists, or_, select, tuple_
+from sqlalchemy.orm import Session
 
 from app.dashboard import mask
 from app.merchant import bp
@@ -44,14 +45,18 @@ def decode_cursor(value: str) -> tuple[datetime, int]:
         abort(400, "after: not a page cursor of this list")
 
 
-def search_clause(store_id: int, q: str):  # type: ignore[no-untyped-def]
-    """Email (prefix, case-insensitive as stored lower-case), order name or number, cart id or token."""
+def search_clause(session: Session, store_id: int, q: str):  # type: ignore[no-untyped-def]
+    """Email (prefix; stored lower-case), order name or number, cart id or token. The orders are looked up
+    first, so every branch of the OR is an index probe (an IN (subquery) branch would scan the store)."""
     c, o = t.Cart, t.Order
-    orders = select(o.cart_id).where(o.store_id == store_id, o.cart_id.is_not(None),
-                                     or_(o.name == q, o.name == f"#{q.lstrip('#')}", o.platform_order_id == q.lstrip("#")))  # fmt: skip
-    clauses = [c.id.in_(orders), c.checkout_token == q, c.cart_token == q]
+    names = {q, f"#{q.lstrip('#')}"}
+    cart_ids = set(session.scalars(select(o.cart_id).where(o.store_id == store_id, o.cart_id.is_not(None), o.name.in_(names))))
+    cart_ids |= set(session.scalars(select(o.cart_id).where(o.store_id == store_id, o.cart_id.is_not(None), o.platform_order_id == q.lstrip("#"))))
     if q.isdigit() and len(q) < 19:
-        clauses.append(c.id == int(q))
+        cart_ids.add(int(q))
+    clauses = [c.checkout_token == q, c.cart_token == q]
+    if cart_ids:
+        clauses.append(c.id.in_(sorted(cart_ids)))
     if not q.startswith("#"):
         clauses.append(c.email.startswith(q.lower(), autoescape=True))
     return or_(*clauses)
@@ -75,8 +80,6 @@ def carts() -> str:
     span = day_range(request.args, store.timezone, default_days=None)
     c = t.Cart
     query = select(c).where(c.store_id == store.id)
-    if q:
-        query = query.where(search_clause(store.id, q))
     if status:
         query = query.where(c.status == status)
     if channel:
@@ -91,6 +94,8 @@ def carts() -> str:
         query = query.where(tuple_(c.last_activity_at, c.id) < tuple_(at, cart_id))
     query = query.order_by(c.last_activity_at.desc(), c.id.desc()).limit(PAGE + 1)
     with runtime().sessions() as session:
+        if q:
+            query = query.where(search_clause(session, store.id, q))
         rows = session.scalars(query).all()
     more = len(rows) > PAGE
     rows = rows[:PAGE]
