@@ -164,3 +164,21 @@ def test_the_bulk_rebuild_counts_what_the_recount_counts(pg_url: str, tmp_path: 
         assert stored(runtime) == counted == recounted(runtime)
     finally:
         runtime.close()
+
+
+def test_every_table_that_moves_a_figure_keeps_its_triggers_at_head(database_url: str) -> None:
+    # SQLite's batch migrations copy a table to change it and drop its triggers: a later migration must
+    # re-create them (see migration 0118), or the daily figures silently stop following that table.
+    from sqlalchemy import text
+
+    from recovery.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.execute(text("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")).all()
+        else:
+            rows = conn.execute(text("SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal")).all()
+    engine.dispose()
+    tables = {table for table, name in rows if name.startswith("figures_mark")}
+    assert tables == {"recovery_messages", "orders", "experiment_assignments", "carts"}
