@@ -6,7 +6,7 @@ seeded by app/bench/dashboard_seed.py when it does not exist yet (CARTRESQ_BENCH
 Flask app (operator token, store scoping, queries, templates) for the largest store and a typical one;
 CARTRESQ_BENCH_DASHBOARD_REPEATS timed requests each (default 40) after 3 untimed.
 
-Baselines, measured in the same run: the 30-day funnel counted live from the base tables (what the page
+Baselines, measured in the same run: the Overview page (the frame every page pays for), the 30-day funnel counted live from the base tables (what the page
 would cost without the daily figures), and the deep Carts page fetched with OFFSET instead of a keyset.
 """
 
@@ -70,6 +70,7 @@ def pages(p: dict[str, Any]) -> dict[str, str]:
     day = today - timedelta(days=180)
     s = f"store={p['domain']}"
     return {
+        "overview (baseline)": f"/app/?{s}",
         "performance (30 days)": f"/app/performance?{s}",
         "performance (365 days)": f"/app/performance?{s}&from={today - timedelta(days=364)}&to={today}",
         "carts, first page": f"/app/carts?{s}",
@@ -168,6 +169,8 @@ def format_dashboard(r: dict[str, Any]) -> str:
     deep = next(x for x in r["pages"] if x["page"] == "carts, page half way down")
     live, offset = r["baselines"]["funnel counted live (30 days, largest store)"], r["baselines"]["deep page by OFFSET (largest store, query only)"]
     lines += [
+        "baseline: overview = the merchant app's frame alone (operator token, the caller's store list, layout; no"
+        " figures): what every page pays before its own work",
         f"baseline: 30-day funnel counted live from the base tables p50 {live['p50_ms']:.1f} ms "
         f"({live['p50_ms'] / max(perf['p50_ms'], 1e-9):.0f}x the whole Performance page from daily figures)",
         f"baseline: the same deep Carts page by OFFSET p50 {offset['p50_ms']:.1f} ms (query only; the keyset page, "

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
-from flask import abort, render_template, request
+from flask import abort, g, render_template, request
 from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from app.merchant.context import current_store, merchant_required
 from app.merchant.ranges import day_range, local
 from app.merchant.timeline import timeline
 from recovery import tables as t
+from recovery.figures import zone
 from recovery.model import CartStatus, Channel
 
 PAGE = 50
@@ -99,10 +101,7 @@ def carts() -> str:
         rows = session.scalars(query).all()
     more = len(rows) > PAGE
     rows = rows[:PAGE]
-    tz = span.tz if span else None
-    from recovery.figures import zone
-
-    tz = tz or zone(store.timezone)
+    tz = span.tz if span else zone(store.timezone)
     next_args = {k: v for k, v in request.args.items() if k != "after"}
     if more:
         next_args["after"] = encode_cursor(rows[-1].last_activity_at, rows[-1].id)
@@ -110,6 +109,8 @@ def carts() -> str:
         "merchant/carts.html", store=store, rows=rows, q=q, status=status, channel=channel, span=span,
         statuses=STATUSES, channels=CHANNELS, more=more, next_args=next_args, mask=mask,
         when=lambda at: local(at, tz), first_page=not after,
+        # relative to /app/carts (one url_for per row cost more than the page's query)
+        link_query=f"?{urlencode({'store': store.domain})}" if g.get("operator") else "",
     )  # fmt: skip
 
 

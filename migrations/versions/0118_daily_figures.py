@@ -129,6 +129,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_carts_store_abandoned", ["store_id", "abandoned_at"], unique=False)
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_store_name", ["store_id", "name"], unique=False)
+    # The email search is a prefix (LIKE 'ann%'): indexable on PostgreSQL in any collation with pattern ops.
+    op.create_index("ix_carts_store_email_prefix", "carts", ["store_id", "email"], unique=False,
+                    postgresql_ops={"email": "varchar_pattern_ops"})
     # The message list of one cart (recovery_messages' unique (cart_id, step) already serves it).
     statements = _pg_triggers() if op.get_bind().dialect.name == "postgresql" else _sqlite_triggers()
     for statement in statements:
@@ -156,6 +159,7 @@ def downgrade() -> None:
                 op.execute(f"DROP TRIGGER IF EXISTS figures_mark_{table}_{kind}")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_store_name")
+    op.drop_index("ix_carts_store_email_prefix", table_name="carts")
     with op.batch_alter_table("carts", schema=None) as batch_op:
         batch_op.drop_index("ix_carts_store_abandoned")
         batch_op.drop_index("ix_carts_store_activity_id")

@@ -94,6 +94,7 @@ class Cart(Base):
         # the merchant app's Carts list (migration 0118): keyset pages within a store, newest activity first
         Index("ix_carts_store_activity_id", "store_id", "last_activity_at", "id"),
         Index("ix_carts_store_abandoned", "store_id", "abandoned_at"),
+        Index("ix_carts_store_email_prefix", "store_id", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
