@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from app.cli_errors import Group, plain_request_logs, preflight, reachable, settings_or_exit
-from recovery.settings import Settings
+from recovery.config.settings import Settings
 
 
 def _settings() -> Settings:
@@ -35,9 +35,9 @@ def serve(host: str, port: int) -> None:
 
     from app import create_app
     from app.runtime import build_runtime
-    from recovery.schema import upgrade
+    from recovery.storage.schema import upgrade
 
-    from app.access import check_exposure, with_local_token
+    from app.web.access import check_exposure, with_local_token
 
     settings = _settings()
     preflight(settings)
@@ -68,8 +68,8 @@ def _hint_demo_data(settings: Settings) -> None:
     """`make serve` after `make demo` would show an empty dashboard: the demo keeps its data in var/demo."""
     from sqlalchemy import func, select
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     demo_db = settings.var_dir / "demo" / "cartresq.db"
     if not demo_db.exists():
@@ -184,7 +184,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply Alembic migrations."""
-    from recovery.schema import upgrade
+    from recovery.storage.schema import upgrade
 
     upgrade(_settings().database_url)
     click.echo("database is at the latest schema")
@@ -196,8 +196,9 @@ def db_upgrade() -> None:
 @click.option("--channel", type=click.Choice(["email", "sms", "push"]), default="email", show_default=True)
 def preview(templates: tuple[str, ...], locale: str, channel: str) -> None:
     """Print each message of the sequence rendered with an invented sample cart (subject + text part)."""
-    from recovery.content import TEMPLATES, preview_push, preview_sms
-    from recovery.content import preview as preview_email
+    from recovery.messages.content import TEMPLATES, preview_sms
+    from recovery.messages.push_content import preview_push
+    from recovery.messages.content import preview as preview_email
 
     for name in templates:
         if name not in TEMPLATES:
@@ -233,10 +234,10 @@ def shopify_reconcile(shop: str | None) -> None:
     from sqlalchemy import select
 
     from connectors.shopify import reconcile, services
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
-    from recovery.schema import upgrade
-    from recovery.timing import Timing
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine, make_sessionmaker
+    from recovery.storage.schema import upgrade
+    from recovery.sequence.timing import Timing
 
     settings = _settings()
     upgrade(settings.database_url)

@@ -88,8 +88,8 @@ def preflight(settings: Any) -> None:
     """Connect once to what a long-running process needs, so a wrong URL fails now and clearly."""
     from sqlalchemy import text
 
-    from recovery.crypto import Vault
-    from recovery.db import make_engine
+    from recovery.storage.crypto import Vault
+    from recovery.storage.db import make_engine
 
     Vault(settings.encryption_keys)
     engine = make_engine(settings.database_url)
@@ -123,7 +123,7 @@ def reachable(url: str, variable: str) -> None:
 
 def settings_or_exit() -> Any:
     """Settings from the environment; a bad value is one line naming the variable."""
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     try:
         return Settings.from_env()

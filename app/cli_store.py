@@ -1,6 +1,6 @@
 """`cartresq store ...`: register stores, list and remove them, change and reset their settings.
 
-Validation is `recovery.store_settings` (the same rules the merchant app uses); this module only reads
+Validation is `recovery.config.store_settings` (the same rules the merchant app uses); this module only reads
 arguments, runs one transaction per command and prints.
 """
 
@@ -25,8 +25,8 @@ def store() -> None:
 def store_add(platform: str, shop: str, token: str | None) -> None:
     """Register a store without the install flow (self-hosting, development)."""
     from connectors.shopify.webhooks import SHOP_DOMAIN
-    from recovery.crypto import Vault
-    from recovery.stores import add_store
+    from recovery.storage.crypto import Vault
+    from recovery.config.stores import add_store
 
     shop = shop.strip().lower()
     if platform == "shopify" and not SHOP_DOMAIN.match(shop):
@@ -42,7 +42,7 @@ def store_list(as_json: bool) -> None:
     """List the registered stores."""
     from sqlalchemy import select
 
-    from recovery import tables as t
+    from recovery.storage import tables as t
 
     with _sessions() as (_settings, session):
         stores = session.scalars(select(t.Store).order_by(t.Store.domain, t.Store.platform)).all()
@@ -61,8 +61,8 @@ def store_list(as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def store_remove(shop: str, yes: bool) -> None:
     """Delete a store and everything kept for it (carts, messages, orders, consents, deliveries)."""
-    from recovery.privacy import erase_shop
-    from recovery.stores import get_store
+    from recovery.consent.privacy import erase_shop
+    from recovery.config.stores import get_store
 
     with _sessions() as (_settings, session):
         found = get_store(session, shop)
@@ -84,7 +84,7 @@ def store_set(shop: str, pairs: tuple[str, ...]) -> None:
     The sequence is steps such as 'sequence=email:gentle_reminder, email:value_proposition+1d,
     sms:offer+2d>50, email:final_call+3d' (CHANNEL:TEMPLATE, +DELAY after abandonment, >MIN cart total).
     """
-    from recovery.stores import get_store, set_settings
+    from recovery.config.stores import get_store, set_settings
 
     with _sessions() as (_settings, session):
         changes = set_settings(session, get_store(session, shop), list(pairs))
@@ -96,8 +96,8 @@ def store_set(shop: str, pairs: tuple[str, ...]) -> None:
 @click.argument("keys", nargs=-1, required=True)
 def store_unset(shop: str, keys: tuple[str, ...]) -> None:
     """Put settings back to their defaults: KEY ..."""
-    from recovery.store_settings import SPECS, SettingError, unset
-    from recovery.stores import StoreError, get_store
+    from recovery.config.store_settings import SPECS, SettingError, unset
+    from recovery.config.stores import StoreError, get_store
 
     with _sessions() as (_settings, session):
         found = get_store(session, shop)
@@ -117,8 +117,8 @@ def store_unset(shop: str, keys: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def store_show(shop: str, as_json: bool) -> None:
     """Show a store and its effective settings (defaults included, marked)."""
-    from recovery.store_settings import describe
-    from recovery.stores import get_store
+    from recovery.config.store_settings import describe
+    from recovery.config.stores import get_store
 
     with _sessions() as (_settings, session):
         found = get_store(session, shop)
@@ -136,8 +136,8 @@ class _sessions:
     """One transaction for a CLI command; domain errors become clean exit-code-1 messages, nothing written."""
 
     def __enter__(self):  # type: ignore[no-untyped-def]
-        from recovery.db import make_engine, make_sessionmaker
-        from recovery.schema import upgrade
+        from recovery.storage.db import make_engine, make_sessionmaker
+        from recovery.storage.schema import upgrade
 
         self.settings = settings_or_exit()
         upgrade(self.settings.database_url)
@@ -147,7 +147,7 @@ class _sessions:
         return self.settings, self.session
 
     def __exit__(self, exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        from recovery.stores import StoreError
+        from recovery.config.stores import StoreError
 
         try:
             if exc_type is None:

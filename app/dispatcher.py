@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from recovery import dispatch, figures, intake, purge
-from recovery.tables import utcnow
+from recovery.sending import dispatch
+from recovery.intake import deliveries as intake
+from recovery.consent import purge
+from recovery.measure import figures
+from recovery.storage.tables import utcnow
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -58,7 +61,7 @@ _figured: dict[str, float] = {"next": 0.0}  # this process's daily-figures time 
 
 
 def _figures(runtime: Runtime, now: datetime) -> None:
-    """Every few seconds: recount the days whose figures changed (recovery/figures.py; idempotent)."""
+    """Every few seconds: recount the days whose figures changed (recovery/measure/figures.py; idempotent)."""
     if now.timestamp() < _figured["next"]:
         return
     _figured["next"] = now.timestamp() + figures.EVERY.total_seconds()
@@ -70,7 +73,7 @@ _purged: dict[str, float] = {"next": 0.0}  # this process's purge time gate
 
 
 def _purge(runtime: Runtime, now: datetime) -> None:
-    """Every few minutes: drop the expired rows unauthenticated requests made (recovery/purge.py)."""
+    """Every few minutes: drop the expired rows unauthenticated requests made (recovery/consent/purge.py)."""
     if now.timestamp() < _purged["next"]:
         return
     _purged["next"] = now.timestamp() + purge.EVERY.total_seconds()
@@ -90,7 +93,7 @@ def _woo_reconcile(runtime: Runtime, now: datetime) -> None:
         return
     _woo["next"] = now.timestamp() + 30
     from connectors.woocommerce.reconcile import run_due
-    from recovery.crypto import Vault
+    from recovery.storage.crypto import Vault
 
     def work() -> None:
         try:

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     return Settings.from_env()
 
@@ -30,9 +30,9 @@ def _logged(store_domain: str | None):  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
     from ml.learn import Send
-    from recovery import tables as t
-    from recovery.db import dispose, make_engine, make_sessionmaker
-    from recovery.send_log import logged_sends
+    from recovery.storage import tables as t
+    from recovery.storage.db import dispose, make_engine, make_sessionmaker
+    from recovery.measure.send_log import logged_sends
 
     engine = make_engine(_settings().database_url)
     try:
@@ -52,7 +52,7 @@ def _logged(store_domain: str | None):  # type: ignore[no-untyped-def]
 def lift_checks(n_experiments: int = 1000, shoppers: int = 2000, holdout_share: float = 0.5, seed: int = 5) -> dict[str, float]:
     """Coverage of the lift intervals and CUPED's variance reduction over simulated experiments."""
     from ml.lift_sim import experiments
-    from recovery import lift
+    from recovery.measure import lift
 
     y, pre, treated, true = experiments(n_experiments, shoppers, holdout_share, seed)
     k1, n1 = (y * treated).sum(1), treated.sum(1)
@@ -184,7 +184,7 @@ def bandit_checks(n_stores: int = 200, shoppers: int = 4000, batch: int = 100, s
     """The discount bandit over simulated stores: how often it ends on the best arm, and its
     cumulative profit regret against each fixed arm's (per shopper, in order-value units)."""
     from ml.discount_sim import stores
-    from recovery import discounts
+    from recovery.sequence import discounts
 
     arms = np.asarray(discounts.DEFAULT_ARMS)
     sim = stores(n_stores, seed)

@@ -1,6 +1,6 @@
 """Metrics, logs and error reports of every process (web, worker, dispatcher).
 
-- GET /metrics: Prometheus text format, behind the operator check (app/operator.py). Under gunicorn with
+- GET /metrics: Prometheus text format, behind the operator check (app/web/operator.py). Under gunicorn with
   several workers set PROMETHEUS_MULTIPROC_DIR (an empty directory, cleared at each start) so the figures of
   all workers are summed; otherwise the process's own registry.
 - Logs: one JSON object per line (CARTRESQ_LOG_FORMAT=json, the default; `text` for a terminal) with time,
@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
 
-from app.operator import require_operator
+from app.web.operator import require_operator
 
 bp = Blueprint("observability", __name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -14,21 +14,22 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import push, suppress
-from recovery.abandonment import Abandoner
-from recovery.channels import Channel, OutboxChannel
-from recovery.channels.sendgrid import SendGridChannel
-from recovery.channels.smtp import SmtpChannel, SmtpConfig
-from recovery.channels.twilio_sms import TwilioSmsChannel
-from recovery.channels.webpush import WebPushChannel
-from recovery.compose import Composer
-from recovery import pseudonym
-from recovery.db import dispose, make_engine, make_sessionmaker
-from recovery.intake import PROCESS_ACTOR
-from recovery.links import LinkSigner
-from recovery.sending import Sender
-from recovery.settings import Settings
-from recovery.timing import Timing
+from recovery.intake import subscriptions as push
+from recovery.consent import suppress
+from recovery.sequence.abandonment import Abandoner
+from recovery.sending.channels import Channel, OutboxChannel
+from recovery.sending.channels.sendgrid import SendGridChannel
+from recovery.sending.channels.smtp import SmtpChannel, SmtpConfig
+from recovery.sending.channels.twilio_sms import TwilioSmsChannel
+from recovery.sending.channels.webpush import WebPushChannel
+from recovery.messages.compose import Composer
+from recovery.consent import pseudonym
+from recovery.storage.db import dispose, make_engine, make_sessionmaker
+from recovery.intake.deliveries import PROCESS_ACTOR
+from recovery.messages.links import LinkSigner
+from recovery.sending.send import Sender
+from recovery.config.settings import Settings
+from recovery.sequence.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def _push_channel(settings: Settings, sessions: sessionmaker[Session] | None) ->
 def _outcome_unknown(
     sessions: sessionmaker[Session] | None, *, events_will_tell: bool
 ) -> Callable[[int], None] | None:
-    """A provider read timeout: record it on the row (recovery.suppress.outcome_unknown) in its own commit."""
+    """A provider read timeout: record it on the row (recovery.consent.suppress.outcome_unknown) in its own commit."""
     if sessions is None:
         return None
 
@@ -203,8 +204,8 @@ def build_runtime(
     import random
 
     from app.sendtime import LazySendTime
-    from app.worker import declare_actors
-    from recovery.subjects import subject_writer
+    from app.actors import declare_actors
+    from recovery.messages.subjects import subject_writer
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
@@ -242,7 +243,7 @@ def build_runtime(
         timing=timing,
         shopify=shopify,
     )
-    # The key of the opt-outs kept after a redaction (recovery/pseudonym.py), for the core's sessions.
+    # The key of the opt-outs kept after a redaction (recovery/consent/pseudonym.py), for the core's sessions.
     runtime.sessions.configure(
         info={"enqueue": runtime.enqueue, "pseudonym_key": pseudonym.derive_key(settings.secret_key)}
     )

@@ -1,4 +1,4 @@
-"""One CatalogLookup for every platform (recovery.verify): each call goes to the store's platform."""
+"""One CatalogLookup for every platform (recovery.intake.verify): each call goes to the store's platform."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import tables as t
-from recovery.settings import Settings
-from recovery.verify import CatalogLookup, LineRef, LookupUnavailable, PlatformItem
+from recovery.storage import tables as t
+from recovery.config.settings import Settings
+from recovery.intake.verify import CatalogLookup, LineRef, LookupUnavailable, PlatformItem
 
 
 class PlatformCatalog:

@@ -1,6 +1,6 @@
 """One OfferProvider for every platform: each call goes to the provider of the store's platform.
 
-The composer and the cleanup jobs hold one provider (recovery.offers.OfferProvider); a store whose
+The composer and the cleanup jobs hold one provider (recovery.sequence.offers.OfferProvider); a store whose
 platform has none (e.g. Shopify without app credentials) gets OfferUnavailable, so its offer step
 goes out as a plain reminder.
 """
@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery import tables as t
-from recovery.offers import IssuedCode, OfferProvider, OfferUnavailable
-from recovery.settings import Settings
+from recovery.storage import tables as t
+from recovery.sequence.offers import IssuedCode, OfferProvider, OfferUnavailable
+from recovery.config.settings import Settings
 
 
 class PlatformOffers:

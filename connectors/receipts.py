@@ -1,4 +1,4 @@
-"""The join keys of an order delivery, read at the edge for its receipt (recovery/receipts.py explains why).
+"""The join keys of an order delivery, read at the edge for its receipt (recovery/intake/receipts.py explains why).
 
 Tolerant on purpose: a payload the worker will later reject still yields whatever keys it has, so the
 acknowledged purchase holds the shopper's reminders all the same. Only dict lookups: this runs on the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.woocommerce.normalize import CONTEXT_KEY, DEFAULT_PAID_STATUSES, checkout_token
-from recovery.receipts import receipt_columns
+from recovery.intake.receipts import receipt_columns
 
 #: Shopify topics that announce a purchase (orders/updated also fires for old orders' fulfilments).
 SHOPIFY_ORDER_TOPICS = frozenset(("orders/create", "orders/paid"))

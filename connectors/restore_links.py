@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.woocommerce.restore import restore_url
-from recovery import tables as t
-from recovery.crypto import Vault
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
 
 MAX_ITEMS = 50
 

@@ -1,1 +1,1 @@
-"""Alembic migrations: the only source of the schema (see recovery/schema.py)."""
+"""Alembic migrations: the only source of the schema (see recovery/storage/schema.py)."""

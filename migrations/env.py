@@ -1,10 +1,10 @@
-"""Alembic environment. The URL comes from the caller's Config (recovery.schema), never from a file."""
+"""Alembic environment. The URL comes from the caller's Config (recovery.storage.schema), never from a file."""
 
 from __future__ import annotations
 
 from alembic import context
-from recovery.db import make_engine
-from recovery.tables import Base
+from recovery.storage.db import make_engine
+from recovery.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

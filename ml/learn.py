@@ -22,7 +22,7 @@ POOL_PRIOR_SENDS = 2000
 
 @dataclass(frozen=True)
 class Send:
-    """One logged first-step send, as `recovery.send_log.LoggedSend` carries it."""
+    """One logged first-step send, as `recovery.measure.send_log.LoggedSend` carries it."""
 
     store_id: int
     features: Mapping[str, Any]

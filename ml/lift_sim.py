@@ -42,7 +42,7 @@ def experiments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(ordered 0/1, pre-period orders, treated flag), each (n_experiments, shoppers), and the true lift.
 
-    Shoppers are assigned by a hash-like uniform draw per shopper, as recovery.holdout does."""
+    Shoppers are assigned by a hash-like uniform draw per shopper, as recovery.sequence.holdout does."""
     rng = np.random.default_rng(seed)
     p0, p1, pre = population.draw(rng, (n_experiments, shoppers))
     treated = rng.random((n_experiments, shoppers)) >= holdout_share

@@ -8,6 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 
 
+class PayloadError(ValueError):
+    """A webhook payload that is JSON but not the shape its platform documents; the message names the field."""
+
+
 class CartStatus(str, enum.Enum):
     ACTIVE = "active"  # shopper still shopping, or idle for less than the abandonment delay
     ABANDONED = "abandoned"

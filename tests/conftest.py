@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.schema import upgrade
-from recovery.settings import Settings
+from recovery.storage import tables as t
+from recovery.storage.schema import upgrade
+from recovery.config.settings import Settings
 from tests.support import services
 from tests.support.shopify import SECRET, SHOP
 
@@ -77,7 +77,7 @@ def pg_database() -> Iterator[str]:
 
 
 def _truncate(url: str) -> None:
-    from recovery.db import make_engine
+    from recovery.storage.db import make_engine
 
     engine = make_engine(url)
     names = ", ".join(table.name for table in reversed(t.Base.metadata.sorted_tables))

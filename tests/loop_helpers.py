@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
-from recovery import dispatch
-from recovery import tables as t
-from recovery.sending import Sender
-from recovery.tables import utcnow
+from recovery.sending import dispatch
+from recovery.storage import tables as t
+from recovery.sending.send import Sender
+from recovery.storage.tables import utcnow
 
 HOUR = timedelta(hours=1)
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import create_app
 from app.runtime import Runtime, build_runtime
 from connectors.shopify import auth
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import make_settings
 from tests.support.fake_shopify import FakeShopify, session_token
 from tests.support.shopify import SHOP

@@ -9,9 +9,9 @@ import psycopg
 from sqlalchemy import select
 
 from app.bench import dashboard, dashboard_seed
-from recovery import figures
-from recovery import tables as t
-from recovery.db import make_engine, make_sessionmaker
+from recovery.measure import figures
+from recovery.storage import tables as t
+from recovery.storage.db import make_engine, make_sessionmaker
 from tests.support import services
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel, OutboundEmail
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel, OutboundEmail
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due, set_store
 from tests.support import shopify

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from recovery import catalogs
+from recovery.messages import catalogs
 
 LOCALE_DIR = Path(catalogs.__file__).parent / "locale"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from app.runtime import build_channels
-from recovery.channels import OutboxChannel
-from recovery.channels.sendgrid import SendGridChannel
-from recovery.channels.smtp import SmtpChannel
-from recovery.channels.twilio_sms import TwilioSmsChannel
-from recovery.channels.webpush import WebPushChannel
-from recovery.settings import Settings
+from recovery.sending.channels import OutboxChannel
+from recovery.sending.channels.sendgrid import SendGridChannel
+from recovery.sending.channels.smtp import SmtpChannel
+from recovery.sending.channels.twilio_sms import TwilioSmsChannel
+from recovery.sending.channels.webpush import WebPushChannel
+from recovery.config.settings import Settings
 from tests.conftest import make_settings
 from tests.test_channels_webpush import VAPID_PRIVATE
 

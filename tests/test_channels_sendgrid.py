@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from recovery.channels import OutboundEmail, PermanentSendError, TransientSendError
-from recovery.channels.http import ProviderBusy
-from recovery.channels.sendgrid import SendGridChannel
+from recovery.sending.channels import OutboundEmail, PermanentSendError, TransientSendError
+from recovery.sending.channels.http import ProviderBusy
+from recovery.sending.channels.sendgrid import SendGridChannel
 from tests.support.fake_http import FakeServer, answer, serve
 
 ACCEPTED = answer(202, headers={"X-Message-Id": "W-yfEYn1Q0K2lJcHDa8CfA"})

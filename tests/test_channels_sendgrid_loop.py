@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import dispatch, retry
-from recovery import tables as t
-from recovery.channels.sendgrid import SendGridChannel
-from recovery.sending import SEND_ACTOR
+from recovery.sending import dispatch, retry
+from recovery.storage import tables as t
+from recovery.sending.channels.sendgrid import SendGridChannel
+from recovery.sending.send import SEND_ACTOR
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, now, set_store
 from tests.support import shopify

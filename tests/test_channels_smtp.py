@@ -11,8 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from recovery.channels import OutboundEmail, PermanentSendError, TransientSendError
-from recovery.channels.smtp import SmtpChannel, SmtpConfig
+from recovery.sending.channels import OutboundEmail, PermanentSendError, TransientSendError
+from recovery.sending.channels.smtp import SmtpChannel, SmtpConfig
 
 EMAIL = OutboundEmail(
     message_id=41,

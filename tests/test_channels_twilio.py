@@ -14,10 +14,10 @@ import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from recovery.channels import OutboundSms, OutcomeUnknown, PermanentSendError, TransientSendError
-from recovery.channels.base import OUTCOME_UNKNOWN
-from recovery.channels.http import ProviderBusy
-from recovery.channels.twilio_sms import RecipientUnsubscribed, TwilioSmsChannel, to_e164
+from recovery.sending.channels import OutboundSms, OutcomeUnknown, PermanentSendError, TransientSendError
+from recovery.sending.channels.base import OUTCOME_UNKNOWN
+from recovery.sending.channels.http import ProviderBusy
+from recovery.sending.channels.twilio_sms import RecipientUnsubscribed, TwilioSmsChannel, to_e164
 from tests.support.fake_http import FakeServer, answer, serve
 
 SID, TOKEN = "AC00000000000000000000000000000001", "test-auth-token"

@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.wrappers import Request, Response
 
 from app.runtime import build_channels
-from recovery import push
-from recovery import tables as t
-from recovery.channels import OutboundPush, OutcomeUnknown, PermanentSendError, TransientSendError
-from recovery.channels.http import ProviderBusy
-from recovery.channels.webpush import SubscriptionGone, WebPushChannel
-from recovery.db import make_engine, make_sessionmaker
+from recovery.intake import subscriptions as push
+from recovery.storage import tables as t
+from recovery.sending.channels import OutboundPush, OutcomeUnknown, PermanentSendError, TransientSendError
+from recovery.sending.channels.http import ProviderBusy
+from recovery.sending.channels.webpush import SubscriptionGone, WebPushChannel
+from recovery.storage.db import make_engine, make_sessionmaker
 from tests.conftest import make_settings
 from tests.support.fake_http import FakeServer, answer, serve
 

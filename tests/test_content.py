@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from recovery.content import (
+from recovery.messages.content import (
     TEMPLATES,
     ItemView,
     MessageContext,

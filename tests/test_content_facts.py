@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery.channels import FakeChannel, OutboundEmail
+from recovery.sending.channels import FakeChannel, OutboundEmail
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, send_due, set_store
 from tests.support import shopify

@@ -1,4 +1,4 @@
-"""Daily figures (recovery/figures.py) stay equal to a recount from the base tables, through the real loop:
+"""Daily figures (recovery/measure/figures.py) stay equal to a recount from the base tables, through the real loop:
 webhooks, abandonment, sends with a duplicate job and a transient failure, opens, clicks, a duplicate order."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import engagement, figures
-from recovery import tables as t
-from recovery.channels import FakeChannel, TransientSendError
-from recovery.links import LinkTarget
+from recovery.consent import engagement
+from recovery.measure import figures
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel, TransientSendError
+from recovery.messages.links import LinkTarget
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, claim, messages, now, set_store
 from tests.support import shopify
@@ -140,7 +141,7 @@ def test_a_recount_is_idempotent_and_a_rolled_back_change_leaves_no_mark(rt: Run
 
 
 def test_the_bulk_rebuild_counts_what_the_recount_counts(pg_url: str, tmp_path: Path, fake: FakeChannel) -> None:
-    from recovery.figures_bulk import rebuild_all
+    from recovery.measure.figures_bulk import rebuild_all
 
     runtime = build_runtime(make_settings(pg_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
     try:
@@ -171,7 +172,7 @@ def test_every_table_that_moves_a_figure_keeps_its_triggers_at_head(database_url
     # re-create them (see migration 0118), or the daily figures silently stop following that table.
     from sqlalchemy import text
 
-    from recovery.db import make_engine
+    from recovery.storage.db import make_engine
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

@@ -16,8 +16,8 @@ from sqlalchemy.exc import OperationalError
 import connectors
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import deadletters, intake
-from recovery import tables as t
+from recovery.intake import deadletters, deliveries as intake
+from recovery.storage import tables as t
 from tests.conftest import add_store, drain, make_settings
 from tests.support import shopify
 

@@ -79,7 +79,7 @@ class _Recorder:
 def test_a_shoppers_reaction_depends_on_seed_shopper_and_step_not_on_order_or_clock() -> None:
     from app.demo import Shop
     from ml.simulator import ShopperModel
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     settings = Settings(database_url="sqlite://", app_url="http://127.0.0.1:8000")
     people = [ShopperModel(7).shopper(i) for i in range(60)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from app.effectiveness import bandit_checks
-from recovery import discounts
-from recovery.discounts import ArmStats
+from recovery.sequence import discounts
+from recovery.sequence.discounts import ArmStats
 
 
 def test_bandit_beats_every_fixed_arm_and_ends_on_the_best_arm() -> None:

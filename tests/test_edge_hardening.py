@@ -15,8 +15,8 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.logs import loggable, RedactingHandler
-from recovery.db import make_engine
-from recovery.settings import Settings
+from recovery.storage.db import make_engine
+from recovery.config.settings import Settings
 from tests.shopify_app_helpers import API_KEY, SECRET, fake, rt, web  # noqa: F401
 from tests.support.fake_shopify import session_token
 from tests.support.shopify import SHOP
@@ -99,8 +99,8 @@ def test_var_and_its_secrets_are_private_from_creation(tmp_path: Path) -> None:
 
 
 def test_the_outbox_is_private(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from recovery.channels.outbox import OutboxChannel  # noqa: F401  (exists: the local adapter)
-    from recovery.private_files import private_dir
+    from recovery.sending.channels.outbox import OutboxChannel  # noqa: F401  (exists: the local adapter)
+    from recovery.storage.private_files import private_dir
 
     private_dir(tmp_path / "outbox" / "email")
     assert mode(tmp_path / "outbox") == 0o700 and mode(tmp_path / "outbox" / "email") == 0o700
@@ -128,7 +128,7 @@ def test_the_gunicorn_access_log_has_no_token() -> None:
 
 
 def test_a_shared_directory_given_as_var_is_never_narrowed(tmp_path: Path) -> None:
-    from recovery.private_files import private_dir
+    from recovery.storage.private_files import private_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -150,7 +150,7 @@ def test_only_the_directories_mkdir_made_are_narrowed_whatever_an_existence_chec
 ) -> None:
     # A wrong existence check (here Path.exists patched, as a race test does) once made every ancestor 0700,
     # / and /tmp included. chmod is recorded, not applied, so a regression cannot narrow this machine's dirs.
-    from recovery import private_files
+    from recovery.storage import private_files
 
     narrowed: list[str] = []
     monkeypatch.setattr(private_files.os, "chmod", lambda p, mode: narrowed.append(str(p)))

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from app.cli import main
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel
-from recovery.send_log import logged_sends, ordered_within_window
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
+from recovery.measure.send_log import logged_sends, ordered_within_window
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, set_store
 
@@ -145,7 +145,7 @@ def test_train_from_db_and_evaluate_record_a_verdict(database_url: str, tmp_path
 
 
 def test_summary_reports_lift_per_shopper_with_intervals_and_cuped(database_url: str, tmp_path: Path) -> None:
-    from recovery.analytics import format_summary, summarize
+    from recovery.measure.analytics import format_summary, summarize
 
     rt = _runtime(database_url, tmp_path)
     set_store(rt, holdout_percent=50)

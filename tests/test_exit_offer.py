@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.runtime import Runtime
-from recovery import offers
-from recovery import tables as t
-from recovery.stores import get_store, set_settings
+from recovery.sequence import offers
+from recovery.storage import tables as t
+from recovery.config.stores import get_store, set_settings
 from tests.shopify_app_helpers import fake, install, rt, web  # noqa: F401
 from tests.support.fake_shopify import FakeShopify
 from tests.support.shopify import SHOP

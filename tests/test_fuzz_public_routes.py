@@ -34,13 +34,13 @@ from sqlalchemy import select
 
 import connectors
 from app import create_app
-from app.providers import twilio_signature
+from app.web.providers import twilio_signature
 from app.runtime import Runtime, build_runtime
 from connectors import shopify as shopify_connector
 from connectors import woocommerce as woo_connector
-from recovery import intake
-from recovery import tables as t
-from recovery.crypto import Vault
+from recovery.intake import deliveries as intake
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
 from tests.conftest import add_store, make_settings
 from tests.support import shopify
 from tests.support.shopify import SECRET, SHOP

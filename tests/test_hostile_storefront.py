@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import build_runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due
 from tests.shopify_app_helpers import fake, rt, web  # noqa: F401  (fixtures)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from app import create_app
 from app.dispatcher import run_forever
 from app.runtime import Runtime, build_runtime
-from recovery import intake
-from recovery import tables as t
-from recovery.settings import Settings
+from recovery.intake import deliveries as intake
+from recovery.storage import tables as t
+from recovery.config.settings import Settings
 from tests.conftest import add_store, drain, make_settings
 from tests.support import shopify
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.effectiveness import lift_checks
 from ml.lift_sim import Population, experiments
-from recovery import lift
+from recovery.measure import lift
 
 
 def test_newcombe_interval_covers_the_true_lift_over_1000_experiments() -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel
-from recovery.links import LinkSigner
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
+from recovery.messages.links import LinkSigner
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, daytime, messages, now, send_at, send_due, set_store
 from tests.support import shopify

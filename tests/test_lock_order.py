@@ -1,4 +1,4 @@
-"""One lock order (recovery/locks.py) on real PostgreSQL: intake and abandonment running side by side, each
+"""One lock order (recovery/storage/locks.py) on real PostgreSQL: intake and abandonment running side by side, each
 paused at the moment the old code deadlocked, never deadlock. Threads synchronized with events and
 pg_stat_activity polling; no sleeps."""
 
@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 import connectors
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import intake
-from recovery import tables as t
-from recovery.abandonment import Abandoner
+from recovery.intake import deliveries as intake
+from recovery.storage import tables as t
+from recovery.sequence.abandonment import Abandoner
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import now, set_store
 from tests.support import shopify

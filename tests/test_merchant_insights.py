@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.merchant.reasons import explain
+from app.web.merchant.reasons import explain
 from app.runtime import Runtime
 from tests.conftest import add_store
-from recovery import tables as t
+from recovery.storage import tables as t
 
 SHOP_A, SHOP_B = "amber-loom.myshopify.com", "birch-kiln.myshopify.com"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from app.runtime import build_runtime
 from ml.simulator import ShopperModel
-from recovery import monitoring
-from recovery import tables as t
-from recovery.channels import FakeChannel
+from recovery.measure import monitoring
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import now
 

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from app import create_app
 from app.observability import configure_logging, scrub
 from app.runtime import Runtime, build_runtime
-from recovery.channels import FakeChannel
+from recovery.sending.channels import FakeChannel
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, send_due, set_store
 from tests.support import shopify

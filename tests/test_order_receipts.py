@@ -1,6 +1,6 @@
 """No message after an acknowledged order: an order webhook answered 2xx but not yet applied by any worker
 holds every reminder it matches, by each join key, in the pre-send check and in the last-mile statement
-that marks a message `sending` (recovery/receipts.py). SQLite and PostgreSQL."""
+that marks a message `sending` (recovery/intake/receipts.py). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due, set_store
 from tests.support import shopify
@@ -144,7 +144,7 @@ def test_an_older_order_receipt_does_not_hold_a_newer_cart(rt: Runtime, client, 
     shopify.post(client, "checkouts_update", payload={**checkout, "updated_at": later})
     with rt.sessions.begin() as session:  # apply only the checkout: the order stays an unapplied receipt
         from connectors import normalize
-        from recovery import intake
+        from recovery.intake import deliveries as intake
 
         for pk in session.scalars(select(t.WebhookDelivery.id).where(t.WebhookDelivery.topic == "checkouts/update")):
             intake.process_delivery(session, pk, normalize, rt.timing)
@@ -158,7 +158,7 @@ def test_woocommerce_paid_order_receipts_carry_keys_and_carts_in_progress_do_not
 
     from connectors.receipts import order_keys
     from connectors.woocommerce.normalize import checkout_token
-    from recovery.receipts import email_digest, phone_digest
+    from recovery.intake.receipts import email_digest, phone_digest
 
     fixtures = Path(__file__).parent / "fixtures" / "woocommerce"
     paid = json.loads((fixtures / "order_updated__processing.json").read_text())

@@ -23,12 +23,12 @@ from app import create_app, dispatcher
 from app.runtime import Runtime, build_runtime
 from connectors.shopify.webhooks import SHOP_DOMAIN
 from connectors.woocommerce.api import WooClient, WooError
-from recovery import purge
-from recovery import tables as t
-from recovery.channels import PermanentSendError
-from recovery.channels.webpush import WebPushChannel
-from recovery.netguard import DeadlineSession, PrivateAddress, check_public, is_public, push_endpoint_allowed
-from recovery.tables import utcnow
+from recovery.consent import purge
+from recovery.storage import tables as t
+from recovery.sending.channels import PermanentSendError
+from recovery.sending.channels.webpush import WebPushChannel
+from recovery.sending.netguard import DeadlineSession, PrivateAddress, check_public, is_public, push_endpoint_allowed
+from recovery.storage.tables import utcnow
 from tests.conftest import add_store, make_settings
 from tests.support.fake_http import FakeServer, answer, serve
 from tests.support.fake_woocommerce import FakeWooCommerce

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery.channels import (
+from recovery.sending.channels import (
     FakeChannel,
     OutboundEmail,
     OutboundPush,
@@ -23,7 +23,7 @@ from recovery.channels import (
     TransientSendError,
     build_email_message,
 )
-from recovery.content import render_email, sample_context
+from recovery.messages.content import render_email, sample_context
 
 # Signed tokens are longer than a header line: the case that used to turn into RFC 2047 words.
 SIGNED = "WzEyMzQ1LDY3ODkwXQ.Zq3kLw.Qm9yaW5nLXNpZ25hdHVyZS1mb3ItdGVzdHMtb25seS0xMjM0NTY3ODkw"

@@ -1,4 +1,4 @@
-"""Single statements on libpq's prepared-statement interface (recovery.pgdirect), on real PostgreSQL."""
+"""Single statements on libpq's prepared-statement interface (recovery.storage.pgdirect), on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from recovery import pgdirect
-from recovery.db import DriverStatement, dispose, make_engine
+from recovery.storage import pgdirect
+from recovery.storage.db import DriverStatement, dispose, make_engine
 
 _ECHO = DriverStatement(text(
     "SELECT CAST(:n AS bigint) AS n, CAST(:flag AS boolean) AS flag, CAST(:at AS timestamptz) AS at, "

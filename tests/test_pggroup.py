@@ -1,4 +1,4 @@
-"""Group commit of webhook receipts under gevent (recovery.pggroup), on real PostgreSQL.
+"""Group commit of webhook receipts under gevent (recovery.storage.pggroup), on real PostgreSQL.
 
 gevent's monkey-patching cannot be undone, so the deliveries run in a child process patched as gunicorn's
 gevent worker patches itself (tests/support/group_commit_probe.py), and this test reads its report.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from app.runtime import build_runtime
-from recovery import pggroup
+from recovery.storage import pggroup
 from tests.conftest import add_store, make_settings
 from tests.support.shopify import SHOP
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_without_gevent_statements_run_alone() -> None:
-    assert not pggroup.cooperative()  # so every other test exercises recovery.pgdirect's own path
+    assert not pggroup.cooperative()  # so every other test exercises recovery.storage.pgdirect's own path
 
 
 def test_concurrent_deliveries_share_commits_and_a_bad_one_fails_alone(pg_url: str, tmp_path: Path) -> None:

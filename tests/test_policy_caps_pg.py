@@ -1,4 +1,4 @@
-"""The one-statement caps guard on PostgreSQL (recovery/policy/caps_pg.py), against the transaction path.
+"""The one-statement caps guard on PostgreSQL (recovery/sending/policy/caps_pg.py), against the transaction path.
 
 Deterministic interleavings: a send to the same shopper committed while the statement waits for the
 ledger row locks must make it answer STALE (its snapshot predates that send), never mark the message.
@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from recovery import tables as t
-from recovery.db import make_engine
-from recovery.policy import caps, caps_pg
+from recovery.storage import tables as t
+from recovery.storage.db import make_engine
+from recovery.sending.policy import caps, caps_pg
 from tests.support.locks import wait_until_lock_wait
 
 AT = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)

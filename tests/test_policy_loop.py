@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel, OutboundSms
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel, OutboundSms
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, send_at, sender_at, set_store
 from tests.support import shopify

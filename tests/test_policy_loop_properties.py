@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app import create_app
-from app.providers import twilio_signature
+from app.web.providers import twilio_signature
 from app.runtime import build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel, OutboundEmail, OutboundSms, SendResult
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel, OutboundEmail, OutboundSms, SendResult
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, send_at, set_store
 from tests.support import shopify

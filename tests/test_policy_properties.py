@@ -10,9 +10,9 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery import consent
-from recovery.policy.hours import Window, allowed_at, next_allowed, sms_window, strict_state
-from recovery.policy.zones import candidate_zones
+from recovery.consent import records as consent
+from recovery.sending.policy.hours import Window, allowed_at, next_allowed, sms_window, strict_state
+from recovery.sending.policy.zones import candidate_zones
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app.runtime import build_runtime
-from recovery import bots, consent
-from recovery import tables as t
-from recovery.policy.caps import parse_cap
-from recovery.policy.zones import candidate_zones
-from recovery.store_settings import SettingError, parse_assignments
+from recovery.intake import bots
+from recovery.consent import records as consent
+from recovery.storage import tables as t
+from recovery.config.store_settings import parse_cap
+from recovery.sending.policy.zones import candidate_zones
+from recovery.config.store_settings import SettingError, parse_assignments
 from tests.conftest import add_store, make_settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from recovery.content import TEMPLATES
+from recovery.messages.content import TEMPLATES
 
 
 @pytest.mark.parametrize("template", TEMPLATES)

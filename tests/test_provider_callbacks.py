@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from app import create_app
-from app.providers import twilio_signature
+from app.web.providers import twilio_signature
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.checks import Candidate, blocking_reasons
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.sending.checks import Candidate, blocking_reasons
+from recovery.storage.tables import utcnow
 from tests.conftest import make_settings
 
 APP_URL = "https://app.example.com"

@@ -1,10 +1,10 @@
-"""`app.proxied:create_app(hops=N)`: behind N proxies the client address and scheme come from X-Forwarded-*."""
+"""`app.web.proxied:create_app(hops=N)`: behind N proxies the client address and scheme come from X-Forwarded-*."""
 
 from __future__ import annotations
 
 from flask import request
 
-from app.proxied import create_app
+from app.web.proxied import create_app
 
 
 def _echo(app):  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from recovery.content import sample_context
-from recovery.push_content import BODY_MAX, TITLE_MAX, render_push
-from recovery.sequence import parse_sequence
+from recovery.messages.content import sample_context
+from recovery.messages.push_content import BODY_MAX, TITLE_MAX, render_push
+from recovery.sequence.plan import parse_sequence
 
 
 def test_each_template_in_english_without_prices_or_names() -> None:

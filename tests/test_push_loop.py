@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import push
-from recovery import tables as t
-from recovery.sending import SEND_ACTOR
+from recovery.intake import subscriptions as push
+from recovery.storage import tables as t
+from recovery.sending.send import SEND_ACTOR
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, set_store
 from tests.support import shopify

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
 from tests.loop_helpers import set_store
 from tests.support.push_service import VAPID_PRIVATE, VAPID_PUBLIC
@@ -93,7 +93,7 @@ def test_the_service_worker_shows_the_notification_and_opens_the_link(client) ->
     assert "showNotification(data.title" in script and "data: { url: data.url }" in script
     assert "clients.openWindow(url)" in script
     if shutil.which("node"):  # it must at least parse
-        path = Path(__file__).parent.parent / "app" / "push_sw.js"
+        path = Path(__file__).parent.parent / "app" / "web" / "push_sw.js"
         subprocess.run(["node", "--check", str(path)], check=True, capture_output=True, timeout=30)
 
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import dispatch
-from recovery import tables as t
-from recovery.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
+from recovery.sending import dispatch
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, cart, claim, daytime, messages, now, send_at, send_due, sender_at, set_store
 from tests.support import shopify
@@ -376,7 +376,7 @@ def test_a_model_not_promoted_off_policy_is_not_served(database_url: str, tmp_pa
 def test_promoted_model_picks_its_best_offset_in_the_window(database_url: str, tmp_path: Path, trained_model_dir: Path) -> None:
     from ml.inference import send_time_model
     from ml.train import record_promotion
-    from recovery.abandonment import cart_features
+    from recovery.sequence.abandonment import cart_features
 
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model_dir, model_dir)
@@ -463,7 +463,7 @@ def test_provider_errors_are_recorded_and_only_transient_ones_retried(
 
 
 def test_a_cancelled_recovered_order_no_longer_counts(rt: Runtime, client) -> None:
-    from recovery.analytics import summarize
+    from recovery.measure.analytics import summarize
 
     deliver(rt, client, "checkouts_update")
     at = now() + 2 * HOUR

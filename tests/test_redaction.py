@@ -13,10 +13,10 @@ from sqlalchemy import select, text
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import consent, pseudonym
-from recovery import tables as t
-from recovery.channels import FakeChannel
-from recovery.tables import Base, utcnow
+from recovery.consent import records as consent, pseudonym
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
+from recovery.storage.tables import Base, utcnow
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, daytime, messages, send_due, set_store
 from tests.support import shopify

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, Table, inspect
 
-from recovery import tables as t
-from recovery.db import make_engine
-from recovery.schema import check, upgrade
+from recovery.storage import tables as t
+from recovery.storage.db import make_engine
+from recovery.storage.schema import check, upgrade
 
 
 def test_migrations_build_exactly_the_models(database_url: str) -> None:
@@ -52,7 +52,7 @@ def test_migrations_form_one_line_that_downgrades_and_upgrades(database_url: str
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from recovery.schema import alembic_config
+    from recovery.storage.schema import alembic_config
 
     cfg = alembic_config(database_url)
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1

@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import consent
-from recovery import tables as t
-from recovery.checks import Candidate
-from recovery.channels import FakeChannel
-from recovery.policy import verdicts
-from recovery.timing import Timing
+from recovery.consent import records as consent
+from recovery.storage import tables as t
+from recovery.sending.checks import Candidate
+from recovery.sending.channels import FakeChannel
+from recovery.sending.policy import verdicts
+from recovery.sequence.timing import Timing
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, daytime, messages, now, send_at, send_due, set_store
 from tests.support import shopify
@@ -49,7 +49,7 @@ def deliver(rt: Runtime, client, name: str, **changes: object) -> None:  # type:
 
 
 def test_an_order_recorded_before_a_late_checkout_of_another_cart_stops_its_reminders(rt: Runtime, client, fake) -> None:  # type: ignore[no-untyped-def]
-    # Guard: recovery/checks.py _shoppers_who_ordered (same email, order placed after the cart's activity).
+    # Guard: recovery/sending/checks.py _shoppers_who_ordered (same email, order placed after the cart's activity).
     # Given the shopper's order is recorded first (no cart of theirs is known yet: nothing to cancel)
     stamp = now().isoformat()
     deliver(rt, client, "orders_create", created_at=stamp, processed_at=stamp, checkout_token="other-checkout",
@@ -65,7 +65,7 @@ def test_an_order_recorded_before_a_late_checkout_of_another_cart_stops_its_remi
 
 
 def test_a_holdout_assignment_made_after_planning_stops_the_sends(rt: Runtime, client, fake) -> None:  # type: ignore[no-untyped-def]
-    # Guard: recovery/checks.py, the holdout re-check at send time.
+    # Guard: recovery/sending/checks.py, the holdout re-check at send time.
     deliver(rt, client, "checkouts_update")
     at = now() + 2 * HOUR
     [cart_id] = abandon_all(rt, at)
@@ -79,7 +79,7 @@ def test_a_holdout_assignment_made_after_planning_stops_the_sends(rt: Runtime, c
 
 
 def test_a_withdrawn_sms_consent_record_wins_over_the_carts_ticked_box(rt: Runtime, client, fake) -> None:  # type: ignore[no-untyped-def]
-    # Guard: recovery/checks.py _consent_and_bots → consent.sms_allowed (the record is the latest word).
+    # Guard: recovery/sending/checks.py _consent_and_bots → consent.sms_allowed (the record is the latest word).
     deliver(rt, client, "checkouts_update")  # buyer_accepts_sms_marketing: true
     at = daytime(10)
     [cart_id] = abandon_all(rt, at)
@@ -96,7 +96,7 @@ def test_a_withdrawn_sms_consent_record_wins_over_the_carts_ticked_box(rt: Runti
 
 
 def test_the_per_cart_cap_cancels_in_the_policy_verdicts(rt: Runtime, client) -> None:  # type: ignore[no-untyped-def]
-    # Guard: recovery/policy/__init__.py verdicts, MAX_PER_CART (one SMS per cart), before any ledger lock.
+    # Guard: recovery/sending/policy/__init__.py verdicts, MAX_PER_CART (one SMS per cart), before any ledger lock.
     deliver(rt, client, "checkouts_update")
     at = daytime(10)
     [cart_id] = abandon_all(rt, at)

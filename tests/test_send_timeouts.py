@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, _outcome_unknown, build_runtime
-from recovery import push
-from recovery import tables as t
-from recovery.channels.base import OUTCOME_UNKNOWN
-from recovery.channels.sendgrid import SendGridChannel
-from recovery.channels.webpush import WebPushChannel
-from recovery.sending import SEND_ACTOR
+from recovery.intake import subscriptions as push
+from recovery.storage import tables as t
+from recovery.sending.channels.base import OUTCOME_UNKNOWN
+from recovery.sending.channels.sendgrid import SendGridChannel
+from recovery.sending.channels.webpush import WebPushChannel
+from recovery.sending.send import SEND_ACTOR
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, claim, daytime, messages, set_store
 from tests.support import shopify

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.shopify.admin import AdminClient, AdminError
-from recovery import offers
-from recovery import tables as t
+from recovery.sequence import offers
+from recovery.storage import tables as t
 from tests.conftest import drain
 from tests.loop_helpers import HOUR, abandon_all, now
 from tests.shopify_app_helpers import SECRET, fake, install, rt, web  # noqa: F401
@@ -174,7 +174,7 @@ def test_with_discount_arms_the_shoppers_drawn_arm_is_the_code_and_is_recorded(r
 
 
 def test_a_shopper_on_the_zero_arm_gets_a_plain_reminder(rt, web, fake: FakeShopify) -> None:
-    from recovery import discounts, offers
+    from recovery.sequence import discounts, offers
 
     message_id = offer_cart(rt, web)
     with rt.sessions.begin() as session:

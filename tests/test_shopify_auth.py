@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.runtime import Runtime
 from connectors.shopify import auth
 from connectors.shopify.tokens import NeedsReauth
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import drain
 from tests.loop_helpers import HOUR, abandon_all, now, send_due
 from tests.shopify_app_helpers import API_KEY, SECRET, credentials, expire_token, fake, install, rt, store, web  # noqa: F401
@@ -196,7 +196,7 @@ def test_toml_scopes_are_exactly_the_default_shopify_scopes() -> None:
     import tomllib
     from pathlib import Path
 
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "shopify.app.toml").read_text())
     declared = config["access_scopes"]["scopes"].split(",")

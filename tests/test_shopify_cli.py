@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from app.cli import main
-from recovery import tables as t
-from recovery.db import make_engine, make_sessionmaker
+from recovery.storage import tables as t
+from recovery.storage.db import make_engine, make_sessionmaker
 from tests.conftest import ENCRYPTION_KEY
 from tests.shopify_app_helpers import API_KEY, SECRET, fake  # noqa: F401
 from tests.support.fake_shopify import FakeShopify

@@ -6,9 +6,9 @@ from typing import Any
 
 from app.runtime import Runtime
 from connectors.shopify import reconcile
-from recovery import tables as t
-from recovery.store_settings import effective
-from recovery.stores import get_store, set_settings
+from recovery.storage import tables as t
+from recovery.config.store_settings import effective
+from recovery.config.stores import get_store, set_settings
 from tests.shopify_app_helpers import fake, install, rt, store, web  # noqa: F401
 from tests.support.fake_shopify import FakeShopify
 from tests.support.shopify import SHOP

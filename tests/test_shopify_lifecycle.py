@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.runtime import Runtime
 from connectors import shopify as shopify_connector
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.conftest import drain
 from tests.loop_helpers import HOUR, abandon_all, messages, now, set_store
 from tests.support import shopify

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from connectors.shopify import reconcile
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.loop_helpers import HOUR, abandon_all, messages, now
 from tests.shopify_app_helpers import fake, install, rt, store, web  # noqa: F401
 from tests.support.fake_shopify import FakeShopify

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 import connectors
 from app import create_app
 from app.runtime import Runtime
-from recovery import intake
-from recovery import tables as t
+from recovery.intake import deliveries as intake
+from recovery.storage import tables as t
 from tests.conftest import add_store, drain
 from tests.support import shopify
 from tests.support.locks import wait_until_lock_wait

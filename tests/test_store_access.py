@@ -12,10 +12,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app import access, create_app
+from app import create_app
+from app.web import access
 from app.runtime import Runtime
-from recovery import tables as t
-from recovery.settings import Settings
+from recovery.storage import tables as t
+from recovery.config.settings import Settings
 from tests.conftest import ADMIN_TOKEN, add_store
 from tests.shopify_app_helpers import API_KEY, SECRET, fake, install, rt, web  # noqa: F401
 from tests.support.fake_shopify import session_token

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from app.cli import main
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.db import make_engine, make_sessionmaker
-from recovery.store_settings import SettingError, format_duration, parse_duration
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.storage.db import make_engine, make_sessionmaker
+from recovery.config.store_settings import SettingError, format_duration, parse_duration
 from tests.conftest import ENCRYPTION_KEY
 
 SHOP = "quiet-harbor.myshopify.com"

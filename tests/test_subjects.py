@@ -12,10 +12,10 @@ import pytest
 
 from app import create_app
 from app.runtime import build_runtime
-from recovery.channels import FakeChannel, OutboundEmail
-from recovery.content import ItemView, MessageContext
-from recovery.settings import Settings
-from recovery.subjects import SubjectWriter, subject_writer
+from recovery.sending.channels import FakeChannel, OutboundEmail
+from recovery.messages.content import ItemView, MessageContext
+from recovery.config.settings import Settings
+from recovery.messages.subjects import SubjectWriter, subject_writer
 from tests.conftest import add_store, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, now, send_due, set_store
 from tests.support import shopify

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.stores import get_store, set_settings
+from recovery.storage import tables as t
+from recovery.config.stores import get_store, set_settings
 from tests.conftest import add_store, drain, make_settings
 from tests.support import shopify
 from tests.support.shopify import SHOP

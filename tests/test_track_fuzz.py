@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.runtime import build_runtime
-from recovery.tracking_schema import BeaconError, parse_beacon
+from recovery.intake.tracking_schema import BeaconError, parse_beacon
 from tests.conftest import add_store, make_settings
 from tests.support.shopify import SHOP
 

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from connectors.woocommerce import SUBSCRIBED
 from connectors.woocommerce.reconcile import run_due
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.storage.tables import utcnow
 from tests.conftest import ENCRYPTION_KEY
 from tests.support.fake_woocommerce import wp_json_encode
 from tests.woo_helpers import Woo, make_woo, woo  # noqa: F401  (fixture)

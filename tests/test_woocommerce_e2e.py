@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from connectors.woocommerce.restore import read_token
-from recovery import tables as t
-from recovery.store_settings import parse_assignments
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.config.store_settings import parse_assignments
+from recovery.storage.tables import utcnow
 from tests.loop_helpers import HOUR, abandon_all, cart, messages, now, send_due
 from tests.support.fake_woocommerce import load
 from tests.woo_helpers import Woo, make_woo

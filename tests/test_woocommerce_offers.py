@@ -10,16 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 
 from app import create_app
-from app.assets import TRACKER
+from app.web.assets import TRACKER
 from app.runtime import Runtime
 from connectors.woocommerce.coupons import WooOffers
 from connectors.woocommerce.normalize import normalize
 from connectors.woocommerce.reconcile import reconcile_store
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.links import LinkSigner
-from recovery.store_settings import parse_assignments
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.messages.links import LinkSigner
+from recovery.config.store_settings import parse_assignments
+from recovery.storage.tables import utcnow
 from tests.conftest import ENCRYPTION_KEY
 from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due
 from tests.support.fake_woocommerce import load

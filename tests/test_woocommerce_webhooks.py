@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from connectors.woocommerce.reconcile import run_due
 from connectors.woocommerce.restore import read_token
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.storage.tables import utcnow
 from tests.conftest import ENCRYPTION_KEY, drain
 from tests.loop_helpers import HOUR, abandon_all, cart, messages, now, send_due
 from tests.support.fake_woocommerce import load

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
-from recovery.channels import FakeChannel
+from recovery.storage import tables as t
+from recovery.sending.channels import FakeChannel
 from tests.conftest import drain, make_settings
 from tests.support.fake_woocommerce import FakeWooCommerce, LiveApp, activate, load
 

@@ -28,7 +28,7 @@ def _settings(url: str):  # type: ignore[no-untyped-def]
     import tempfile
     from pathlib import Path
 
-    from recovery.settings import Settings
+    from recovery.config.settings import Settings
 
     scratch = Path(tempfile.mkdtemp(prefix="cartresq-bench-dashboard-"))
     return Settings(database_url=url, secret_key="bench-secret-key", admin_token=TOKEN, outbox_dir=scratch / "outbox",
@@ -39,8 +39,8 @@ def _pick(session, store_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-
     """A store's domain and time zone, an email, an order name, a cart, and a cursor half way down its list."""
     from sqlalchemy import select
 
-    from app.merchant.carts import encode_cursor
-    from recovery import tables as t
+    from app.web.merchant.carts import encode_cursor
+    from recovery.storage import tables as t
 
     store = session.get(t.Store, store_id)
     total = session.scalar(select(t.Cart.id).where(t.Cart.store_id == store_id).order_by(t.Cart.id.desc()).limit(1))
@@ -58,7 +58,7 @@ def _pick(session, store_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-
 def _count(session, store_id: int) -> int:  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select
 
-    from recovery import tables as t
+    from recovery.storage import tables as t
 
     return int(session.scalar(select(func.count()).select_from(t.Cart).where(t.Cart.store_id == store_id)) or 0)
 
@@ -101,9 +101,9 @@ def run_dashboard(database: str | None = None, admin_url: str | None = None, rep
 
     from app import create_app
     from app.runtime import build_runtime
-    from recovery import figures
-    from recovery import tables as t
-    from recovery.schema import upgrade
+    from recovery.measure import figures
+    from recovery.storage import tables as t
+    from recovery.storage.schema import upgrade
 
     env = os.environ
     database = database or env.get("CARTRESQ_BENCH_DASHBOARD_DB") or DEFAULT_DATABASE

@@ -130,9 +130,9 @@ def exists(admin_url: str, database: str) -> bool:
 def seed(admin_url: str = DEFAULT_ADMIN, database: str = DEFAULT_DATABASE, carts: int = 5_000_000, stores: int = 2_000,
          log: Any = print) -> dict[str, Any]:  # fmt: skip
     """Create `database` (it must not exist), migrate it, load it, count its figures; returns sizes and times."""
-    from recovery import figures_bulk
-    from recovery.db import make_engine, make_sessionmaker
-    from recovery.schema import upgrade
+    from recovery.measure import figures_bulk
+    from recovery.storage.db import make_engine, make_sessionmaker
+    from recovery.storage.schema import upgrade
 
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')

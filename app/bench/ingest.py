@@ -2,7 +2,7 @@
 
 One run, one server: a scratch PostgreSQL database (migrated, one Shopify store), a dedicated Redis db,
 `gunicorn -w N -k gevent 'app:create_app()'` with `CARTRESQ_BENCH_BARE=1` (which adds `POST /_bench/bare`,
-see app/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
+see app/web/bare.py: same server, workers and Flask stack, it only reads the body and answers 200), and
 `cartresq dispatcher`, whose intake relay enqueues the stored deliveries for the workers. Then:
 
 1. warm-up (both endpoints, not reported);
@@ -46,7 +46,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "checkouts_update.json"
 SHOP = "velvet-fern.myshopify.com"
 TOPIC = "checkouts/update"
 WEBHOOK_PATH = "/webhooks/shopify"
-BARE_PATH = "/_bench/bare"
 
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 50.0
@@ -146,6 +145,7 @@ def run_ingest(
     """Run the ingest benchmark once and return its figures (see ingest_report); stops all it starts."""
     from app.bench import loadgen
     from app.bench.ingest_env import (
+        BARE_PATH,
         DEFAULT_PG,
         DEFAULT_REDIS,
         WORKER_CLASS,
@@ -164,7 +164,7 @@ def run_ingest(
     started = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="cartresq-bench-"))
     try:
-        with scratch_database(pg_url) as database_url, dedicated_redis(redis_url):
+        with scratch_database(pg_url, SHOP) as database_url, dedicated_redis(redis_url):
             workers = workers or os.cpu_count() or 2  # one per core
             server = Server(
                 database_url=database_url,
@@ -226,11 +226,11 @@ def run_ingest(
                 )
                 acked[OPEN] = fixed.pop("acked")
                 fixed["inflight"] = 256
-                unrelayed, relay_lag = wait_relayed(database_url)
+                unrelayed, relay_lag = wait_relayed(database_url, SHOP)
                 server_log = server.log_tail(10)
             finally:
                 server.stop()
-            stored = stored_delivery_ids(database_url)
+            stored = stored_delivery_ids(database_url, SHOP)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.bench.ingest import BARE_PATH, ROOT, SHOP
+ROOT = Path(__file__).resolve().parents[2]
+BARE_PATH = "/_bench/bare"  # the baseline endpoint (app/web/bare.py)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
-#: As in production (README): one gevent worker per core, whose receipts share commits (recovery.pggroup).
+#: As in production (README): one gevent worker per core, whose receipts share commits (recovery.storage.pggroup).
 WORKER_CLASS = "gevent"
 
 
@@ -30,11 +31,11 @@ def _sqlalchemy_url(url: str) -> str:
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database with the bench store; dropped afterwards. Yields its URL."""
+def scratch_database(admin_url: str, shop: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database with the bench store `shop`; dropped afterwards. Yields its URL."""
     import psycopg
 
-    from recovery.schema import upgrade
+    from recovery.storage.schema import upgrade
 
     name = f"cartresq_bench_{secrets.token_hex(5)}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
@@ -43,16 +44,16 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     url = _sqlalchemy_url(f"{base}/{name}")
     try:
         upgrade(url)
-        _add_store(url)
+        _add_store(url, shop)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _add_store(url: str, domain: str = SHOP) -> None:
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
+def _add_store(url: str, domain: str) -> None:
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine, make_sessionmaker
 
     engine = make_engine(url)
     try:
@@ -71,17 +72,17 @@ def _add_store(url: str, domain: str = SHOP) -> None:
         engine.dispose()
 
 
-def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
-    """Deliveries stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones no job
-    was sent for yet."""
+def stored_delivery_ids(url: str, shop: str, *, unrelayed: bool = False) -> set[str]:
+    """Deliveries to `shop` stored for processing (not as "unknown shop"); `unrelayed`: of those, the ones
+    no job was sent for yet."""
     from sqlalchemy import select
 
-    from recovery import tables as t
-    from recovery.db import make_engine
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
 
     query = select(t.WebhookDelivery.delivery_id).where(
         t.WebhookDelivery.platform == "shopify",
-        t.WebhookDelivery.shop == SHOP,
+        t.WebhookDelivery.shop == shop,
         t.WebhookDelivery.payload.is_not(None),
     )
     if unrelayed:
@@ -94,10 +95,10 @@ def stored_delivery_ids(url: str, *, unrelayed: bool = False) -> set[str]:
         engine.dispose()
 
 
-def wait_relayed(url: str, timeout: float = 10.0) -> tuple[int, float]:
+def wait_relayed(url: str, shop: str, timeout: float = 10.0) -> tuple[int, float]:
     """(deliveries still without a job after `timeout` s, seconds it took the relay to catch up)."""
     started = time.monotonic()
-    while (left := len(stored_delivery_ids(url, unrelayed=True))) and time.monotonic() - started < timeout:
+    while (left := len(stored_delivery_ids(url, shop, unrelayed=True))) and time.monotonic() - started < timeout:
         time.sleep(0.05)
     return left, time.monotonic() - started
 
@@ -183,8 +184,8 @@ class Server:
             raise RuntimeError(
                 f"POST {BARE_PATH} answered {status}: the bare blueprint is not registered. "
                 "create_app() needs\n"
-                "    from app import bare\n    bare.register(app)\n"
-                "(app/bare.py registers it only when CARTRESQ_BENCH_BARE=1)"
+                "    from app.web import bare\n    bare.register(app)\n"
+                "(app/web/bare.py registers it only when CARTRESQ_BENCH_BARE=1)"
             )
 
     def log_tail(self, lines: int = 30) -> str:

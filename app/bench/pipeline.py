@@ -20,18 +20,19 @@ from typing import Any
 
 from sqlalchemy import insert, select, text
 
+from app.bench.ingest import SHOP
 from app.bench.ingest_env import DEFAULT_PG, scratch_database
-from recovery import dispatch
-from recovery import tables as t
-from recovery.abandonment import Abandoner
-from recovery.channels import FakeChannel
-from recovery.compose import Composer
-from recovery.db import make_engine, make_sessionmaker
-from recovery.dispatch import SEND_BATCH
-from recovery.links import LinkSigner
-from recovery.sending import Sender
-from recovery.tables import utcnow
-from recovery.timing import Timing
+from recovery.sending import dispatch
+from recovery.storage import tables as t
+from recovery.sequence.abandonment import Abandoner
+from recovery.sending.channels import FakeChannel
+from recovery.messages.compose import Composer
+from recovery.storage.db import make_engine, make_sessionmaker
+from recovery.sending.dispatch import SEND_BATCH
+from recovery.messages.links import LinkSigner
+from recovery.sending.send import Sender
+from recovery.storage.tables import utcnow
+from recovery.sequence.timing import Timing
 
 TARGET = 400.0  # carts/s on a 2-core machine
 
@@ -116,7 +117,7 @@ def run_pipeline(carts: int = 3000) -> dict[str, Any]:
     from ml.inference import FixedSendTime, send_time_model
     from ml.train import train
 
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(DEFAULT_PG) as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(DEFAULT_PG, SHOP) as url:
         train(Path(tmp), n_samples=20000, seed=7)
         model = send_time_model(Path(tmp) / "send_time.onnx")
         fixed = _run(url, FixedSendTime(1.0), carts)

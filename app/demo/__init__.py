@@ -35,8 +35,8 @@ from app.demo import payloads
 from app.demo.progress import Progress
 from ml.features import candidate_matrix
 from ml.simulator import ShopperModel, SimShopper
-from recovery.analytics import Summary, format_summary, summarize
-from recovery.settings import Settings
+from recovery.measure.analytics import Summary, format_summary, summarize
+from recovery.config.settings import Settings
 
 SECRET = "demo-shopify-client-secret"
 TIME_SCALE = 14_400.0  # one simulated hour = 0.25 s
@@ -51,7 +51,7 @@ class DemoError(Exception):
 
 def _nominal_hours(step: int) -> float:
     """When step N of the default sequence goes out, in hours after abandonment (the first: about 1 h)."""
-    from recovery.sequence import default_sequence
+    from recovery.sequence.plan import default_sequence
 
     steps = default_sequence()
     delay = steps[min(step, len(steps)) - 1].delay
@@ -189,8 +189,8 @@ def _run(
     from app.cli_errors import plain_request_logs
     from app.dispatcher import start_in_thread
     from app.runtime import build_runtime
-    from recovery import tables as t
-    from recovery.schema import upgrade
+    from recovery.storage import tables as t
+    from recovery.storage.schema import upgrade
 
     # The port first, before minutes of work: the app is plugged in once it exists.
     mounted: dict[str, object] = {}

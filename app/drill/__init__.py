@@ -113,9 +113,9 @@ def run(carts: int = 60, seed: int = 7, keep: bool = False) -> dict[str, Any]:
     from app.drill.cluster import Postgres, Redis, Supervisor
     from app.bench.ingest_env import free_port
     from ml.simulator import ShopperModel
-    from recovery import tables as t
-    from recovery.db import make_engine, make_sessionmaker
-    from recovery.schema import upgrade
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine, make_sessionmaker
+    from recovery.storage.schema import upgrade
 
     base = Path(tempfile.mkdtemp(prefix="cartresq-drill-"))
     pg, redis_server, sink = Postgres(base), Redis(base), Sink()

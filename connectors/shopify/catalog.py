@@ -1,4 +1,4 @@
-"""Shopify's side of recovery.verify: a tracker cart's variants as the Admin API describes them.
+"""Shopify's side of recovery.intake.verify: a tracker cart's variants as the Admin API describes them.
 
 One `nodes(ids:)` query per store and batch (at most 50 variants, the beacon's limit), through the same
 Admin client and token handling as discount codes. A line that names no variant cannot be confirmed.
@@ -11,10 +11,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.shopify.discounts import ShopifyOffers
-from recovery import tables as t
-from recovery.catalog import shop_currency
-from recovery.offers import OfferUnavailable
-from recovery.verify import LineRef, LookupUnavailable, PlatformItem
+from recovery.storage import tables as t
+from recovery.intake.catalog import shop_currency
+from recovery.sequence.offers import OfferUnavailable
+from recovery.intake.verify import LineRef, LookupUnavailable, PlatformItem
 
 QUERY = """
 query ConfirmCartLines($ids: [ID!]!) {

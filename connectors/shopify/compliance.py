@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.shopify.normalize import PayloadError
-from recovery.model import CustomerDataRequest, CustomerRedact, CustomerRef, NormalizeResult, ShopRedact
+from recovery.model import (
+    CustomerDataRequest, CustomerRedact, CustomerRef, NormalizeResult, PayloadError, ShopRedact,
+)
 
 COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 #: Keys that mark the body of another topic (a checkout, an order, a customer, a product...).

@@ -10,11 +10,11 @@ from decimal import Decimal
 
 from connectors.shopify.admin import AdminClient, AdminError
 from connectors.shopify.tokens import NeedsReauth, has_usable_token
-from recovery.crypto import Vault
-from recovery import tables as t
+from recovery.storage.crypto import Vault
+from recovery.storage import tables as t
 from connectors.shopify.auth import TokenError
-from recovery.offers import IssuedCode, OfferUnavailable
-from recovery.tables import utcnow
+from recovery.sequence.offers import IssuedCode, OfferUnavailable
+from recovery.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.shopify import pixel
 from connectors.shopify.admin import AdminClient, AdminError
-from recovery import locks
-from recovery import tables as t
-from recovery.stores import fill_postal_address
-from recovery.tracking import normalize_origin, set_platform_origins
+from recovery.storage import locks
+from recovery.storage import tables as t
+from recovery.config.stores import fill_postal_address
+from recovery.intake.tracking import normalize_origin, set_platform_origins
 
 log = logging.getLogger(__name__)
 

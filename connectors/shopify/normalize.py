@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connectors.shopify import compliance
 from recovery.model import (
     AppUninstalled,
     CartSnapshot,
@@ -19,13 +20,10 @@ from recovery.model import (
     NormalizeResult,
     OrderCancelled,
     OrderPlaced,
+    PayloadError,
     ProductUpdated,
     VariantPrice,
 )
-
-
-class PayloadError(ValueError):
-    """The payload is JSON but not the shape Shopify documents; the message names the field."""
 
 
 def normalize_checkout(p: Mapping[str, Any]) -> NormalizeResult:
@@ -128,8 +126,6 @@ def normalize_checkout_delete(p: Mapping[str, Any]) -> NormalizeResult:
 
 def _compliance(topic: str) -> Normalizer:
     def read(p: Mapping[str, Any]) -> NormalizeResult:
-        from connectors.shopify import compliance  # it imports PayloadError from here
-
         return compliance.NORMALIZERS[topic](p)
 
     return read

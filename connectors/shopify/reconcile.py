@@ -1,7 +1,7 @@
 """Reconciliation: what a missed webhook left out, read back through GraphQL and applied the same way.
 
 Abandoned checkouts and orders updated since the last run are turned into the REST shapes our
-webhook normalizer reads, then go through `connectors.normalize` → `recovery.carts.apply_event`
+webhook normalizer reads, then go through `connectors.normalize` → `recovery.intake.carts.apply_event`
 under the store's lock, exactly like a delivery. Freshness rules (`updated_at`) keep it from rolling
 anything back, and recording an order twice is a no-op, so overlapping runs are harmless.
 """
@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 import connectors
 from connectors.shopify import domains
 from connectors.shopify.admin import AdminClient
-from recovery import locks, metrics
-from recovery import tables as t
-from recovery.carts import apply_event
-from recovery.tables import utcnow
-from recovery.timing import Timing
+from recovery.storage import locks
+from recovery.measure import metrics
+from recovery.storage import tables as t
+from recovery.intake.carts import apply_event
+from recovery.storage.tables import utcnow
+from recovery.sequence.timing import Timing
 
 log = logging.getLogger(__name__)
 

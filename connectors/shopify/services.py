@@ -15,10 +15,10 @@ from connectors.shopify import domains, reconcile, tokens
 from connectors.shopify.admin import AdminClient
 from connectors.shopify.auth import ShopifyConfig
 from connectors.shopify.discounts import ShopifyOffers
-from recovery import offers
-from recovery.crypto import Vault
-from recovery.settings import Settings
-from recovery.timing import Timing
+from recovery.sequence import offers
+from recovery.storage.crypto import Vault
+from recovery.config.settings import Settings
+from recovery.sequence.timing import Timing
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.shopify import auth
-from recovery import metrics
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.tables import utcnow
+from recovery.measure import metrics
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

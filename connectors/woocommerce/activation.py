@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.woocommerce.api import store_domain
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.stores import add_store
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.config.stores import add_store
 
 APP_NAME = "CartResQ"
 #: The merchant logs in and approves within this time, or starts again.

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.util.retry import Retry
 
-from recovery.netguard import DeadlineSession, PrivateAddress
+from recovery.sending.netguard import DeadlineSession, PrivateAddress
 
 #: (connect, read) seconds: shared hosts are slow, but a dispatcher pass must not hang.
 TIMEOUT = (5.0, 30.0)
@@ -73,7 +73,7 @@ class WooClient:
             raise_on_status=False,
         ) if retries else Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
         # The store URL came from outside: public addresses only (checked on the connected socket), no
-        # redirects, a total deadline per call (recovery/netguard.py). allow_private: development and tests.
+        # redirects, a total deadline per call (recovery/sending/netguard.py). allow_private: development and tests.
         self._session = DeadlineSession(
             allow_private=allow_private, deadline=sum(timeout) * (4 if retries else 1) + 5, retries=retry
         )

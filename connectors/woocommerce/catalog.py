@@ -1,7 +1,7 @@
-"""WooCommerce's side of recovery.verify: a tracker cart's items as `GET /wc/v3/products/<id>` describes them.
+"""WooCommerce's side of recovery.intake.verify: a tracker cart's items as `GET /wc/v3/products/<id>` describes them.
 
 The storefront's cart names each line by the id of the product or variation in it; one call per item
-(at most 50 per cart, cached by recovery.verify). Only published items with a price are confirmed.
+(at most 50 per cart, cached by recovery.intake.verify). Only published items with a price are confirmed.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.woocommerce.api import WooError
 from connectors.woocommerce.coupons import WooOffers
-from recovery import tables as t
-from recovery.catalog import shop_currency
-from recovery.offers import OfferUnavailable
-from recovery.verify import LineRef, LookupUnavailable, PlatformItem
+from recovery.storage import tables as t
+from recovery.intake.catalog import shop_currency
+from recovery.sequence.offers import OfferUnavailable
+from recovery.intake.verify import LineRef, LookupUnavailable, PlatformItem
 
 log = logging.getLogger(__name__)
 

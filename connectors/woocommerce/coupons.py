@@ -1,4 +1,4 @@
-"""WooCommerce's side of offers (recovery.offers.OfferProvider): `POST /wc/v3/coupons`, and for an
+"""WooCommerce's side of offers (recovery.sequence.offers.OfferProvider): `POST /wc/v3/coupons`, and for an
 expired code nobody used, `DELETE /wc/v3/coupons/<id>?force=true` on the reconcile schedule.
 
 A code is one use in total and per shopper, percent off, restricted to the shopper's email when we
@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from connectors.woocommerce.api import WooClient, WooError
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.offers import IssuedCode, OfferUnavailable
-from recovery.tables import utcnow
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.sequence.offers import IssuedCode, OfferUnavailable
+from recovery.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

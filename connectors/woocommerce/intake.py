@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 
 from connectors.woocommerce.normalize import CART_STATUSES, CONTEXT_KEY
 from connectors.woocommerce.restore import restore_url
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.intake import record_delivery
-from recovery.store_settings import effective
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.intake.deliveries import record_delivery
+from recovery.config.store_settings import effective
 
 PLATFORM = "woocommerce"
 

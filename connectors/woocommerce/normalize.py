@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from recovery.model import CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced
+from recovery.model import (
+    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError,
+)
 
 #: Block-checkout drafts, unpaid and failed orders are carts still in progress: WooCommerce's abandoned carts.
 CART_STATUSES = ("checkout-draft", "pending", "failed")
@@ -23,10 +25,6 @@ DEFAULT_PAID_STATUSES = ("processing", "completed", "on-hold")
 UNDONE_STATUSES = ("cancelled", "refunded")
 #: Delivery context our own edge adds before storing (store settings, the signed restore link).
 CONTEXT_KEY = "_cartresq"
-
-
-class PayloadError(ValueError):
-    """The payload is JSON but not the shape WooCommerce documents; the message names the field."""
 
 
 def checkout_token(order_id: str) -> str:

@@ -20,11 +20,11 @@ from connectors.woocommerce.coupons import WooOffers, cleanup_store
 from connectors.woocommerce.intake import find_connection, record
 from connectors.woocommerce.normalize import gmt_time
 from connectors.woocommerce.webhooks import SUBSCRIBED
-from recovery import metrics
-from recovery import tables as t
-from recovery.crypto import Vault
-from recovery.stores import fill_postal_address
-from recovery.tables import utcnow
+from recovery.measure import metrics
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.config.stores import fill_postal_address
+from recovery.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

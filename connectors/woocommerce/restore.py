@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-#: As long as our own restore links work (recovery.links MAX_AGE["restore"]).
+#: As long as our own restore links work (recovery.messages.links MAX_AGE["restore"]).
 TTL_SECONDS = 30 * 86400
 PARAM = "cartresq_restore"
 

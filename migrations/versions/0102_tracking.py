@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0102"
 down_revision = "0001"
@@ -21,7 +21,7 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def upgrade() -> None:
     with op.batch_alter_table("carts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("tracked_at", recovery.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("tracked_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("contact_source", sa.String(length=32), nullable=True))
 
     op.create_table(
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("sid", sa.String(length=64), nullable=False),
         sa.Column("type", sa.String(length=24), nullable=False),
         sa.Column("detail", sa.String(length=64), nullable=True),
-        sa.Column("at", recovery.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cart_id"], ["carts.id"], name=op.f("fk_track_events_cart_id_carts"), ondelete="SET NULL"
         ),

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0103"
 down_revision = "0102"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("delivery_status", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("delivery_error", sa.Text(), nullable=True))
         batch_op.add_column(
-            sa.Column("delivery_updated_at", recovery.types.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("delivery_updated_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.create_index(
             "ix_recovery_messages_provider_message_id", ["provider_message_id"], unique=False
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("sid", sa.String(length=64), nullable=True),
         sa.Column("endpoint", sa.String(length=2048), nullable=False),
         sa.Column("keys", JSON, nullable=False),
-        sa.Column("created_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cart_id"], ["carts.id"], name=op.f("fk_push_subscriptions_cart_id_carts"), ondelete="SET NULL"
         ),

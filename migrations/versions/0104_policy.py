@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0104"
 down_revision = "0103"
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("granted", sa.Boolean(), nullable=False),
         sa.Column("basis", sa.String(length=24), nullable=False),
         sa.Column("source", sa.String(length=24), nullable=False),
-        sa.Column("recorded_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_consents_customer_id_customers"), ondelete="SET NULL"
         ),
@@ -46,7 +46,7 @@ def upgrade() -> None:
         sa.Column("id", ID, nullable=False),
         sa.Column("store_id", ID, nullable=False),
         sa.Column("shopper_key", sa.String(length=64), nullable=False),
-        sa.Column("last_sent_at", recovery.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_sent_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_message_id", ID, nullable=True),
         sa.ForeignKeyConstraint(
             ["store_id"], ["stores.id"], name=op.f("fk_shopper_sends_store_id_stores"), ondelete="CASCADE"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0105"
 down_revision = "0104"
@@ -21,11 +21,11 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def upgrade() -> None:
     with op.batch_alter_table("stores", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("access_token_expires_at", recovery.types.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("refresh_token_expires_at", recovery.types.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("needs_reauth_at", recovery.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("access_token_expires_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("refresh_token_expires_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("needs_reauth_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("reauth_reason", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column("reconciled_at", recovery.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("reconciled_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("platform_issue", sa.Text(), nullable=True))
 
     op.create_table(
@@ -33,8 +33,8 @@ def upgrade() -> None:
         sa.Column("id", ID, nullable=False),
         sa.Column("state", sa.String(length=64), nullable=False),
         sa.Column("shop", sa.String(length=255), nullable=False),
-        sa.Column("created_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oauth_states")),
         sa.UniqueConstraint("state", name=op.f("uq_oauth_states_state")),
     )
@@ -48,9 +48,9 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("platform_id", sa.String(length=128), nullable=True),
         sa.Column("percent", sa.Integer(), nullable=False),
-        sa.Column("ends_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", recovery.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("deleted_at", recovery.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ends_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", recovery.storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["cart_id"], ["carts.id"], name=op.f("fk_discount_codes_cart_id_carts"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(

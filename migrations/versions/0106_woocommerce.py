@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0106"
 down_revision = "0105"
@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = recovery.types.UTCDateTime(timezone=True)
+TIME = recovery.storage.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0107"
 down_revision = "0106"
@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = recovery.types.UTCDateTime(timezone=True)
+TIME = recovery.storage.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("variant_id", sa.String(length=64), nullable=False),
         sa.Column("product_id", sa.String(length=64), nullable=False),
         sa.Column("inventory_item_id", sa.String(length=64), nullable=True),
-        sa.Column("price", recovery.types.Money(precision=18, scale=4), nullable=False),
-        sa.Column("compare_at", recovery.types.Money(precision=18, scale=4), nullable=True),
+        sa.Column("price", recovery.storage.types.Money(precision=18, scale=4), nullable=False),
+        sa.Column("compare_at", recovery.storage.types.Money(precision=18, scale=4), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("oversell", sa.Boolean(), nullable=False),
         sa.Column("platform_updated_at", TIME, nullable=False),

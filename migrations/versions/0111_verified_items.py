@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0111"
 down_revision = "0110"
@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = recovery.types.UTCDateTime(timezone=True)
+TIME = recovery.storage.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("product_id", sa.String(length=64), nullable=True),
         sa.Column("title", sa.String(length=255), nullable=True),
         sa.Column("variant_title", sa.String(length=255), nullable=True),
-        sa.Column("price", recovery.types.Money(precision=18, scale=4), nullable=True),
+        sa.Column("price", recovery.storage.types.Money(precision=18, scale=4), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("image_url", sa.Text(), nullable=True),
         sa.Column("url", sa.Text(), nullable=True),

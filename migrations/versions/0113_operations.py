@@ -27,7 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
     for key in KEYS:
-        # Partial: only order receipts not yet applied carry keys (recovery/receipts.py), so the indexes stay
+        # Partial: only order receipts not yet applied carry keys (recovery/intake/receipts.py), so the indexes stay
         # small and a non-order webhook's INSERT touches none of them.
         where = sa.text(f"{key} IS NOT NULL")
         op.create_index(

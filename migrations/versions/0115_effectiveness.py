@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0115"
 down_revision = "0113"
@@ -20,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = recovery.types.UTCDateTime(timezone=True)
+TIME = recovery.storage.types.UTCDateTime(timezone=True)
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 

@@ -6,7 +6,7 @@ Revises: 0115
 The triggers append a row to figure_marks (store, the cart's abandonment time) in the same transaction as
 every change that moves a daily figure: a message planned, sent, delivered, opened, clicked or deleted; a
 cart abandoned, recovered, completed or deleted; an order recorded, cancelled or re-linked; a holdout
-assignment. `recovery.figures.refresh` recounts the marked days (idempotent).
+assignment. `recovery.measure.figures.refresh` recounts the marked days (idempotent).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import recovery.types
+import recovery.storage.types
 
 revision = "0118"
 down_revision = "0115"
@@ -22,8 +22,8 @@ branch_labels = None
 depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIME = recovery.types.UTCDateTime(timezone=True)
-MONEY = recovery.types.Money()
+TIME = recovery.storage.types.UTCDateTime(timezone=True)
+MONEY = recovery.storage.types.Money()
 
 # What moves a figure, per table: (columns whose change matters, how to reach the cart's abandonment time).
 MESSAGE_COLUMNS = ("status", "sent_at", "opened_at", "clicked_at", "delivery_status", "step", "channel")

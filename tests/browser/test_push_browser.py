@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.runtime import Runtime, build_runtime
-from recovery import tables as t
+from recovery.storage import tables as t
 from tests.browser.storefront import SHOP, Served, Storefront, wait_for
 from tests.browser.test_tracker_browser import Visit
 from tests.conftest import add_store, make_settings
@@ -39,7 +39,7 @@ def b64url(data: bytes) -> str:
 BROWSER_KEY = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
     serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
 )
-SUBSCRIPTION = {  # on a push service the app accepts (recovery/netguard.PUSH_HOSTS); nothing is sent to it here
+SUBSCRIPTION = {  # on a push service the app accepts (recovery/sending/netguard.PUSH_HOSTS); nothing is sent to it here
     "endpoint": f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(24)}",
     "expirationTime": None,
     "keys": {"p256dh": b64url(BROWSER_KEY), "auth": b64url(secrets.token_bytes(16))},

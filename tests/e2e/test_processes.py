@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from recovery import tables as t
-from recovery.db import make_engine, make_sessionmaker
-from recovery.schema import upgrade
+from recovery.storage import tables as t
+from recovery.storage.db import make_engine, make_sessionmaker
+from recovery.storage.schema import upgrade
 from tests.conftest import POSTAL_ADDRESS
 from tests.e2e.stack import Stack, wait_for
 from tests.support import shopify

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.woocommerce.api import WooClient
 from connectors.woocommerce.coupons import coupon_body
-from recovery.tables import utcnow
+from recovery.storage.tables import utcnow
 from tests.realwoo.store import RealWoo, wait_for
 
 Connected = tuple[RealWoo, str]

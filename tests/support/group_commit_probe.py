@@ -1,5 +1,5 @@
 """Run under gevent (as gunicorn's gevent worker does): concurrent webhook receipts through
-recovery.pggroup on a real PostgreSQL database; prints what happened as JSON for tests/test_pggroup.py.
+recovery.storage.pggroup on a real PostgreSQL database; prints what happened as JSON for tests/test_pggroup.py.
 
 Usage: python -m tests.support.group_commit_probe DATABASE_URL SHOP
 """
@@ -14,9 +14,9 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 import psycopg  # noqa: E402
 
-from recovery import pggroup  # noqa: E402
-from recovery.db import make_engine  # noqa: E402
-from recovery.intake import record_webhook  # noqa: E402
+from recovery.storage import pggroup  # noqa: E402
+from recovery.storage.db import make_engine  # noqa: E402
+from recovery.intake.deliveries import record_webhook  # noqa: E402
 
 URL, SHOP = sys.argv[1], sys.argv[2]
 PAYLOAD = {"id": 1, "token": "t", "email": "shopper@example.com", "line_items": []}

@@ -3,7 +3,7 @@
 A race test needs the other side to be *waiting for the lock* before it lets go; a fixed sleep only hopes
 so, and on a loaded machine the test then passes without exercising the race. These helpers wait for the
 fact itself: PostgreSQL reports lock waits in pg_stat_activity; SQLite takes its write lock at the
-`BEGIN IMMEDIATE` every transaction starts with (recovery.db), so a thread waiting for it is inside that
+`BEGIN IMMEDIATE` every transaction starts with (recovery.storage.db), so a thread waiting for it is inside that
 statement's execution.
 """
 

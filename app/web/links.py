@@ -1,0 +1,111 @@
+"""Links in messages: restore the cart, open pixel, unsubscribe (confirmation page and RFC 8058 one-click)."""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, redirect, request
+
+from app.web import pages
+from connectors.restore_links import rebuild_restore_url
+from recovery.consent import engagement
+from recovery.sequence import offers
+from recovery.storage import tables as t
+from recovery.storage.crypto import Vault
+from recovery.messages.links import LinkError, LinkSigner
+from recovery.storage.tables import utcnow
+
+bp = Blueprint("links", __name__)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }}</title>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
+<h1 style="font-size: 1.4rem">{{ title }}</h1><p>{{ body }}</p></body></html>"""
+
+
+def _signer() -> LinkSigner:
+    from app.web import runtime
+
+    return runtime().sender.links
+
+
+def _page(title: str, body: str, status: int) -> tuple[str, int]:
+    return pages.render(PAGE, title=title, body=body), status
+
+
+def _bad_link(error: LinkError) -> tuple[str, int]:
+    if error.reason == "expired":
+        return _page("This link has expired", "Visit the store to find your cart again.", 410)
+    return _page("This link is not valid", "It may have been copied incompletely. Nothing was changed.", 400)
+
+
+@bp.get("/r/<token>")
+def restore(token: str):  # type: ignore[no-untyped-def]
+    """Record the click and send the shopper to the platform's recovery URL. Nobody is logged in by it."""
+    from app.web import runtime
+
+    try:
+        target = _signer().verify("restore", token)
+    except LinkError as exc:
+        return _bad_link(exc)
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        message = session.get(t.RecoveryMessage, target.message_id)
+        url = engagement.record_click(session, target)
+        if not url:  # a cart known only from the storefront tracker: its link is rebuilt from its items
+            url = rebuild_restore_url(session, target.cart_id, Vault(rt.settings.encryption_keys), utcnow())
+        url = offers.apply_code(session, target.message_id, url)  # an offer's code rides along: /discount/CODE
+        if message is not None and message.cart_id == target.cart_id:
+            # Only to the shop's own domains; a cart without a usable URL goes to the shop's home page.
+            url = engagement.own_domain(session, message.store_id, url)
+    if not url:
+        return _page("This cart is no longer available", "Visit the store to start again.", 404)
+    response = redirect(url, code=302)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to the store's analytics
+    return response
+
+
+@bp.get("/o/<token>")
+def open_pixel(token: str) -> Response:
+    from app.web import runtime
+
+    try:
+        target = _signer().verify("open", token)
+    except LinkError:
+        target = None  # a broken pixel still answers with an image; it records nothing
+    if target is not None:
+        with runtime().sessions.begin() as session:
+            engagement.record_open(session, target)
+    return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, private"})
+
+
+CONFIRM = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe</title>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
+<h1 style="font-size: 1.4rem">Stop cart reminders from this store?</h1>
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
+<button type="submit" style="font-size: 1rem; padding: .6rem 1.2rem">Unsubscribe</button></form></body></html>"""
+
+
+@bp.route("/u/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+    """RFC 8058. GET (the footer link, and what mail scanners and link prefetchers fetch) changes nothing:
+    it shows one button, which POSTs. A POST takes effect at once, only with the one-click body
+    `List-Unsubscribe=One-Click` (what mail clients send, and what the button sends); no cookies needed."""
+    from app.web import runtime
+
+    try:
+        target = _signer().verify("unsubscribe", token)
+    except LinkError as exc:
+        return _bad_link(exc)
+    if request.method == "GET":
+        return pages.render(CONFIRM), 200, {"Cache-Control": "no-store"}
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        return _page("Nothing was changed", "An unsubscribe request needs the body List-Unsubscribe=One-Click.", 400)
+    with runtime().sessions.begin() as session:
+        address = engagement.unsubscribe(session, target)
+    if address is None:
+        return _page("Nothing to unsubscribe", "This message no longer exists.", 404)
+    return _page("You will not get more reminders", "We will not email you about carts at this store again.", 200)

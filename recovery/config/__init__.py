@@ -1,0 +1,1 @@
+"""Configuration: the process settings built once from the environment (settings), the per-store settings with their parsers and defaults (store_settings), and registering stores (stores). Read by every stage; they decide how the pipeline behaves for one process and one store."""

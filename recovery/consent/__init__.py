@@ -1,0 +1,1 @@
+"""Consent and privacy: what shoppers allow and ask for. Consent records and regional email policy (records), what providers report after a send and the opt-outs it implies (suppress), opens, clicks and unsubscribes (engagement), privacy requests and uninstalls (privacy, redaction, pseudonym) and the purge of rows strangers can create (purge)."""

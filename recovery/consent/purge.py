@@ -1,0 +1,40 @@
+"""Rows strangers can make without signing in are bounded in number (rate limits at the edge) and in
+time (this purge, run by the dispatcher's sweep): expired OAuth states, expired WooCommerce activation
+starts, and push subscriptions that never became linked to a cart."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.orm import Session
+
+from recovery.storage import tables as t
+
+#: A finished activation is kept a little longer than its start: the merchant's return page reads it.
+USED_ACTIVATION_KEPT = timedelta(days=1)
+#: A push subscription no cart ever claimed is useless: nothing will be sent to it.
+UNLINKED_PUSH_KEPT = timedelta(days=7)
+#: How often the dispatcher runs the purge (each process).
+EVERY = timedelta(minutes=10)
+
+
+def purge_unauthenticated(session: Session, now: datetime) -> dict[str, int]:
+    def count(result: object) -> int:
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    states = session.execute(delete(t.OAuthState).where(t.OAuthState.expires_at < now))
+    activations = session.execute(
+        delete(t.WooActivation).where(
+            or_(
+                and_(t.WooActivation.used_at.is_(None), t.WooActivation.expires_at < now),
+                t.WooActivation.expires_at < now - USED_ACTIVATION_KEPT,
+            )
+        )
+    )
+    pushes = session.execute(
+        delete(t.PushSubscription).where(
+            t.PushSubscription.cart_id.is_(None), t.PushSubscription.created_at < now - UNLINKED_PUSH_KEPT
+        )
+    )
+    return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes)}

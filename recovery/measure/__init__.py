@@ -1,0 +1,1 @@
+"""Measurement, the last stage: what the loop achieved and how it runs. Recovered revenue and lift against the holdout with intervals (analytics, lift), the logged send decisions read back for training (send_log), model calibration and drift (monitoring) and Prometheus metrics (metrics)."""

@@ -1,0 +1,1 @@
+"""Messages, the third stage: a planned message and its cart become what a channel sends: email and SMS copy rendered from templates/ in the shopper's language (content, catalogs, locale/), push notifications (push_content), subject lines (subjects) and signed restore, open and unsubscribe links (links), put together by compose."""

@@ -1,0 +1,242 @@
+"""Recovery messages: personal and honest, prices in the cart's currency, every claim backed by data.
+
+Urgency comes only from facts the caller filled in from real data (`stock_left`, a recorded price
+drop); nothing here invents scarcity, countdowns or policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache, lru_cache
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from recovery.messages import catalogs
+
+TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
+LANGUAGES = catalogs.LANGUAGES  # one gettext catalog each under locale/; others fall back to English
+LOW_STOCK = 10  # "Only N left" is shown at or below this, and only when inventory says so
+SMS_MAX = 320  # two GSM-7 segments; a reminder must never become a long multi-part text
+_SMS_STORE_NAME_MAX = 40
+
+
+@dataclass(frozen=True)
+class ItemView:
+    title: str
+    variant_title: str | None
+    quantity: int
+    unit_price: Decimal
+    image_url: str | None = None
+    # Optional facts, filled by the caller only from real data:
+    previous_unit_price: Decimal | None = None  # set only when the recorded price for the variant dropped
+    stock_left: int | None = None  # set only when inventory says so
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    store_name: str
+    store_url: str
+    postal_address: str
+    first_name: str | None
+    locale: str  # BCP 47 from the shopper's browser or checkout, e.g. "en-US", "de-DE"
+    currency: str  # the cart's currency, ISO 4217
+    items: tuple[ItemView, ...]
+    total: Decimal
+    restore_url: str
+    unsubscribe_url: str
+    open_pixel_url: str | None
+    offer_code: str | None = None
+    offer_percent: int | None = None
+    offer_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Line:
+    title: str
+    variant_title: str | None
+    quantity: int
+    image_url: str | None
+    unit_price: str
+    line_total: str
+    price_drop: str | None
+    stock: str | None
+
+
+@cache
+def _env() -> Environment:
+    # Built on first render, not at import: importing the core must stay free of I/O.
+    return Environment(
+        loader=PackageLoader("recovery.messages", "templates"),
+        autoescape=select_autoescape(["html"]),  # .txt parts and SMS stay verbatim
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the package: no stat() of their files on every render
+    )
+
+
+def _strings(language: str) -> dict[str, str]:
+    return catalogs.strings(language)
+
+
+def _locale(tag: str) -> Locale:
+    """The locale the copy is written in: the shopper's when we have its language, else English (text,
+    `lang` and number formats alike)."""
+    return catalogs.copy_locale(tag)
+
+
+@lru_cache(maxsize=4096)  # Babel's formatting showed in send profiles; prices and totals repeat a lot
+def _money(amount: Decimal, currency: str, loc: Locale) -> str:
+    return format_currency(amount, currency, locale=loc)
+
+
+def _clean(value: str | None) -> str | None:
+    """Collapse whitespace (no line breaks can reach a subject header); empty means unknown."""
+    return (" ".join(value.split()) or None) if value else None
+
+
+def _check(template: str, ctx: MessageContext) -> None:
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    if template == "offer":
+        if not ctx.offer_code or ctx.offer_percent is None:
+            raise ValueError("the offer template needs a real offer: offer_code and offer_percent")
+        if not 0 < ctx.offer_percent <= 100:
+            raise ValueError(f"offer_percent must be 1..100, got {ctx.offer_percent}")
+
+
+def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
+    """Everything the templates see, with all money already formatted for the shopper's locale."""
+    _check(template, ctx)
+    loc = _locale(ctx.locale)
+    strings = _strings(loc.language)
+    name, store = _clean(ctx.first_name), _clean(ctx.store_name) or ""
+    facts = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
+
+    def say(key: str, **extra: object) -> str:
+        # Our strings are the format strings; shopper and store data only ever fill the placeholders.
+        chosen = strings.get(f"{key}.named", strings[key]) if name else strings[key]
+        return chosen.format(**facts, **extra)
+
+    def money(amount: Decimal) -> str:
+        return _money(amount, ctx.currency, loc)
+
+    expires = None
+    if template == "offer" and (at := ctx.offer_expires_at) is not None:
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # stored times are UTC
+        when = (
+            f"{format_date(at, 'long', locale=loc)}, {format_time(at, 'short', tzinfo=UTC, locale=loc)} UTC"
+        )
+        expires = say("offer.expires", date=when)
+    return {
+        "lang": loc.language,
+        "say": say,
+        "subject": say(f"subject.{template}"),
+        "preheader": say(f"preheader.{template}"),
+        "greeting": say("greeting"),
+        "store_name": store,
+        "store_url": ctx.store_url,
+        "postal_address": ", ".join(p.strip() for p in ctx.postal_address.splitlines() if p.strip()),
+        "lines": [_line(item, money, say) for item in ctx.items],
+        "total": money(ctx.total),
+        "restore_url": ctx.restore_url,
+        "unsubscribe_url": ctx.unsubscribe_url,
+        "open_pixel_url": ctx.open_pixel_url,
+        "offer_code": ctx.offer_code,
+        "offer_expires": expires,
+    }
+
+
+def _line(item: ItemView, money: Callable[[Decimal], str], say: Callable[..., str]) -> _Line:
+    was, left, variant = item.previous_unit_price, item.stock_left, _clean(item.variant_title)
+    return _Line(
+        title=item.title,
+        variant_title=None if variant == "Default Title" else variant,  # Shopify's single-variant placeholder
+        quantity=item.quantity,
+        image_url=item.image_url,
+        unit_price=money(item.unit_price),
+        line_total=money(item.unit_price * item.quantity),
+        price_drop=say("price_drop", now=money(item.unit_price), was=money(was))
+        if was is not None and was > item.unit_price
+        else None,
+        stock=say("stock", count=left) if left is not None and 0 < left <= LOW_STOCK else None,
+    )
+
+
+def render_email(template: str, ctx: MessageContext) -> RenderedEmail:
+    """Raises ValueError for an unknown template, or for `offer` without a real offer."""
+    variables = _variables(template, ctx)
+    env = _env()
+    return RenderedEmail(
+        subject=variables["subject"],
+        html=env.get_template(f"email/{template}.html").render(variables),
+        text=env.get_template(f"email/{template}.txt").render(variables),
+    )
+
+
+def render_sms(template: str, ctx: MessageContext) -> str:
+    """Store name, restore URL and opt-out wording; raises ValueError if it would pass SMS_MAX."""
+    variables = _variables(template, ctx)
+    store = variables["store_name"]
+    if len(store) > _SMS_STORE_NAME_MAX:  # "..." rather than "…": stays in the GSM-7 alphabet
+        variables["store_name"] = store[: _SMS_STORE_NAME_MAX - 3].rstrip() + "..."
+    body = _env().get_template(f"sms/{template}.txt").render(variables).strip()
+    if len(body) > SMS_MAX:
+        raise ValueError(f"SMS would be {len(body)} characters (limit {SMS_MAX}): restore URL too long")
+    return body
+
+
+def sample_context(locale: str = "en-US", currency: str = "USD", image_url: str | None = None) -> MessageContext:
+    """An invented cart for previews: one price drop, one low-stock item, an offer. `image_url` is the
+    first item's picture (the web preview serves one itself; None: no picture)."""
+    return MessageContext(
+        store_name="Hollow Oak Goods",
+        store_url="https://hollow-oak-goods.myshopify.com",
+        postal_address="100 Example Street, Springfield, ST 00000",
+        first_name="Alex",
+        locale=locale,
+        currency=currency,
+        items=(
+            ItemView("Waxed Canvas Tote", "Olive", 2, Decimal("49.90"), image_url),
+            ItemView("Enamel Camp Mug", "Cream", 1, Decimal("18.00"), None, Decimal("24.00"), stock_left=3),
+        ),
+        total=Decimal("117.80"),
+        restore_url="https://app.example.com/r/sample-restore",
+        unsubscribe_url="https://app.example.com/u/sample-unsubscribe",
+        open_pixel_url=None,  # previews must not count as opens
+        offer_code="WELCOME10",
+        offer_percent=10,
+        offer_expires_at=datetime(2030, 1, 31, 23, 0, tzinfo=UTC),
+    )
+
+
+#: The sample cart's currency by the copy's language: where most of its shoppers pay in it.
+_SAMPLE_CURRENCY = {"de": "EUR", "fr": "EUR", "es": "EUR", "it": "EUR", "nl": "EUR", "pt": "BRL"}
+
+
+def _sample_currency(locale: str) -> str:
+    return _SAMPLE_CURRENCY.get(_locale(locale).language, "USD")
+
+
+def preview(template: str, locale: str = "en-US", image_url: str | None = None) -> RenderedEmail:
+    """The email for the sample cart, in the currency most shoppers of that language pay in."""
+    return render_email(template, sample_context(locale, _sample_currency(locale), image_url))
+
+
+def preview_sms(template: str, locale: str = "en-US") -> str:
+    return render_sms(template, sample_context(locale, _sample_currency(locale)))
+

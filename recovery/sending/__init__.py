@@ -1,0 +1,1 @@
+"""Sending, the fourth stage: due messages are claimed and handed to the broker (dispatch), re-checked just before the send (checks) against the send policy (policy/: caps, quiet hours, time zones), then sent through a channel (channels/: SendGrid, SMTP, Twilio, web push, outbox) by send, with the retry policy (retry) and outbound calls kept to where we meant (netguard)."""

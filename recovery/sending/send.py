@@ -1,0 +1,266 @@
+"""Send jobs: re-check a batch of due messages, then send each one, marked before the provider is called."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.storage import locks
+from recovery.measure import metrics
+from recovery.sequence import offers
+from recovery.intake import receipts, verify
+from recovery.storage import tables as t
+from recovery.intake.catalog import known_variants
+from recovery.storage.db import DriverStatement
+from recovery.sending.channels import Channel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
+from recovery.sending.checks import Candidate, blocking_reasons
+from recovery.messages.compose import Composer
+from recovery.sending.policy import Guard, verdicts
+from recovery.sending.policy import caps, caps_pg
+from recovery.storage.tables import utcnow
+from recovery.sequence.timing import Timing
+
+log = logging.getLogger(__name__)
+
+SEND_ACTOR = "send_messages"
+
+
+@dataclass(frozen=True)
+class Sender:
+    channels: Mapping[str, Channel]
+    composer: Composer
+    timing: Timing = field(default_factory=Timing)
+    #: The time policy decisions and hand-overs use (tests pass a fixed one).
+    clock: Callable[[], datetime] = utcnow
+
+    @property
+    def links(self):  # type: ignore[no-untyped-def]
+        return self.composer.links
+
+    def send(self, sessions: sessionmaker[Session], message_id: int) -> str:
+        return self.send_batch(sessions, [message_id]).get(message_id, "nothing to do")
+
+    def send_batch(self, sessions: sessionmaker[Session], message_ids: Sequence[int]) -> dict[int, str]:
+        """Idempotent: only `queued` rows are sent. Each row is marked `sending` on its own, just before its
+        provider call, so a crash loses at most the one message in flight, and the dispatcher later marks
+        that row failed ("interrupted") instead of sending it again.
+
+        An offer step's discount code is made only for a message that passed every check (consent, policy,
+        caps, quiet hours): the first pass leaves it queued, its code is made with no transaction open, and
+        a second pass re-checks it and composes it with the code (or as a plain reminder without one).
+        """
+        verify.prepare(sessions, self.composer.catalog, message_ids)  # platform calls before any row lock
+        ready, outcomes, wants_code = self._check(sessions, message_ids)
+        if wants_code:
+            offers.prepare(sessions, self.composer.offers, wants_code)
+            more, again, _ = self._check(sessions, wants_code, codes_made=True)
+            ready, outcomes = ready + more, {**outcomes, **again}
+        if not ready:
+            return outcomes
+        due = {r[0]: r[4] for r in ready}
+        # One provider's outage must not hold up the others: after its first transient error the rest of
+        # that channel stays queued (no timeout per message), other channels go on; then the job retries.
+        down: dict[str, TransientSendError] = {}
+        with _connection_for_batch(sessions.kw["bind"]) as bind:
+            for message_id, channel, outbound, guard, _ in ready:
+                if channel in down:
+                    continue
+                try:
+                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due[message_id])
+                except TransientSendError as exc:
+                    down[channel] = exc
+        if down:
+            raise next(iter(down.values()))
+        return outcomes
+
+    def _check(
+        self, sessions: sessionmaker[Session], message_ids: Sequence[int], codes_made: bool = False
+    ) -> tuple[list[tuple[int, str, OutboundEmail | OutboundSms, Guard | None]], dict[int, str], list[int]]:
+        outcomes: dict[int, str] = {}
+        ready = []
+        wants_code: list[int] = []
+        with sessions.begin() as session:
+            # Lock order (recovery/storage/locks.py): the stores FOR SHARE first, so an order being applied for one
+            # (FOR NO KEY UPDATE) finishes first, and no message is held while waiting for it; then messages.
+            store_ids = set(session.scalars(
+                select(t.RecoveryMessage.store_id).where(t.RecoveryMessage.id.in_(message_ids)).distinct()
+            ))  # fmt: skip
+            stores = {
+                s.id: s
+                for s in session.scalars(
+                    select(t.Store).where(t.Store.id.in_(store_ids)).order_by(t.Store.id)
+                    .with_for_update(**locks.STORE_SHARED)
+                )
+            }
+            messages = session.scalars(
+                select(t.RecoveryMessage)
+                .where(t.RecoveryMessage.id.in_(message_ids), t.RecoveryMessage.status == "queued")
+                .order_by(t.RecoveryMessage.id)
+                .with_for_update(skip_locked=True)  # a duplicate job running right now owns those rows
+            ).all()
+            if not messages:
+                return [], outcomes, wants_code
+            carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({m.cart_id for m in messages})))}
+            batch = [Candidate(m, carts[m.cart_id], stores[m.store_id]) for m in messages]
+            known = known_variants(session, list(carts.values()))  # for the stock check and every message
+            reasons = blocking_reasons(session, batch, known)
+            # Orders acknowledged but not applied yet (recovery/intake/receipts.py): a failed one cancels, a pending
+            # one holds; `mark_sending` asks again in the statement that hands the message over.
+            hold_until = self.clock() + self.timing.span(receipts.HOLD.total_seconds())
+            unapplied = receipts.unapplied_orders(session, [c.cart for c in batch if c.message.id not in reasons])
+            for candidate in batch:
+                state = unapplied.get(candidate.cart.id)
+                if state == "failed" and candidate.message.id not in reasons:
+                    reasons[candidate.message.id] = "shopper ordered (order receipt not applied)"
+            # Quiet hours and caps: a message that may not go now is moved, not dropped (recovery/sending/policy).
+            timed, guards = verdicts(session, [c for c in batch if c.message.id not in reasons], self.clock(), self.timing)
+            for candidate in batch:
+                message = candidate.message
+                if message.id in reasons:
+                    message.status, message.reason = "cancelled", reasons[message.id]
+                    outcomes[message.id] = f"cancelled: {message.reason}"
+                    continue
+                verdict = timed.get(message.id)
+                if unapplied.get(candidate.cart.id) == "pending":
+                    message.status, message.due_at, message.claimed_at = "planned", hold_until, None
+                    message.reason = "rescheduled: order_receipt_pending"
+                    outcomes[message.id] = message.reason
+                    continue
+                if verdict is not None and verdict.action == "cancel":
+                    message.status, message.reason = "cancelled", verdict.reason
+                    outcomes[message.id] = f"cancelled: {verdict.reason}"
+                    continue
+                if verdict is not None:
+                    message.status, message.due_at, message.claimed_at = "planned", verdict.at, None
+                    message.reason = f"rescheduled: {verdict.reason}"
+                    outcomes[message.id] = message.reason
+                    continue
+                composer = self.composer
+                if offers.needs_code(session, composer.offers, candidate.store, message):
+                    if not codes_made:  # it will be sent: make its code after this transaction, then re-check
+                        wants_code.append(message.id)
+                        continue
+                    composer = replace(composer, offers=None)  # no code could be made: a plain reminder
+                try:
+                    outbound = composer.compose(candidate.store, candidate.cart, message, known)
+                except ValueError as exc:  # e.g. an address the email package refuses, a URL too long
+                    message.status, message.reason = "failed", f"cannot compose: {exc}"[:500]
+                    outcomes[message.id] = f"failed: {message.reason}"
+                    continue
+                guard = guards.get(message.id)
+                if guard is not None:
+                    guard = replace(guard, receipt=receipts.keys_for(candidate.cart, hold_until))
+                ready.append((message.id, message.channel, outbound, guard, message.due_at))
+        for candidate in batch:  # what the check decided (the rest is counted at the hand-over)
+            if candidate.message.id in outcomes:
+                metrics.message(candidate.message.channel, outcomes[candidate.message.id])
+        return ready, outcomes, wants_code
+
+    def _deliver(
+        self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
+        guard: Guard | None = None, due_at: datetime | None = None,
+    ) -> str:
+        handed_over = self.clock()
+        # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
+        # still hold with what other workers sent meanwhile.
+        held = _mark_sending(bind, message_id, handed_over, guard)
+        if held:
+            metrics.message(channel, held)
+            return held
+        try:
+            result = self.channels[channel].send(outbound)
+        except PermanentSendError as exc:
+            _transition(bind, "failed", message_id=message_id, why=f"provider refused: {exc}"[:500])
+            log.warning("message %s: provider refused it", message_id)
+            metrics.message(channel, "failed")
+            return "failed: provider refused"
+        except TransientSendError as exc:
+            _transition(bind, "requeued", message_id=message_id, why=f"provider unavailable: {exc}"[:500])
+            metrics.message(channel, "requeued")
+            raise  # the job's retry policy decides when to try again
+        # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
+        _transition(bind, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
+        log.info("message %s sent by %s", message_id, channel)
+        metrics.message(channel, "sent")
+        if due_at is not None:
+            metrics.lateness(channel, (handed_over - due_at).total_seconds())
+        return "sent"
+
+
+def _compare_and_set(expected: str, **values: Any) -> Any:
+    row = t.RecoveryMessage
+    return update(row).where(row.id == bindparam("message_id"), row.status == expected).values(**values)
+
+
+#: The status changes of a send, each a compare-and-set on the row's status. Built once: constructing a
+#: statement per message cost more CPU than running it.
+_TRANSITIONS = {
+    "sending": caps.MARK,
+    "sent": _compare_and_set("sending", status="sent", sent_at=bindparam("at"), provider_message_id=bindparam("provider_id")),
+    "failed": _compare_and_set("sending", status="failed", reason=bindparam("why")),
+    "requeued": _compare_and_set("sending", status="queued", reason=bindparam("why")),
+}
+#: The same, for the batch's PostgreSQL connection (see DriverStatement).
+_ON_DRIVER = {kind: DriverStatement(statement) for kind, statement in _TRANSITIONS.items()}
+
+
+@contextmanager
+def _connection_for_batch(engine: Engine) -> Iterator[Engine | Connection]:
+    """PostgreSQL: one connection for all of a batch's status changes, in autocommit. That is one pool
+    checkout (and pre-ping) per batch instead of two per message, and each change is one statement,
+    durable when it returns, without BEGIN and COMMIT round trips. Elsewhere (SQLite) the engine: its one
+    pooled connection is shared by every thread of the process and must not be held across provider calls."""
+    if engine.dialect.name != "postgresql":
+        yield engine
+        return
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    if not isinstance(bind, Connection):
+        with bind.begin() as conn:
+            yield conn
+        return
+    bind.execution_options(isolation_level=bind.default_isolation_level)  # a real one, for the rare path
+    try:
+        with bind.begin():
+            yield bind
+    finally:
+        if not bind.invalidated:  # a lost connection is dropped anyway: keep its error, not this one's
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _mark_sending(
+    bind: Engine | Connection, message_id: int, at: datetime, guard: Guard | None
+) -> str | None:
+    """queued → sending, committed before the provider is called; with a guard, together with the cap
+    re-check under the shopper's ledger row locks: in one statement on PostgreSQL (caps_pg.py), else in
+    one transaction (caps.py)."""
+    if guard is None:
+        return None if _transition(bind, "sending", message_id=message_id, at=at) else "cancelled meanwhile"
+    if guard.ledger_ids and isinstance(bind, Connection):  # PostgreSQL in autocommit
+        with bind.begin():  # sends no BEGIN nor COMMIT in autocommit; for `settle` on the rare path
+            held = caps_pg.mark_at_once(bind, guard, message_id, at)
+        if held != caps_pg.STALE:
+            return held
+    with _transaction(bind) as conn:
+        return caps.mark_sending(conn, guard, message_id, at)
+
+
+def _transition(bind: Engine | Connection, kind: str, **params: object) -> bool:
+    """Apply one status change and commit it at once: on the batch's autocommit connection, else in a
+    transaction of its own."""
+    if isinstance(bind, Connection):
+        return bool(_ON_DRIVER[kind](bind, **params).rowcount)
+    with bind.begin() as conn:
+        return bool(conn.execute(_TRANSITIONS[kind], params).rowcount)

@@ -1,0 +1,1 @@
+"""Storage: the PostgreSQL/SQLite engine and sessions, the schema (tables/, Alembic upgrades), portable column types, the hot paths that talk to libpq directly (pgdirect, pggroup), the one lock order, credentials at rest (crypto) and private local files. Every other stage reads and writes through here; nothing here knows about carts being recovered."""

@@ -1,0 +1,65 @@
+"""SQLAlchemy models. Alembic migrations are the only source of the schema; a test checks they agree.
+
+Every model is `recovery.storage.tables.X` (`from recovery import tables as t`); the modules split them by subject.
+"""
+
+from recovery.storage.tables.base import NAMING, Base, utcnow
+from recovery.storage.tables.core import (
+    Cart,
+    Customer,
+    ExperimentAssignment,
+    Order,
+    RecoveryMessage,
+    SendDecision,
+    Store,
+    WebhookDelivery,
+)
+from recovery.storage.tables.figures import DailyFigure, FigureMark
+from recovery.storage.tables.shopper import (
+    Consent,
+    DataExport,
+    PushSubscription,
+    ShopperSend,
+    Suppression,
+    TrackEvent,
+)
+from recovery.storage.tables.store import (
+    DiscountCode,
+    InventoryLevel,
+    OAuthState,
+    VariantPrice,
+    VerifiedItem,
+    WooActivation,
+    WooConnection,
+    WooWebhook,
+)
+
+__all__ = [
+    "Base",
+    "Cart",
+    "Consent",
+    "Customer",
+    "DailyFigure",
+    "DataExport",
+    "DiscountCode",
+    "ExperimentAssignment",
+    "FigureMark",
+    "InventoryLevel",
+    "NAMING",
+    "OAuthState",
+    "Order",
+    "PushSubscription",
+    "RecoveryMessage",
+    "SendDecision",
+    "ShopperSend",
+    "Store",
+    "Suppression",
+    "TrackEvent",
+    "VariantPrice",
+    "VerifiedItem",
+    "WebhookDelivery",
+    "WooActivation",
+    "WooConnection",
+    "WooWebhook",
+    "utcnow",
+]
