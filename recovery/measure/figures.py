@@ -215,26 +215,27 @@ class Figures:
 
 
 def read(session: Session, store_id: int, first: date, last: date) -> Figures:
-    """Sum one store's daily rows over a range (a primary-key range scan: days x steps rows)."""
+    """Sum one store's daily rows over a range: the funnel summed in SQL per (step, channel), the cart-level
+    rows (one a day and currency) summed here (SQLite keeps money as text). A primary-key range scan."""
     f = t.DailyFigure
-    rows = session.scalars(select(f).where(f.store_id == store_id, f.day >= first, f.day <= last)).all()
-    steps: dict[tuple[int, str], StepFigures] = {}
+    in_range = (f.store_id == store_id, f.day >= first, f.day <= last)
+    funnel = session.execute(
+        select(f.step, f.channel, *(func.sum(getattr(f, k)) for k in COUNTS))
+        .where(*in_range, f.step > 0).group_by(f.step, f.channel).order_by(f.step, f.channel)
+    ).all()  # fmt: skip
     days = {first + timedelta(days=n): DayFigures(first + timedelta(days=n)) for n in range((last - first).days + 1)}
-    out = Figures(first, last, [], list(days.values()))
-    for r in rows:
-        if r.step:
-            s = steps.setdefault((r.step, r.channel), StepFigures(r.step, r.channel))
-            for key in COUNTS:
-                setattr(s, key, getattr(s, key) + getattr(r, key))
-            continue
-        d = days[r.day]
-        d.abandoned += r.abandoned
-        d.recovered += r.recovered
-        d.revenue[r.currency] = d.revenue.get(r.currency, Decimal("0")) + r.recovered_revenue
-        out.revenue[r.currency] = out.revenue.get(r.currency, Decimal("0")) + r.recovered_revenue
-        for key in CART_COUNTS:
-            setattr(out, key, getattr(out, key) + getattr(r, key))
-    out.steps = [steps[k] for k in sorted(steps)]
+    out = Figures(first, last, [StepFigures(r[0], r[1], *(int(v or 0) for v in r[2:])) for r in funnel], list(days.values()))
+    cart_rows = session.execute(
+        select(f.day, f.currency, f.recovered_revenue, *(getattr(f, k) for k in CART_COUNTS)).where(*in_range, f.step == 0)
+    ).all()
+    for day, currency, revenue, *counts in cart_rows:
+        d = days[_as_date(day)]
+        d.abandoned += counts[0]
+        d.recovered += counts[1]
+        d.revenue[currency] = d.revenue.get(currency, Decimal("0")) + revenue
+        out.revenue[currency] = out.revenue.get(currency, Decimal("0")) + revenue
+        for key, value in zip(CART_COUNTS, counts, strict=True):
+            setattr(out, key, getattr(out, key) + value)
     return out
 
 
