@@ -96,19 +96,10 @@ def store_set(shop: str, pairs: tuple[str, ...]) -> None:
 @click.argument("keys", nargs=-1, required=True)
 def store_unset(shop: str, keys: tuple[str, ...]) -> None:
     """Put settings back to their defaults: KEY ..."""
-    from recovery.config.store_settings import SPECS, SettingError, unset
-    from recovery.config.stores import StoreError, get_store
+    from recovery.config.stores import get_store, unset_settings
 
     with _sessions() as (_settings, session):
-        found = get_store(session, shop)
-        try:
-            found.settings = unset(found.settings or {}, list(keys))  # a new dict: the JSON change is seen
-        except SettingError as exc:
-            raise StoreError(str(exc)) from None
-        if "timezone" in keys:
-            found.timezone = SPECS["timezone"].default
-        if "currency" in keys:
-            found.currency = SPECS["currency"].default
+        unset_settings(session, get_store(session, shop), list(keys))
         click.echo("back to default: " + ", ".join(sorted(set(keys))))
 
 
@@ -130,6 +121,23 @@ def store_show(shop: str, as_json: bool) -> None:
         click.echo(f"{found.domain} ({found.platform}) {'installed' if found.active else 'uninstalled'}")
         for key, value, is_default in rows:
             click.echo(f"  {key:<22} {value or '-'}{'  (default)' if is_default else ''}")
+
+
+@store.command("plan")
+@click.argument("shop")
+@click.argument("plan", type=click.Choice(["enterprise", "starter", "growth", "pro", "none"]))
+def store_plan(shop: str, plan: str) -> None:
+    """Set a store's plan by hand (Enterprise contracts; `none` ends it). Applies with CARTRESQ_BILLING=on."""
+    from recovery.billing.subscriptions import apply_plan_change
+    from recovery.model import PlanChanged
+    from recovery.config.stores import get_store
+    from recovery.storage.tables import utcnow
+
+    with _sessions() as (_settings, session):
+        found = get_store(session, shop)
+        change = PlanChanged(provider="manual", status="cancelled" if plan == "none" else "active",
+                             plan=None if plan == "none" else plan, subscription_id=f"manual:{plan}", event_at=utcnow())
+        click.echo(f"{found.domain}: {apply_plan_change(session, found.id, change, utcnow())}")
 
 
 class _sessions:

@@ -53,8 +53,25 @@ def run_once(runtime: Runtime) -> Pass:
         runtime.shopify.tick(runtime._threads)
     _woo_reconcile(runtime, now)
     _purge(runtime, now)
+    _billing_notices(runtime, now)
     _figures(runtime, now)
     return result
+
+
+_notices: dict[str, float] = {"next": 0.0}  # this process's billing-notice time gate
+
+
+def _billing_notices(runtime: Runtime, now: datetime) -> None:
+    """Every minute with billing on: email the 80 % / 100 % plan notices the abandoner flagged."""
+    if not runtime.settings.billed_platforms or now.timestamp() < _notices["next"]:
+        return
+    _notices["next"] = now.timestamp() + 60
+    from app.billing_mail import send_due_notices
+
+    try:
+        send_due_notices(runtime, now)
+    except Exception:  # a mail failure never stops the dispatcher
+        log.exception("billing notices failed")
 
 
 _figured: dict[str, float] = {"next": 0.0}  # this process's daily-figures time gate

@@ -230,8 +230,11 @@ def build_runtime(
         settings, sessions, ShopifyCatalog(shopify.offers) if shopify else None
     ))
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
+    from recovery.billing.usage import limits_for
+
     abandoner = Abandoner(
-        LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed), epsilon=settings.explore_epsilon
+        LazySendTime(settings.model_dir / "send_time.onnx"), timing, random.Random(seed), epsilon=settings.explore_epsilon,
+        limits=limits_for(settings.billing, settings.billed_platforms),  # None with CARTRESQ_BILLING=off
     )
     runtime = Runtime(
         settings=settings,

@@ -54,11 +54,14 @@ def train_from_logs(sends: Sequence[Send], out_dir: Path, *, store: int | None =
     if len({s.ordered for s in sends}) < 2:
         raise ValueError("need logged sends with and without an order to train")
     X, y = rows(sends)
-    w = pooling_weights(np.asarray([s.store_id for s in sends]), store)
+    ids = np.asarray([s.store_id for s in sends])
+    w = pooling_weights(ids, store)
     model, X_test, y_test = fit_rows(X, y, seed, sample_weight=w)
     return save_model(
         model, X_test, y_test, Path(out_dir), n_samples=len(sends), seed=seed,
+        # store_sends: serving gives a store its own model only from POOL_PRIOR_SENDS of them (app/sendtime.py)
         source={"source": "logged sends", "store_id": store, "n_samples": len(sends), "seed": seed,
+                "store_sends": int((ids == store).sum()) if store is not None else None,
                 "note": "real outcomes: ordered within the window after abandonment"},
     )  # fmt: skip
 

@@ -198,12 +198,28 @@ class InventoryChanged:
     triggered_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class PlanChanged:
+    """A payment provider's news about the store's subscription (recovery/billing/subscriptions.py)."""
+
+    provider: str  # "shopify", "stripe", "manual"
+    status: str  # recovery.billing.plans: active, trial, past_due, pending, frozen, cancelled
+    plan: str | None  # recovery.billing.plans key; None: not named by this event
+    subscription_id: str | None = None
+    period_end: datetime | None = None
+    trial_ends_at: datetime | None = None
+    customer_id: str | None = None
+    contact_email: str | None = None
+    #: When the provider says the change happened (orders late deliveries).
+    event_at: datetime | None = None
+
+
 #: Catalog events: facts for content and checks; they never touch carts.
 CATALOG_EVENTS = (ProductUpdated, InventoryChanged)
 
 Event = (
     CartSnapshot | OrderPlaced | OrderCancelled | ConsentChanged | CheckoutDeleted | CustomerRedact
-    | CustomerDataRequest | ShopRedact | AppUninstalled | ProductUpdated | InventoryChanged
+    | CustomerDataRequest | ShopRedact | AppUninstalled | ProductUpdated | InventoryChanged | PlanChanged
 )
 
 #: Events applied even to an uninstalled store: privacy law and the platform's lifecycle come first.

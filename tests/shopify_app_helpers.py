@@ -43,7 +43,7 @@ def web(rt: Runtime):  # type: ignore[no-untyped-def]
 
 def install(web, shop: str = SHOP):  # type: ignore[no-untyped-def]
     """The embedded first load: Shopify admin opens the app with a session token in `id_token`."""
-    return web.get(f"/?shop={shop}&embedded=1&id_token={session_token(shop, API_KEY, SECRET)}")
+    return web.get(f"/app/?shop={shop}&embedded=1&id_token={session_token(shop, API_KEY, SECRET)}")
 
 
 def store(rt: Runtime, shop: str = SHOP) -> t.Store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_no_serve_needs_no_fixed_port_and_json_is_one_document(workdir: Path, ta
     summary = json.loads(result.stdout)  # stdout is the JSON alone; progress went to stderr
     assert summary["seed"] == 7 and summary["shoppers"] == 12 and summary["carts"] == 12
     assert {"abandoned", "holdout", "treated", "messages_sent", "lift_points"} <= set(summary)
-    assert "shoppers checking out" in result.stderr and "\x1b[" not in result.stderr  # plain lines off a terminal
+    assert "simulated hours" in result.stderr and "\x1b[" not in result.stderr  # plain lines off a terminal
 
 
 def test_train_reports_stages_and_json(workdir: Path) -> None:
@@ -77,7 +78,7 @@ class _Recorder:
 
 
 def test_a_shoppers_reaction_depends_on_seed_shopper_and_step_not_on_order_or_clock() -> None:
-    from app.demo import Shop
+    from app.demo import SIM_START, Shop
     from ml.simulator import ShopperModel
     from recovery.config.settings import Settings
 
@@ -90,7 +91,7 @@ def test_a_shoppers_reaction_depends_on_seed_shopper_and_step_not_on_order_or_cl
         for index in order:
             for step in (1, 2):
                 shop = Shop(7, _Recorder())  # type: ignore[arg-type]
-                shop.respond(people[index], step, html, settings)
+                shop.respond(people[index], step, html, settings, SIM_START + timedelta(hours=2 + 24 * (step - 1)))
                 seen[(index, step)] = shop.client.calls  # type: ignore[attr-defined]
         return seen
 
@@ -98,3 +99,38 @@ def test_a_shoppers_reaction_depends_on_seed_shopper_and_step_not_on_order_or_cl
     assert forward == reactions(list(reversed(range(60))))
     assert any(calls for calls in forward.values())  # some shoppers do react
     assert forward != {key: [] for key in forward}
+
+
+def test_same_seed_prints_the_same_figures_and_a_paid_checkout_is_never_abandoned(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Simulated time (issue 21 item 6): two runs of one seed agree to the message; every shopper who
+    completes checkout pays before the store's idle time, so only the simulator's abandoners abandon."""
+    from ml.simulator import ShopperModel
+
+    runs = []
+    for n in range(2):
+        result = CliRunner().invoke(main, ["demo", "--no-serve", "--carts", "30", "--seed", "11", "--json"])
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads(result.stdout))
+        if n == 0:
+            human = CliRunner().invoke(main, ["demo", "--no-serve", "--carts", "30", "--seed", "11"])
+            assert "95% CI" in human.stdout and "lift (absolute)" in human.stdout  # the lift with its interval
+    assert runs[0] == runs[1]
+    abandoners = sum(ShopperModel(11).shopper(i).abandons for i in range(30))
+    assert runs[0]["abandoned"] == abandoners and runs[0]["carts"] == 30
+    assert sum(runs[0]["messages_sent"].values()) > 0
+
+
+def test_shoppers_check_out_at_their_own_local_hours() -> None:
+    from zoneinfo import ZoneInfo
+
+    from app.demo import SIM_START
+    from app.demo.shop import arrival
+    from ml.simulator import ShopperModel
+
+    people = [ShopperModel(3).shopper(i) for i in range(400)]
+    local = [arrival(3, p, SIM_START).astimezone(ZoneInfo(p.timezone)).hour for p in people]
+    utc = [arrival(3, p, SIM_START) for p in people]
+    assert all(SIM_START <= at < SIM_START + timedelta(days=1) for at in utc)
+    evening, night = sum(19 <= h <= 23 for h in local), sum(2 <= h <= 5 for h in local)
+    assert evening > 4 * night  # the simulator's local-hour profile, whatever the zone
+    assert len({p.timezone for p in people}) > 3 and len(set(utc)) == len(utc)

@@ -15,7 +15,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CODE_DIRS = ("app", "recovery", "connectors", "ml", "tests")
 #: Our variables' prefixes; other upper-case words in the docs (SQL, headers) are not variables.
 ENV_NAME = re.compile(
-    r"\b(?:(?:CARTRESQ|SHOPIFY|SENDGRID|TWILIO|VAPID|OPENAI|SMTP|REDIS|DATABASE|SENTRY|PROMETHEUS)_[A-Z0-9_]*[A-Z0-9]|APP_URL|SECRET_KEY)\b(?!\*)"
+    r"\b(?:(?:CARTRESQ|SHOPIFY|SENDGRID|TWILIO|VAPID|OPENAI|SMTP|REDIS|DATABASE|SENTRY|PROMETHEUS|STRIPE)_[A-Z0-9_]*[A-Z0-9]|APP_URL|SECRET_KEY)\b(?!\*)"
 )
 
 

@@ -40,7 +40,7 @@ def test_html_pages_carry_csp_nosniff_and_referrer_policy(client) -> None:  # ty
 
 def test_frame_ancestors_names_the_verified_shop_never_the_shop_parameter(rt, web) -> None:  # noqa: F811
     # Given a valid session token for SHOP, and a `shop` parameter naming another store
-    page = web.get(f"/?shop={EVIL}&embedded=1&id_token={session_token(SHOP, API_KEY, SECRET)}")
+    page = web.get(f"/app/?shop={EVIL}&embedded=1&id_token={session_token(SHOP, API_KEY, SECRET)}")
     assert page.status_code == 200
     csp = page.headers["Content-Security-Policy"]
     assert f"frame-ancestors https://{SHOP} https://admin.shopify.com" in csp and EVIL not in csp
@@ -48,7 +48,7 @@ def test_frame_ancestors_names_the_verified_shop_never_the_shop_parameter(rt, we
     bounce = web.get(f"/auth/shopify/patch-id-token?shop={EVIL}&shopify-reload=/")
     assert bounce.headers["Content-Security-Policy"].endswith("frame-ancestors https://admin.shopify.com")
     # An invalid token: no frame-ancestors for anyone
-    refused = web.get(f"/?shop={EVIL}&id_token=forged")
+    refused = web.get(f"/app/?shop={EVIL}&id_token=forged")
     assert EVIL not in refused.headers.get("Content-Security-Policy", "")
 
 

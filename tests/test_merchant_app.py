@@ -17,7 +17,8 @@ def test_the_operator_picks_a_store_and_strangers_get_nothing(runtime: Runtime, 
     assert page.status_code == 200 and SHOP_B in page.get_data(as_text=True)
     assert self_hosted_client.get("/app/?store=cold-fen.myshopify.com").status_code == 404
     self_hosted_client.environ_base.pop("HTTP_AUTHORIZATION")
-    assert self_hosted_client.get(f"/app/?store={SHOP_B}").status_code == 401
+    stranger = self_hosted_client.get(f"/app/?store={SHOP_B}")  # no token, no account: the sign-in page
+    assert stranger.status_code == 302 and "/app/sign-in" in stranger.headers["Location"]
 
 
 def test_a_shopify_session_sees_its_own_shop_and_never_another(rt: Runtime, web) -> None:  # noqa: F811

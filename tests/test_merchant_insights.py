@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.web.merchant.reasons import explain
+from app.web.merchant.reasons import words
 from app.runtime import Runtime
 from tests.conftest import add_store
 from recovery.storage import tables as t
@@ -161,13 +161,14 @@ def test_the_cart_page_tells_its_story_in_plain_words(runtime: Runtime, self_hos
         assert message is not None
         cart_id = message.cart_id
     html = self_hosted_client.get(f"/app/carts/{cart_id}?store={SHOP_A}").get_data(as_text=True)
-    assert "Not emailed: shoppers in the United Kingdom need marketing consent" in html
+    assert "Not emailed: shoppers in the UK need marketing consent" in html
     assert "Abandoned" in html and "@example.com" in html and re.search(r"dee\d{3}@", html) is None  # masked
 
 
 def test_reason_codes_in_words() -> None:
-    assert explain("no_email_consent_region_GB") == "Not emailed: shoppers in the United Kingdom need marketing consent"
-    assert explain("bot:crawler_ua").startswith("Not sent: the cart looks like a bot's")
-    assert explain("provider refused: 550 no such mailbox") == "Not sent: the provider refused it (550 no such mailbox)"
-    assert explain("rescheduled: quiet_hours") == "Moved: quiet hours in the shopper's time zone"
-    assert explain("something_new") == "something new" and explain(None) == ""
+    assert words("no_email_consent_region_GB") == "Not emailed: shoppers in the UK need marketing consent"
+    assert words("holdout").startswith("Not sent on purpose: this shopper is in the holdout group")
+    assert words("bot:crawler_ua") == "Not sent: the cart looks automated (crawler ua)"
+    assert words("provider refused: 550 no such mailbox") == "Not sent: the provider refused it (550 no such mailbox)"
+    assert words("rescheduled: quiet_hours").startswith("Moved later. Waiting: it is night")
+    assert words("something_new") == "Technical reason: something_new" and words(None) == ""

@@ -167,6 +167,7 @@ def test_with_discount_arms_the_shoppers_drawn_arm_is_the_code_and_is_recorded(r
         code = session.scalar(select(t.DiscountCode))
     arm = int(assignment.variant)
     assert arm in (10, 20) and code.percent == arm and assignment.unit and "@" not in assignment.unit
+    assert 0.05 < assignment.propensity < 0.95  # P(this arm) when drawn, for off-policy evaluation (0125)
     created = [c for c in fake.graphql_calls() if "discountCodeBasicCreate" in c["body"]["query"]]
     assert len(created) == 1  # drawn once; a retried send reuses the arm and the code
     assert created[0]["body"]["variables"]["basicCodeDiscount"]["customerGets"]["value"] == {"percentage": arm / 100}

@@ -53,6 +53,7 @@ def make_woo(
     activated: bool = True,
     redis_url: str | None = None,
     outbox: bool = False,
+    **settings: Any,
 ) -> Iterator[Woo]:
     """`outbox=True`: messages go through the real channels to the local outbox instead of a FakeChannel."""
     store = FakeWooCommerce().start()
@@ -60,7 +61,7 @@ def make_woo(
     fake = FakeChannel()
     rt = build_runtime(
         make_settings(database_url, tmp_path, redis_url=redis_url, app_url=live.url, woo_allow_http=True,
-                      allow_private_hosts=True),  # the fake store listens on 127.0.0.1
+                      allow_private_hosts=True, **settings),  # the fake store listens on 127.0.0.1
         channels=None if outbox else {"email": fake, "sms": fake, "push": fake},
         seed=3,
     )

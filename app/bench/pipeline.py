@@ -3,7 +3,9 @@
 Runs on a scratch PostgreSQL database: N idle carts are abandoned (holdout assignment, send time scored
 for every cart, sequence planned), their first messages claimed and sent through the real Sender into a
 FakeChannel by 2 send worker processes of 4 threads (as `cartresq worker` runs them), in jobs of SEND_BATCH messages. The same run is repeated with a fixed send time instead of the ONNX model,
-so the ratio shows what scoring costs.
+so the ratio shows what scoring costs; and once more with the plan limit on (CARTRESQ_BILLING=on: a Pro plan,
+recovery/billing; A B B A order against the fixed baseline), so its ratio shows what counting each started cart
+costs, end to end and in the abandoner.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.bench.ingest_env import DEFAULT_PG, scratch_database
 from recovery.sending import dispatch
 from recovery.storage import tables as t
 from recovery.sequence.abandonment import Abandoner
+from recovery.billing.usage import PlanLimits
 from recovery.sending.channels import FakeChannel
 from recovery.messages.compose import Composer
 from recovery.storage.db import make_engine, make_sessionmaker
@@ -37,15 +40,19 @@ from recovery.sequence.timing import Timing
 TARGET = 400.0  # carts/s on a 2-core machine
 
 
-def _seed_carts(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
+def _seed_carts(sessions, count: int, billing: bool = False) -> None:  # type: ignore[no-untyped-def]
     now = utcnow()
     with sessions.begin() as session:
         # The send ledger too: otherwise the second run's shoppers (same emails, same restarted ids) would
         # start with the first run's sends on record.
         session.execute(text(
-            "TRUNCATE carts, recovery_messages, experiment_assignments, shopper_sends RESTART IDENTITY CASCADE"
+            "TRUNCATE carts, recovery_messages, experiment_assignments, shopper_sends, plan_usage, plan_usage_carts,"
+            " store_billing RESTART IDENTITY CASCADE"
         ))
         store = session.scalars(select(t.Store)).one()
+        if billing:  # a Pro plan with room for every cart: the check runs, nothing is held back
+            session.add(t.StoreBilling(store_id=store.id, provider=store.platform, plan="pro", status="active",
+                                       period_end=now + timedelta(days=30)))
         # A postal address, as every installed store has (CAN-SPAM): without one no email may go out.
         store.settings = {"holdout_percent": 10, "postal_address": "1 Harbour Road, Portland, ME 04101, USA"}
         items = [{"variant_id": "1", "product_id": "1", "title": "Driftwood Mug", "variant_title": "Sand",
@@ -80,12 +87,17 @@ def _send_worker(url: str, batches: Any, done: Any, threads: int = 4) -> None:
     engine.dispose()
 
 
-def _run(url: str, send_time: Any, count: int, workers: int = 2) -> float:
-    """The dispatcher's work in this process; sending in `workers` processes, as in production."""
+def _run(url: str, send_time: Any, count: int, workers: int = 2, billing: bool = False) -> tuple[float, float]:
+    """The dispatcher's work in this process; sending in `workers` processes, as in production.
+    Returns (carts sent per second end to end, seconds the abandoner spent per abandoned cart)."""
     engine = make_engine(url, pool_size=2)
     sessions = make_sessionmaker(engine)
-    _seed_carts(sessions, count)
-    abandoner = Abandoner(send_time, Timing(), random.Random(1))
+    _seed_carts(sessions, count, billing)
+    with sessions() as session:
+        platform = session.scalars(select(t.Store.platform)).one()
+    limits = PlanLimits(frozenset({platform})) if billing else None
+    abandoner = Abandoner(send_time, Timing(), random.Random(1), limits=limits)
+    abandoning, abandoned_total = 0.0, 0
     ctx = multiprocessing.get_context("fork")
     batches, done = ctx.Queue(), ctx.Queue()
     procs = [ctx.Process(target=_send_worker, args=(url, batches, done)) for _ in range(workers)]
@@ -93,8 +105,11 @@ def _run(url: str, send_time: Any, count: int, workers: int = 2) -> float:
         proc.start()
     start = time.perf_counter()
     while True:
+        began = time.perf_counter()
         with sessions.begin() as session:
             abandoned = abandoner.run(session, utcnow(), limit=250)
+        abandoning += time.perf_counter() - began
+        abandoned_total += len(abandoned)
         with sessions.begin() as session:  # everything due within the first-message window
             claimed = dispatch.claim_due(session, utcnow() + timedelta(hours=5), limit=250)
         for i in range(0, len(claimed), SEND_BATCH):
@@ -110,7 +125,7 @@ def _run(url: str, send_time: Any, count: int, workers: int = 2) -> float:
     engine.dispose()
     if sent == 0:
         raise RuntimeError("the pipeline sent nothing")
-    return sent / elapsed
+    return sent / elapsed, abandoning / max(1, abandoned_total)
 
 
 def run_pipeline(carts: int = 3000) -> dict[str, Any]:
@@ -120,10 +135,16 @@ def run_pipeline(carts: int = 3000) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, scratch_database(DEFAULT_PG, SHOP) as url:
         train(Path(tmp), n_samples=20000, seed=7)
         model = send_time_model(Path(tmp) / "send_time.onnx")
-        fixed = _run(url, FixedSendTime(1.0), carts)
-        onnx = _run(url, model, carts)
+        # Without and with the plan limit in A B B A order: the VM's drift (and the first run's cold start)
+        # falls on both sides alike; each side is the mean of its two runs.
+        runs = [_run(url, FixedSendTime(1.0), carts, billing=b) for b in (False, True, True, False)]
+        fixed, fixed_abandon = (sum(r[i] for r in runs[::3]) / 2 for i in (0, 1))
+        billed, billed_abandon = (sum(r[i] for r in runs[1:3]) / 2 for i in (0, 1))
+        onnx, _ = _run(url, model, carts)
     # Carts whose first message went out, per second; holdout carts (10%) get none and are not counted.
-    return {"carts": carts, "fixed_rps": fixed, "onnx_rps": onnx, "ratio": onnx / fixed, "target": TARGET}
+    return {"carts": carts, "fixed_rps": fixed, "onnx_rps": onnx, "ratio": onnx / fixed, "target": TARGET,
+            "billing_rps": billed, "billing_ratio": billed / fixed, "abandon_us": fixed_abandon * 1e6,
+            "billing_abandon_us": billed_abandon * 1e6, "billing_abandon_ratio": billed_abandon / fixed_abandon}
 
 
 def format_pipeline(d: dict[str, Any]) -> str:
@@ -132,5 +153,8 @@ def format_pipeline(d: dict[str, Any]) -> str:
         f"pipeline: {d['carts']} abandoned carts → first message in a fake channel (PostgreSQL, dispatcher + 2 send processes × 4 threads)",
         f"  baseline, fixed send time   {d['fixed_rps']:8.0f} carts/s",
         f"  ONNX send time (scored)     {d['onnx_rps']:8.0f} carts/s   ratio {d['ratio']:.2f}",
+        f"  plan limit on (billing)     {d['billing_rps']:8.0f} carts/s   ratio {d['billing_ratio']:.2f} vs baseline",
+        f"  abandoner per cart: {d['abandon_us']:.0f} µs without billing, {d['billing_abandon_us']:.0f} µs with"
+        f" (ratio {d['billing_abandon_ratio']:.2f})",
         f"  target ≥ {d['target']:.0f} carts/s: {verdict}",
     ])

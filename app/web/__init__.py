@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from app.web import merchant
 
     app.register_blueprint(merchant.bp)  # /app: the merchant app (app/web/merchant)
+    from app.web import stripe_webhooks
+
+    app.register_blueprint(stripe_webhooks.bp)  # POST /webhooks/stripe: plans of hosted WooCommerce stores
 
     from app.web import headers
 

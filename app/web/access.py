@@ -75,10 +75,14 @@ def require_store_access(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def store_scope() -> Select[tuple[int]]:
     """The ids of the stores the caller may see: every store for the operator, the session's shop only
-    inside Shopify admin, none otherwise (fails closed). Use as `Model.store_id.in_(store_scope())`."""
+    inside Shopify admin, a merchant account's linked stores, none otherwise (fails closed). Use as `Model.store_id.in_(store_scope())`."""
     query = select(t.Store.id)
     if g.get("operator"):
         return query
+    if g.get("account") is not None:  # a standalone merchant account (app/web/merchant): its linked stores
+        from app.web.merchant.accounts import store_ids
+
+        return store_ids(g.account.id)
     if g.get("shop"):
         return query.where(t.Store.platform == "shopify", t.Store.domain == g.shop)
     return query.where(false())

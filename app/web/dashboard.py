@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, g, render_template
+from typing import Any
+
+from flask import Blueprint, g, redirect, render_template, request
 from sqlalchemy import select
 
 from app.web.access import require_store_access, store_scope
@@ -37,6 +39,18 @@ def mask_text(text: str | None) -> str:
 
 
 @bp.get("/")
+def root() -> Any:
+    """The merchant app lives at /app: Shopify admin's document load (App Bridge's `id_token`, or `shop` and
+    `host`) goes there with its parameters, and so does a browser without credentials (to sign in). A request
+    with an Authorization header keeps this cross-store view (the operator's)."""
+    embedded_load = request.args.get("id_token") or (request.args.get("shop") and request.args.get("host"))
+    browser = "text/html" in (request.headers.get("Accept") or "") and request.authorization is None
+    if embedded_load or browser:
+        query = request.query_string.decode()
+        return redirect("/app/" + (f"?{query}" if query else ""), 302)
+    return index()
+
+
 @require_store_access  # the operator token, or inside Shopify admin a valid session token; else 401
 def index() -> str:
     from app.web import runtime

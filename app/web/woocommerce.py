@@ -140,21 +140,27 @@ def returned():  # type: ignore[no-untyped-def]
         hand_off=rt.hand_off_delivery,
         allow_private=rt.settings.allow_private_hosts,
     )
-    admin = f"{row.store_url}/wp-admin/admin.php?page=cartresq"
+    # Activation ends in the merchant's account: a single-use link to create one or join an existing one.
+    from app.web.merchant.accounts import new_link
+
+    with rt.sessions.begin() as session:
+        claim = f"{rt.settings.app_url}/app/claim/{new_link(session, 'claim', utcnow(), store_id=row.store_id)}"
     if report.error:
         return _page(
             "Connected, with a problem",
-            "The keys work, but setting up webhooks failed; we retry automatically every few minutes.",
+            "The keys work, but setting up webhooks failed; we retry automatically every few minutes. "
+            "Next, set up your CartResQ account to manage reminders for this store.",
             200,
-            admin,
-            "Back to your store",
+            claim,
+            "Set up your CartResQ account",
         )
     return _page(
         "CartResQ is connected",
-        "Orders and carts from your store now reach CartResQ.",
+        "Orders and carts from your store now reach CartResQ. Next, set up your CartResQ account to manage "
+        "reminders for this store.",
         200,
-        admin,
-        "Back to your store",
+        claim,
+        "Set up your CartResQ account",
     )
 
 

@@ -175,6 +175,8 @@ NORMALIZERS: Mapping[str, Normalizer] = {
     "products/update": normalize_product,
     "inventory_levels/update": normalize_inventory_level,
     "app/uninstalled": lambda p: NormalizeResult(event=AppUninstalled()),
+    # Billing API (connectors/shopify/billing.py): cancelled, frozen, upgraded, approved.
+    "app_subscriptions/update": lambda p: _subscription_update(p),
     # The three mandatory compliance topics (platform-facts §2.5).
     # (strict shapes, connectors/shopify/compliance.py: these erase data, and the HMAC covers no header)
     "customers/data_request": _compliance("customers/data_request"),
@@ -184,6 +186,12 @@ NORMALIZERS: Mapping[str, Normalizer] = {
 TOPICS = tuple(NORMALIZERS)
 #: Topics processed even for an uninstalled shop (shop/redact arrives 48 h after the uninstall).
 ALWAYS_PROCESSED = ("app/uninstalled", "customers/data_request", "customers/redact", "shop/redact")
+
+
+def _subscription_update(p: Mapping[str, Any]) -> NormalizeResult:
+    from connectors.shopify.billing import normalize_subscription_update
+
+    return normalize_subscription_update(p)
 
 
 def normalize(topic: str, payload: Any) -> NormalizeResult:

@@ -1,7 +1,7 @@
 """daily figures for the merchant's Performance page, their change marks (triggers), list indexes
 
 Revision ID: 0118
-Revises: 0115
+Revises: 0125
 
 The triggers append a row to figure_marks (store, the cart's abandonment time) in the same transaction as
 every change that moves a daily figure: a message planned, sent, delivered, opened, clicked or deleted; a
@@ -17,7 +17,7 @@ from alembic import op
 import recovery.storage.types
 
 revision = "0118"
-down_revision = "0115"
+down_revision = "0125"
 branch_labels = None
 depends_on = None
 

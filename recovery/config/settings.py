@@ -102,6 +102,21 @@ class Settings:
     #: middleware; dramatiq_prom_port/dramatiq_prom_host move it).
     worker_metrics: bool = False
     # --- end operations ---
+    # --- billing (docs/billing.md) ---
+    #: CARTRESQ_BILLING=on: plans and their limits (Shopify Billing API; Stripe for WooCommerce when
+    #: STRIPE_SECRET_KEY is set). Off (the default): every store unlimited, billing hidden (self-hosting).
+    billing: bool = False
+    #: SHOPIFY_BILLING_TEST=1: Shopify subscriptions are created with test: true (no charge).
+    shopify_billing_test: bool = False
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    #: STRIPE_API_BASE: where the stripe library sends its calls (tests point it at a local fake).
+    stripe_api_base: str | None = None
+    #: Stripe Price ids per plan: STRIPE_PRICE_STARTER, STRIPE_PRICE_GROWTH, STRIPE_PRICE_PRO.
+    stripe_prices: Mapping[str, str] = field(default_factory=dict)
+    #: CARTRESQ_OPERATOR_EMAIL: where the Enterprise "contact us" form goes.
+    operator_email: str | None = None
+    # --- end billing ---
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -168,7 +183,33 @@ class Settings:
             sentry_dsn=env.get("SENTRY_DSN") or None,
             log_format=(env.get("CARTRESQ_LOG_FORMAT") or "json").strip().lower(),
             worker_metrics=(env.get("CARTRESQ_WORKER_METRICS") or "").lower() in ("1", "on", "true", "yes"),
+            billing=_on_off(env.get("CARTRESQ_BILLING") or "off", "CARTRESQ_BILLING"),
+            shopify_billing_test=(env.get("SHOPIFY_BILLING_TEST") or "").lower() in ("1", "on", "true", "yes"),
+            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_api_base=(env.get("STRIPE_API_BASE") or "").rstrip("/") or None,
+            stripe_prices={k: v for k, v in (("starter", env.get("STRIPE_PRICE_STARTER")),
+                           ("growth", env.get("STRIPE_PRICE_GROWTH")), ("pro", env.get("STRIPE_PRICE_PRO"))) if v},
+            operator_email=env.get("CARTRESQ_OPERATOR_EMAIL") or None,
         )
+
+    @property
+    def billed_platforms(self) -> frozenset[str]:
+        """The platforms whose stores have plans: none with billing off; Shopify with app keys (the Billing
+        API); WooCommerce with a Stripe key. A platform without a payment path stays unlimited."""
+        if not self.billing:
+            return frozenset()
+        shopify = {"shopify"} if self.shopify_api_key and self.shopify_api_secret else set()
+        return frozenset(shopify | ({"woocommerce"} if self.stripe_secret_key else set()))
+
+
+def _on_off(value: str, name: str) -> bool:
+    value = value.strip().lower()
+    if value in ("on", "1", "true", "yes"):
+        return True
+    if value in ("off", "0", "false", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off")
 
 
 def _relay_mode(value: str, database_url: str, redis_url: str | None) -> bool:

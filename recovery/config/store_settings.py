@@ -108,6 +108,13 @@ def _country(text: str) -> str:
     return code
 
 
+def _email(text: str) -> str:
+    value = str(text).strip()
+    if value and (len(value) > 254 or not re.fullmatch(r"[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value)):
+        raise SettingError(f"{value!r} is not an email address such as help@shop.example.com")
+    return value.lower()
+
+
 def _text(text: str) -> str:
     value = str(text).strip()
     if len(value) > 500:
@@ -115,13 +122,14 @@ def _text(text: str) -> str:
     return value
 
 
-_STEP = re.compile(r"^(?P<channel>[a-z]+):(?P<template>[a-z_]+)(?:\+(?P<delay>[^>\s]+))?(?:>(?P<min>[\d.]+))?$")
+_STEP = re.compile(r"^(?P<off>!)?(?P<channel>[a-z]+):(?P<template>[a-z_]+)(?:\+(?P<delay>[^>\s]+))?(?:>(?P<min>[\d.]+))?$")
 
 
 def _sequence(text: str) -> list[dict[str, Any]]:
     """Steps as `email:gentle_reminder, email:value_proposition+1d, sms:offer+2d>50, email:final_call+3d`
-    (CHANNEL:TEMPLATE, +DELAY after abandonment, >MIN cart total; the first step without a delay is timed by
-    the model), or as a JSON list of {channel, template, delay, min_total} with delays such as "1d" or null."""
+    (CHANNEL:TEMPLATE, +DELAY after abandonment, >MIN cart total, a leading `!` for a step switched off; the
+    first step without a delay is timed by the model), or as a JSON list of {channel, template, delay,
+    min_total, enabled} with delays such as "1d" or null."""
     from recovery.sequence.plan import parse_sequence
 
     text = str(text).strip()
@@ -146,14 +154,14 @@ def _compact_step(part: str) -> dict[str, Any]:
     if not match:
         raise SettingError(f"{part.strip()!r} is not a step such as email:value_proposition+1d or sms:offer+2d>50")
     return {"channel": match["channel"], "template": match["template"], "delay": match["delay"],
-            "min_total": match["min"]}
+            "min_total": match["min"], "enabled": not match["off"]}
 
 
 def format_sequence(steps: Any) -> str:
     """Steps (recovery.sequence.plan.Step) in the compact form `_sequence` reads back."""
     parts = []
     for step in steps:
-        part = f"{step.channel}:{step.template}"
+        part = f"{'' if step.enabled else '!'}{step.channel}:{step.template}"
         if step.delay is not None:
             part += f"+{format_duration(step.delay)}"
         if step.min_total is not None:
@@ -267,6 +275,7 @@ SPECS: Mapping[str, Spec] = {
     "allowed_origins": Spec(_origins, [], "origins allowed to send tracker beacons", ",".join),
     "postal_address": Spec(_text, "", "postal address printed in every email (CAN-SPAM)"),
     "sender_name": Spec(_text, "", "From name on recovery emails"),
+    "reply_to": Spec(_email, "", "where shoppers' replies to recovery emails go (Reply-To; empty: no replies)"),
     "low_stock_threshold": Spec(
         _low_stock, 5, "\"only N left\" is said when the store's stock of an item is at most this (0..10)"
     ),
@@ -355,7 +364,7 @@ def describe(stored: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     values = effective(stored)
     rows = []
     for key, value in values.items():
-        shown = format_sequence(store_sequence(values)) if key == "sequence" else SPECS[key].show(value)
+        shown = format_sequence(store_sequence(values, switched_off=True)) if key == "sequence" else SPECS[key].show(value)
         rows.append((key, shown, key not in stored))
     return rows
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from recovery.storage import locks
 from recovery.storage import tables as t
 from recovery.storage.crypto import Vault
-from recovery.config.store_settings import SettingError, check_consistency, parse_assignments
+from recovery.config.store_settings import SPECS, SettingError, check_consistency, parse_assignments, unset
 from recovery.storage.tables import utcnow
 
 PLATFORMS = ("shopify", "woocommerce")
@@ -69,6 +69,18 @@ def set_settings(session: Session, store: t.Store, pairs: list[str]) -> dict[str
     if "currency" in changes:
         store.currency = changes["currency"]
     return changes
+
+
+def unset_settings(session: Session, store: t.Store, keys: list[str]) -> None:
+    """Put `keys` back to their defaults (validated together, like a change)."""
+    try:
+        store.settings = unset(store.settings or {}, keys)  # a new dict: the JSON change is seen
+    except SettingError as exc:
+        raise StoreError(str(exc)) from None
+    if "timezone" in keys:
+        store.timezone = SPECS["timezone"].default
+    if "currency" in keys:
+        store.currency = SPECS["currency"].default
 
 
 def fill_postal_address(session: Session, store_id: int, address: str, name: str | None = None) -> bool:

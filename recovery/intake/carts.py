@@ -23,6 +23,7 @@ from recovery.model import (
     Event,
     OrderCancelled,
     OrderPlaced,
+    PlanChanged,
     ShopRedact,
     strip_token,
 )
@@ -45,6 +46,10 @@ def apply_event(session: Session, store: t.Store, event: Event, timing: Timing =
         return apply_delete(session, store, event)
     if isinstance(event, OrderCancelled):
         return apply_cancel(session, store, event)
+    if isinstance(event, PlanChanged):
+        from recovery.billing.subscriptions import apply_plan_change
+
+        return apply_plan_change(session, store.id, event, t.utcnow())
     if isinstance(event, CATALOG_EVENTS):
         from recovery.intake.catalog import apply_catalog_event
 

@@ -36,6 +36,8 @@ class Summary:
     messages_cancelled: int = 0
     recovered_carts: int = 0
     recovered_revenue: dict[str, Decimal] = field(default_factory=dict)
+    #: Abandoned carts the plan limit kept from starting (not in `abandoned`, nor in either group).
+    held_back: int = 0
     #: Treated vs holdout per shopper (the randomisation unit), with intervals; None before any holdout.
     lift_report: lift_stats.LiftReport | None = None
     currency: str = ""
@@ -52,6 +54,10 @@ def summarize(session: Session, store_id: int | None = None) -> Summary:
 
     s = Summary()
     s.carts = session.scalar(scoped(select(func.count()).select_from(t.Cart), t.Cart)) or 0
+    # Carts the plan limit held back (recovery/billing): abandoned, never started, so in neither group. Which
+    # carts are held depends on when they came, not on their group, so leaving them out keeps the lift fair.
+    held = select(t.PlanCart.cart_id).where(t.PlanCart.cart_id == t.Cart.id, t.PlanCart.outcome == "held").exists()
+    s.held_back = session.scalar(scoped(select(func.count()).select_from(t.Cart).where(held), t.Cart)) or 0
     # Every cart that was ever abandoned, with its group and whether it ended in an order afterwards,
     # and its shopper's orders before the abandonment (pre-period behaviour, for CUPED).
     earlier = (
@@ -68,7 +74,7 @@ def summarize(session: Session, store_id: int | None = None) -> Summary:
             ).join(
                 t.ExperimentAssignment,
                 (t.ExperimentAssignment.cart_id == t.Cart.id) & (t.ExperimentAssignment.experiment == "holdout"),
-            ),
+            ).where(~held),
             t.Cart,
         )
     ).all()

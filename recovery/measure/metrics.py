@@ -12,14 +12,25 @@ Labels are closed sets (platform, topic, channel, outcome's first word): never a
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 #: Seconds: from a webhook's receipt to its application; from a message's due time to its hand-over.
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
-@functools.cache
+_registering = threading.Lock()
+
+
 def _metrics() -> dict[str, Any]:
+    """The process's metrics, registered once: functools.cache alone let two threads of a fresh process both
+    register them (prometheus_client's DuplicateTimeseries killed the bench's send threads)."""
+    with _registering:
+        return _registered()
+
+
+@functools.cache
+def _registered() -> dict[str, Any]:
     from prometheus_client import Counter, Histogram
 
     return {

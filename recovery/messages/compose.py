@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy.orm import object_session
 
 from recovery.storage import tables as t
+from recovery.messages import store_copy
 from recovery.intake import verify
 from recovery.intake.catalog import Known, item_views
 from recovery.sending.channels import Outbound, OutboundEmail, OutboundSms
@@ -63,6 +64,7 @@ class Composer:
             offer_code=offer.code if offer else None,
             offer_percent=offer.percent if offer else None,
             offer_expires_at=offer.ends_at if offer else None,
+            own_copy=_own_copy(object_session(message), store.id, cart.locale or "en-US"),
         )
         if message.channel == "push":  # the browser's subscription, short text, the restore link
             return push_message(message, cart, context)
@@ -85,5 +87,12 @@ class Composer:
             text=rendered.text,
             unsubscribe_url=context.unsubscribe_url,
             unsubscribe_mailto=f"mailto:unsubscribe+{unsubscribe_token}@{self.from_addr.split('@')[-1]}",
+            reply_to=settings["reply_to"] or None,  # replies reach the merchant, not our sending domain
             categories=("cart-recovery", f"step-{message.step}"),
         )
+
+
+def _own_copy(session: object, store_id: int, locale: str) -> dict[str, str] | None:
+    if session is None:
+        return None
+    return store_copy.load(session, store_id, store_copy.language_of(locale)) or None  # type: ignore[arg-type]

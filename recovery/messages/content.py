@@ -6,7 +6,7 @@ drop); nothing here invents scarcity, countdowns or policies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from recovery.messages import catalogs
+from recovery.messages import catalogs, store_copy
 
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
 LANGUAGES = catalogs.LANGUAGES  # one gettext catalog each under locale/; others fall back to English
@@ -55,6 +55,8 @@ class MessageContext:
     offer_code: str | None = None
     offer_percent: int | None = None
     offer_expires_at: datetime | None = None
+    #: The store's own text (recovery/store_copy.py), `part.template` → text, in this message's language.
+    own_copy: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,9 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
     facts = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
 
     def say(key: str, **extra: object) -> str:
+        own = (ctx.own_copy or {}).get(key)
+        if own and (name or "{name}" not in own):  # the store's words; without a name, the default copy
+            return store_copy.fill(own, facts)
         # Our strings are the format strings; shopper and store data only ever fill the placeholders.
         chosen = strings.get(f"{key}.named", strings[key]) if name else strings[key]
         return chosen.format(**facts, **extra)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from recovery.sequence import holdout
 from recovery.intake import subscriptions as push
 from recovery.storage import tables as t
+from recovery.billing.usage import PlanLimits
 from recovery.sequence.plan import cancel_pending
 from recovery.model import CartStatus
 from recovery.sending.policy import fit_due
@@ -40,6 +41,8 @@ class Abandoner:
     candidates: Sequence[float] = DEFAULT_CANDIDATES
     #: Share of first reminders sent at a uniformly random slot (logged with its propensity).
     epsilon: float = 0.1
+    #: The plan limit (recovery/billing); None: billing is off, every store is unlimited.
+    limits: PlanLimits | None = None
 
     def run(self, session: Session, now: datetime, limit: int = 500) -> list[int]:
         """Abandon every due cart (row-locked, skipping carts another dispatcher holds); caller commits.
@@ -73,10 +76,13 @@ class Abandoner:
             existing.setdefault(message.cart_id, {})[message.step] = message
         new_rows: list[dict[str, object]] = []
         decisions: list[dict[str, object]] = []
+        starting = [c for c in due if stores[c.store_id].active and c.id not in superseded]
+        # Holdout carts count too; a held cart is abandoned without a sequence (same transaction as the plan).
+        held = self.limits.admit(session, stores, starting, now) if self.limits and starting else {}
         for cart in due:
             cart.status, cart.abandoned_at = CartStatus.ABANDONED.value, now
             store = stores[cart.store_id]
-            if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded:
+            if store.active and variants[cart.id] != HOLDOUT and cart.id not in superseded and cart.id not in held:
                 features = cart_features(cart, customers.get(cart.customer_id or 0), store, history.get(cart.id))
                 customer = customers.get(cart.customer_id or 0)
                 rows, decision = self._plan(store, cart, customer, features, existing.get(cart.id, {}), cart.id in subscribed)
@@ -101,17 +107,20 @@ class Abandoner:
         settings = effective(store.settings or {})
         sms_allowed = bool(settings["sms_enabled"]) and (cart.accepts_sms or bool(customer and customer.sms_consent))
         offsets = first_offsets(settings, self.candidates)
-        greedy = self.send_time.best_offset(features, offsets)
+        # the store's own model when it has one that is served, else the pooled one (app/sendtime.py)
+        for_store = getattr(self.send_time, "for_store", None)
+        send_time = for_store(store.domain) if for_store is not None else self.send_time
+        greedy = send_time.best_offset(features, offsets)
         greedy = min(offsets, key=lambda o: abs(o - greedy))  # a fallback policy may not know the window
         chosen, propensity = explore(greedy, offsets, self.epsilon, self.rng)
-        version = str(getattr(self.send_time, "version", "unknown"))
+        version = str(getattr(send_time, "version", "unknown"))
         decision = {
             "store_id": cart.store_id, "cart_id": cart.id, "candidates": list(offsets), "chosen": chosen,
             "propensity": propensity, "greedy": greedy, "epsilon": self.epsilon,
             "policy": "fixed" if version == "fixed" else "model", "model_version": version[:64],
             "features": dict(features),
         }  # fmt: skip
-        predicted = getattr(self.send_time, "predicted", None)
+        predicted = getattr(send_time, "predicted", None)
         if version != "fixed" and predicted is not None:  # for the weekly calibration check
             decision["features"] = {**features, "predicted": predicted(features, chosen)}
         fit = partial(fit_due, cart=cart, store=store, settings=settings, timing=self.timing)  # legal SMS hours

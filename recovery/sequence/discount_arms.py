@@ -2,8 +2,9 @@
 runs discount arms (`offer_arms`), the arm drawn for the shopper by recovery.sequence.discounts.
 
 The draw is recorded once per cart and segment (`experiment_assignments`, experiment
-`discount:<segment>`, variant = the percent, unit = the shopper's salted hash), and a shopper who
-comes back keeps their arm. Statistics come from those records: shown = carts assigned, converted =
+`discount:<segment>`, variant = the percent, unit = the shopper's salted hash, propensity = the
+probability the draw had, for off-policy evaluation: recovery.measure.discount_eval), and a shopper who
+comes back keeps their arm (and its recorded probability). Statistics come from those records: shown = carts assigned, converted =
 carts that ordered, revenue = their totals.
 """
 
@@ -37,14 +38,16 @@ def offer_percent(session: Session, store: t.Store, cart: t.Cart, settings: Mapp
     if mine is not None:
         return int(mine)
     unit = holdout.unit(holdout.store_salt(session, store, _py_rng()), holdout.shopper_key(cart))
-    again = session.scalar(select(a.variant).where(a.store_id == store.id, a.experiment == experiment, a.unit == unit).limit(1))
-    if again is not None and int(again) in arms:
-        arm = int(again)
+    again = session.execute(
+        select(a.variant, a.propensity).where(a.store_id == store.id, a.experiment == experiment, a.unit == unit).limit(1)
+    ).first()
+    if again is not None and int(again[0]) in arms:
+        arm, propensity = int(again[0]), again[1]  # the shopper's arm was drawn once, with this probability
     else:
-        arm, _ = discounts.assign(_stats(session, store.id, experiment), _rng, arms=arms,
-                                  margin=int(settings["margin_percent"]) / 100, prior_aov=_aov(session, store.id, cart))  # fmt: skip
+        arm, propensity = discounts.assign(_stats(session, store.id, experiment), _rng, arms=arms,
+                                           margin=int(settings["margin_percent"]) / 100, prior_aov=_aov(session, store.id, cart))  # fmt: skip
     row = {"store_id": store.id, "cart_id": cart.id, "experiment": experiment, "variant": str(arm), "unit": unit,
-           "assigned_at": utcnow()}  # fmt: skip
+           "assigned_at": utcnow(), "propensity": propensity}  # fmt: skip
     session.execute(insert_for(session.get_bind().dialect.name)(a).values(row).on_conflict_do_nothing())
     return int(session.scalar(select(a.variant).where(a.cart_id == cart.id, a.experiment == experiment)) or arm)
 

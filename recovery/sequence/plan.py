@@ -33,14 +33,19 @@ class Step:
     #: Seconds after abandonment; None means "the model picks within the first-message window".
     delay: int | None
     min_total: Decimal | None = None
+    #: A step switched off keeps its place (and its number) in the sequence but is never planned.
+    enabled: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "channel": self.channel,
             "template": self.template,
             "delay": self.delay,
             "min_total": None if self.min_total is None else str(self.min_total),
         }
+        if not self.enabled:
+            shown["enabled"] = False
+        return shown
 
 
 def default_sequence(sms_min_total: Decimal = Decimal("50")) -> tuple[Step, ...]:
@@ -70,17 +75,26 @@ def parse_sequence(text: str | list[Any]) -> tuple[Step, ...]:
             raise ValueError(f"step {number}: delay is whole seconds after abandonment, or null for the model")
         if delay is None and number != 1:
             raise ValueError("only the first step's time can be left to the model")
-        min_total = raw.get("min_total")
-        steps.append(Step(number, channel, template, delay, None if min_total is None else Decimal(str(min_total))))
+        min_total, enabled = raw.get("min_total"), raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValueError(f"step {number}: enabled is true or false")
+        steps.append(Step(number, channel, template, delay, None if min_total is None else Decimal(str(min_total)),
+                          enabled))
+    if not any(step.enabled for step in steps):
+        raise ValueError("at least one step must be on")
     if any(b.delay is not None and a.delay is not None and b.delay < a.delay for a, b in zip(steps, steps[1:])):
         raise ValueError("steps must be in time order")
     return tuple(steps)
 
 
-def store_sequence(settings: Mapping[str, Any]) -> tuple[Step, ...]:
+def store_sequence(settings: Mapping[str, Any], *, switched_off: bool = False) -> tuple[Step, ...]:
+    """The steps planned for a store (its own sequence, else the default); `switched_off` keeps the steps
+    that are off too (the flow editor and `store show` list them)."""
     if settings.get("sequence"):
-        return parse_sequence(settings["sequence"])
-    return default_sequence(Decimal(str(settings["sms_min_cart_value"])))
+        steps = parse_sequence(settings["sequence"])
+    else:
+        steps = default_sequence(Decimal(str(settings["sms_min_cart_value"])))
+    return steps if switched_off else tuple(step for step in steps if step.enabled)
 
 
 def first_offsets(settings: Mapping[str, Any], candidates: Sequence[float]) -> list[float]:

@@ -42,6 +42,11 @@ class Shop:
     app_metafields: dict[tuple[str, str], str] = field(default_factory=dict)
     #: Product variants by numeric id, as `nodes(ids:)` answers them: {"title", "price", "product": {...}}
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Billing API: our app subscriptions on this shop, as AppSubscription objects (plus `returnUrl`).
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    #: `shop { email }` and `shop { plan { partnerDevelopment } }` (a development store: test charges only).
+    email: str = "owner@maple-test-goods.example.com"
+    partner_development: bool = False
     #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
     name: str = "Maple Test Goods"
     address_lines: list[str] = field(default_factory=lambda: ["Maple Test Goods", "12 Example Road", "Sampletown ON K1A 0B1", "Canada"])
@@ -88,7 +93,9 @@ class FakeShopify:
         shop = request.host.split(":")[0]
         body = request.get_json(silent=True) or {}
         self.requests.append({"path": request.path, "shop": shop, "body": body, "headers": dict(request.headers)})
-        if request.method == "POST" and request.path == "/admin/oauth/access_token":
+        if request.method == "GET" and request.path.startswith("/admin/charges/") and request.path.endswith("/confirm"):
+            response = self._confirm(shop, request.path.split("/")[3], request.args.get("decline") == "1")
+        elif request.method == "POST" and request.path == "/admin/oauth/access_token":
             response = self._token(shop, body)
         elif request.method == "POST" and request.path == f"/admin/api/{API_VERSION}/graphql.json":
             response = self._graphql(shop, request.headers.get("X-Shopify-Access-Token", ""), body)
@@ -170,7 +177,14 @@ class FakeShopify:
                 return _json({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}, 429, {"Retry-After": str(arg)})
             return _json({"errors": "Service Unavailable"}, int(kind))
         query, variables = str(body.get("query", "")), body.get("variables") or {}
-        if "discountCodeBasicCreate" in query:
+        if "appSubscriptionCreate" in query:
+            data = self._create_subscription(shop, state, variables)
+        elif "activeSubscriptions" in query:
+            active = [self._public(sub) for sub in state.subscriptions if sub["status"] == "ACTIVE"]
+            data = {"shop": {"email": state.email}, "currentAppInstallation": {"activeSubscriptions": active}}
+        elif "partnerDevelopment" in query:
+            data = {"shop": {"plan": {"partnerDevelopment": state.partner_development}}}
+        elif "discountCodeBasicCreate" in query:
             data = self._create_discount(state, variables["basicCodeDiscount"])
         elif "discountCodeDelete" in query:
             existed = state.discounts.pop(variables["id"], None)
@@ -224,6 +238,66 @@ class FakeShopify:
         else:
             return _json({"errors": [{"message": "Field doesn't exist on type 'QueryRoot'", "extensions": {"code": "undefinedField"}}]})
         return _json({"data": data, "extensions": _cost(requested=10, available=990)})
+
+    # --- Billing API
+
+    def _create_subscription(self, shop: str, state: Shop, v: dict[str, Any]) -> dict[str, Any]:
+        errors = []
+        items = v.get("lineItems") or []
+        recurring = [((i.get("plan") or {}).get("appRecurringPricingDetails") or {}) for i in items]
+        if not items or any(not r.get("price", {}).get("amount") or r.get("interval") not in ("EVERY_30_DAYS", "ANNUAL") for r in recurring):
+            errors.append({"field": ["lineItems"], "message": "Line items are invalid"})
+        if not str(v.get("returnUrl", "")).startswith("https://"):
+            errors.append({"field": ["returnUrl"], "message": "Return url is invalid"})
+        if errors:
+            return {"appSubscriptionCreate": {"appSubscription": None, "confirmationUrl": None, "userErrors": errors}}
+        number = next(self._ids)
+        sub = {
+            "id": f"gid://shopify/AppSubscription/{number}", "name": v["name"], "status": "PENDING",
+            "test": bool(v.get("test")), "trialDays": int(v.get("trialDays") or 0),
+            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "currentPeriodEnd": None,
+            "returnUrl": v["returnUrl"], "lineItems": items, "replacementBehavior": v.get("replacementBehavior"),
+        }  # fmt: skip
+        state.subscriptions.append(sub)
+        url = f"{self.base}/admin/charges/{number}/confirm"
+        return {"appSubscriptionCreate": {"appSubscription": {"id": sub["id"], "status": "PENDING"},
+                                          "confirmationUrl": url, "userErrors": []}}
+
+    def _confirm(self, shop: str, number: str, decline: bool) -> Response:
+        """The merchant approves (or declines) on Shopify's page, then lands on the returnUrl."""
+        state = self.shop(shop)
+        sub = next((s for s in state.subscriptions if s["id"].endswith(f"/{number}")), None)
+        if sub is None or sub["status"] != "PENDING":
+            return _json({"errors": "Not Found"}, 404)
+        if decline:
+            sub["status"] = "DECLINED"
+        else:
+            for other in state.subscriptions:  # one active subscription per app installation
+                if other is not sub and other["status"] == "ACTIVE":
+                    other["status"] = "CANCELLED"
+            sub["status"] = "ACTIVE"
+            sub["currentPeriodEnd"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
+        return Response(status=302, headers={"Location": f"{sub['returnUrl']}?charge_id={number}"})
+
+    def set_subscription_status(self, shop: str, sub_id: str, status: str) -> None:
+        """Shopify's own changes: FROZEN (shop closed or unpaid), CANCELLED (uninstall, merchant), EXPIRED."""
+        sub = next(s for s in self.shop(shop).subscriptions if s["id"] == sub_id)
+        sub["status"] = status
+
+    @staticmethod
+    def _public(sub: dict[str, Any]) -> dict[str, Any]:
+        return {k: sub[k] for k in ("id", "name", "status", "test", "trialDays", "createdAt", "currentPeriodEnd")}
+
+    def subscription_webhook(self, shop: str, sub_id: str) -> dict[str, Any]:
+        """The `app_subscriptions/update` payload Shopify sends for this subscription's current state."""
+        sub = next(s for s in self.shop(shop).subscriptions if s["id"] == sub_id)
+        price = sub["lineItems"][0]["plan"]["appRecurringPricingDetails"]["price"]["amount"]
+        return {"app_subscription": {
+            "admin_graphql_api_id": sub["id"], "name": sub["name"], "status": sub["status"],
+            "admin_graphql_api_shop_id": "gid://shopify/Shop/548380009", "created_at": sub["createdAt"],
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "currency": "USD",
+            "capped_amount": None, "price": f"{float(price):.2f}", "interval": "every_30_days", "plan_handle": None,
+        }}  # fmt: skip
 
     def put_variant(self, shop: str, variant_id: str, product_title: str, price: str, *, variant_title: str = "Default Title",
                     handle: str | None = None) -> None:

@@ -6,4 +6,9 @@ NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
     ("merchant.performance", "Performance"),
     ("merchant.carts", "Carts"),
+    ("merchant.setup", "Setup guide"),
+    ("merchant.flow", "Flow"),
+    ("merchant.templates", "Templates"),
+    ("merchant.status", "Store status"),
+    ("merchant.billing", "Plan"),  # shown only where billing applies (app/web/merchant/billing.py)
 ]

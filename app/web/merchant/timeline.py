@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.web.dashboard import mask_text
 from app.web.merchant.ranges import local
-from app.web.merchant.reasons import explain
+from app.web.merchant.reasons import words
 from recovery.storage import tables as t
 from recovery.measure.figures import zone
 
@@ -57,15 +57,15 @@ def timeline(session: Session, cart: t.Cart, tz_name: str | None) -> list[Event]
         if m.sent_at:
             events.append(Event(m.sent_at, "message", f"{name}: sent"))
         if m.delivery_status and m.delivery_updated_at:
-            words = DELIVERY.get(m.delivery_status, m.delivery_status)
-            events.append(Event(m.delivery_updated_at, "message", f"{name}: {words}", mask_text(m.delivery_error)))
+            said = DELIVERY.get(m.delivery_status, m.delivery_status)
+            events.append(Event(m.delivery_updated_at, "message", f"{name}: {said}", mask_text(m.delivery_error)))
         if m.opened_at:
             events.append(Event(m.opened_at, "message", f"{name}: opened"))
         if m.clicked_at:
             events.append(Event(m.clicked_at, "message", f"{name}: clicked through to the cart"))
         if m.status in ("cancelled", "failed") or (m.reason and m.status in ("planned", "queued")):
             # no time is stored for these outcomes: shown at the message's due time
-            events.append(Event(m.due_at, "message", f"{name}: {STATUS.get(m.status, m.status)}", mask_text(explain(m.reason))))
+            events.append(Event(m.due_at, "message", f"{name}: {STATUS.get(m.status, m.status)}", mask_text(words(m.reason))))
     for o in session.scalars(select(t.Order).where(t.Order.cart_id == cart.id).order_by(t.Order.placed_at)):
         how = "recovered: after one of our messages" if o.attribution == "recovered" else "completed without our messages"
         events.append(Event(o.placed_at, "order", f"Order {o.name or o.platform_order_id} placed, {o.total} {o.currency} ({how})"))

@@ -3,7 +3,16 @@
 Every model is `recovery.storage.tables.X` (`from recovery import tables as t`); the modules split them by subject.
 """
 
+from recovery.storage.tables.accounts import (
+    AccountSession,
+    AccountStore,
+    AccountToken,
+    MerchantAccount,
+    SignInFailure,
+    StoreCopy,
+)
 from recovery.storage.tables.base import NAMING, Base, utcnow
+from recovery.storage.tables.billing import PlanCart, PlanUsage, StoreBilling
 from recovery.storage.tables.core import (
     Cart,
     Customer,
@@ -35,6 +44,12 @@ from recovery.storage.tables.store import (
 )
 
 __all__ = [
+    "AccountSession",
+    "AccountStore",
+    "AccountToken",
+    "MerchantAccount",
+    "SignInFailure",
+    "StoreCopy",
     "Base",
     "Cart",
     "Consent",
@@ -47,12 +62,15 @@ __all__ = [
     "InventoryLevel",
     "NAMING",
     "OAuthState",
+    "PlanCart",
+    "PlanUsage",
     "Order",
     "PushSubscription",
     "RecoveryMessage",
     "SendDecision",
     "ShopperSend",
     "Store",
+    "StoreBilling",
     "Suppression",
     "TrackEvent",
     "VariantPrice",

@@ -274,6 +274,8 @@ class ExperimentAssignment(Base):
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: The unit assigned (migration 0115): a salted hash of the shopper key (recovery/sequence/holdout.py).
     unit: Mapped[str | None] = mapped_column(String(64))
+    #: P(this variant) under the policy that drew it (migration 0125; discount arms record it).
+    propensity: Mapped[float | None]
 
 
 class SendDecision(Base):

@@ -120,6 +120,13 @@ class CartResQ_Admin {
 				</table>
 				<?php submit_button( __( 'Save', 'cartresq' ) ); ?>
 			</form>
+			<?php if ( $connected && '' !== CartResQ_Settings::app_url() ) : ?>
+				<p>
+					<a class="button button-primary" href="<?php echo esc_url( CartResQ_Settings::app_url() . '/app/' ); ?>" target="_blank" rel="noopener">
+						<?php esc_html_e( 'Open CartResQ (setup, flow, templates, status)', 'cartresq' ); ?>
+					</a>
+				</p>
+			<?php endif; ?>
 			<?php if ( '' !== $connect ) : ?>
 				<p>
 					<a class="button button-primary" href="<?php echo esc_url( $connect ); ?>">

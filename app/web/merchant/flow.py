@@ -1,0 +1,128 @@
+"""The flow editor: the sequence as steps, send time, offer, quiet hours, caps and holdout.
+
+Every value is validated by `recovery.config.store_settings` through `recovery.config.stores.set_settings`, the code
+`cartresq store set` runs; errors come back next to their field and nothing is saved while one remains.
+Without JavaScript every action (add, remove, move, reset) is a submit button of the one form.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import redirect, render_template, request, url_for
+
+from app.web.merchant import bp, settings_form
+from app.web.merchant.context import current_store, merchant_required
+from recovery.messages.content import TEMPLATES
+from recovery.sending.policy.hours import SMS_LEGAL
+from recovery.sequence.plan import store_sequence
+from recovery.config.store_settings import SPECS, effective, format_duration
+
+FIELDS = ("offer_percent", "offer_window", "first_message_min", "first_message_max", "email_quiet_hours",
+          "sms_window", "shopper_cap", "holdout_percent", "sms_enabled")
+CHANNELS = ("email", "sms", "push")
+MAX_STEPS = 8
+
+
+def human(seconds: int | None) -> str:
+    """3600 → '1 h', 86400 → '1 d': the form's way of writing a duration (the parser reads both)."""
+    if seconds is None:
+        return ""
+    text = format_duration(int(seconds))
+    return f"{text[:-1]} {text[-1]}"
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in ("offer_window", "first_message_min", "first_message_max"):
+        return human(value)
+    if key == "sms_enabled":
+        return "on" if value else "off"
+    return SPECS[key].show(value)
+
+
+def _from_store(stored: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str], bool]:
+    values = effective(stored)
+    steps = [{"channel": s.channel, "template": s.template, "delay": human(s.delay),
+              "min": "" if s.min_total is None else str(s.min_total), "on": s.enabled}
+             for s in store_sequence(values, switched_off=True)]
+    model = bool(steps) and store_sequence(values, switched_off=True)[0].delay is None
+    return steps, {key: _shown(key, values[key]) for key in FIELDS}, model
+
+
+def _from_form() -> tuple[list[dict[str, Any]], dict[str, str], bool]:
+    count = min(int(request.form.get("steps", "0") or 0), MAX_STEPS + 1)
+    steps = []
+    for n in range(1, count + 1):
+        steps.append({"channel": request.form.get(f"step-{n}-channel", "email")[:16],
+                      "template": request.form.get(f"step-{n}-template", "gentle_reminder")[:32],
+                      "delay": request.form.get(f"step-{n}-delay", "")[:32].strip(),
+                      "min": request.form.get(f"step-{n}-min", "")[:32].strip(),
+                      "on": bool(request.form.get(f"step-{n}-on"))})
+    fields = {key: request.form.get(key, "")[:200] for key in FIELDS}
+    fields["sms_enabled"] = "on" if request.form.get("sms_enabled") else "off"
+    return steps, fields, bool(request.form.get("model_first"))
+
+
+def _edit(steps: list[dict[str, Any]], op: str) -> None:
+    verb, _, number = op.partition(":")
+    index = int(number) - 1 if number.isdigit() else -1
+    if verb == "add" and len(steps) < MAX_STEPS:
+        steps.append({"channel": "email", "template": "final_call", "delay": "", "min": "", "on": True})
+    elif verb == "remove" and 0 <= index < len(steps) and len(steps) > 1:
+        steps.pop(index)
+    elif verb == "up" and 0 < index < len(steps):
+        steps[index - 1], steps[index] = steps[index], steps[index - 1]
+    elif verb == "down" and 0 <= index < len(steps) - 1:
+        steps[index + 1], steps[index] = steps[index], steps[index + 1]
+
+
+def _sequence_json(steps: list[dict[str, Any]], model: bool) -> tuple[str, str | None]:
+    raw = []
+    for n, step in enumerate(steps, start=1):
+        delay: str | None = step["delay"] or None
+        if n == 1 and model:
+            delay = None
+        elif delay is None:
+            return "", (f"step {n}: give its delay after abandonment, e.g. 1 d" if n > 1 else
+                        "step 1: give its delay, or let the send-time model choose it")
+        raw.append({"channel": step["channel"], "template": step["template"], "delay": delay,
+                    "min_total": step["min"] or None, "enabled": step["on"]})
+    return json.dumps(raw), None
+
+
+@bp.route("/flow", methods=["GET", "POST"])
+@merchant_required
+def flow() -> Any:
+    store = current_store()
+    errors: dict[str, str] = {}
+    saved = request.args.get("saved") == "1"
+    if request.method == "GET":
+        steps, fields, model = _from_store(settings_form.stored(store.id))
+    else:
+        op = request.form.get("op", "save")
+        if op.startswith("reset:"):
+            key = op.partition(":")[2]
+            errors = settings_form.reset(store.id, key)
+            if not errors:
+                return redirect(url_for("merchant.flow", store=request.args.get("store"), saved=1) + "#" + key, 303)
+            steps, fields, model = _from_form()
+        else:
+            steps, fields, model = _from_form()
+            _edit(steps, op)
+            sequence, problem = _sequence_json(steps, model)
+            if problem:
+                errors = {"sequence": problem}
+            else:
+                values = {key: fields[key] for key in FIELDS}
+                values["sequence"] = sequence
+                _, errors = settings_form.apply(store.id, values)
+            if not errors:
+                return redirect(url_for("merchant.flow", store=request.args.get("store"), saved=1), 303)
+    stored = settings_form.stored(store.id)
+    defaults = {key: _shown(key, SPECS[key].default) for key in FIELDS}
+    return render_template(
+        "merchant/flow.html", steps=steps, fields=fields, model=model, errors=errors, saved=saved,
+        channels=CHANNELS, templates=TEMPLATES, defaults=defaults, custom=set(stored), help=SPECS,
+        sms_legal=SMS_LEGAL, max_steps=MAX_STEPS,
+    ), 400 if errors else 200
