@@ -129,6 +129,10 @@ def upgrade() -> None:
         batch_op.create_index("ix_carts_store_abandoned", ["store_id", "abandoned_at"], unique=False)
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_store_name", ["store_id", "name"], unique=False)
+    # The setup guide's "tracker seen" check (app/web/merchant/setup.py): without it, an EXISTS over every cart
+    # of the store (a 500,000-cart store's Overview spent 0.5 s there).
+    op.create_index("ix_carts_store_tracked", "carts", ["store_id"], unique=False,
+                    postgresql_where=sa.text("tracked_at IS NOT NULL"), sqlite_where=sa.text("tracked_at IS NOT NULL"))
     # The email search is a prefix (LIKE 'ann%'): indexable on PostgreSQL in any collation with pattern ops.
     op.create_index("ix_carts_store_email_prefix", "carts", ["store_id", "email"], unique=False,
                     postgresql_ops={"email": "varchar_pattern_ops"})
@@ -160,6 +164,7 @@ def downgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_store_name")
     op.drop_index("ix_carts_store_email_prefix", table_name="carts")
+    op.drop_index("ix_carts_store_tracked", table_name="carts")
     with op.batch_alter_table("carts", schema=None) as batch_op:
         batch_op.drop_index("ix_carts_store_abandoned")
         batch_op.drop_index("ix_carts_store_activity_id")

@@ -94,6 +94,8 @@ class Cart(Base):
         # the merchant app's Carts list (migration 0118): keyset pages within a store, newest activity first
         Index("ix_carts_store_activity_id", "store_id", "last_activity_at", "id"),
         Index("ix_carts_store_abandoned", "store_id", "abandoned_at"),
+        Index("ix_carts_store_tracked", "store_id", postgresql_where=text("tracked_at IS NOT NULL"),
+              sqlite_where=text("tracked_at IS NOT NULL")),  # the setup guide's "tracker seen" (migration 0118)
         Index("ix_carts_store_email_prefix", "store_id", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
     )
 
