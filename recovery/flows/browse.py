@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from recovery.config.store_settings import effective
 from recovery.flows import BROWSE
-from recovery.flows.fanout import _channel, _sms_consent
+from recovery.flows.fanout import channel_for, sms_consented
 from recovery.flows.plan import Firing, fire
 from recovery.model import CartStatus
 from recovery.storage import tables as t
@@ -60,11 +60,11 @@ def run(session: Session, now: datetime, limit: int = VIEWS_PER_PASS) -> Counter
         carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({v.cart_id for v in rows})))}
         stats = {s.product_id: s for s in session.scalars(select(t.ProductStat).where(
             t.ProductStat.store_id == store_id, t.ProductStat.product_id.in_({v.product_id for v in rows})))}
-        sms = _sms_consent(session, [c for c in carts.values() if not c.email and c.phone and c.customer_id])
+        sms = sms_consented(session, [c for c in carts.values() if not c.email and c.phone and c.customer_id])
         firings = []
         for view in rows:
             cart, stat = carts.get(view.cart_id or 0), stats.get(view.product_id)
-            channel = _channel(cart, settings, sms) if cart is not None else None
+            channel = channel_for(cart, settings, sms) if cart is not None else None
             if cart is None or channel is None:
                 total["unknown_shopper"] += 1
             elif cart.status in BOUGHT or in_cart(cart, view.product_id):
