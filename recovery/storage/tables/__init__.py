@@ -24,6 +24,7 @@ from recovery.storage.tables.core import (
     WebhookDelivery,
 )
 from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat, ProductView
+from recovery.storage.tables.figures import DailyFigure, FigureMark
 from recovery.storage.tables.shopper import (
     Consent,
     DataExport,
@@ -54,6 +55,7 @@ __all__ = [
     "Cart",
     "Consent",
     "Customer",
+    "DailyFigure",
     "DataExport",
     "DiscountCode",
     "ExperimentAssignment",
@@ -64,6 +66,7 @@ __all__ = [
     "ProductPair",
     "ProductStat",
     "ProductView",
+    "FigureMark",
     "InventoryLevel",
     "NAMING",
     "OAuthState",
