@@ -1,6 +1,6 @@
 """Browse abandonment: the dispatcher's pass over product views that came due (recovery/intake/views.py).
 
-A known shopper (the session's views are linked to a cart with an address) who viewed a product page at
+A known shopper (the session's views are linked to a cart with an email address) who viewed a product page at
 least twice in a session without adding it to the cart gets one reminder `browse_abandonment_after` after
 the last view; once per product per shopper per 30 days (plan.fire's key), with the flow's own holdout.
 What it shows comes from recorded catalog facts (`product_stats`); an unknown product plans nothing.
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from recovery.config.store_settings import effective
 from recovery.flows import BROWSE
-from recovery.flows.fanout import channel_for, sms_consented
 from recovery.flows.plan import Firing, fire
 from recovery.model import CartStatus
 from recovery.storage import tables as t
@@ -60,12 +59,10 @@ def run(session: Session, now: datetime, limit: int = VIEWS_PER_PASS) -> Counter
         carts = {c.id: c for c in session.scalars(select(t.Cart).where(t.Cart.id.in_({v.cart_id for v in rows})))}
         stats = {s.product_id: s for s in session.scalars(select(t.ProductStat).where(
             t.ProductStat.store_id == store_id, t.ProductStat.product_id.in_({v.product_id for v in rows})))}
-        sms = sms_consented(session, [c for c in carts.values() if not c.email and c.phone and c.customer_id])
         firings = []
         for view in rows:
             cart, stat = carts.get(view.cart_id or 0), stats.get(view.product_id)
-            channel = channel_for(cart, settings, sms) if cart is not None else None
-            if cart is None or channel is None:
+            if cart is None or not cart.email:  # email only: the flow has no SMS copy
                 total["unknown_shopper"] += 1
             elif cart.status in BOUGHT or in_cart(cart, view.product_id):
                 total["bought_or_in_cart"] += 1
@@ -73,6 +70,6 @@ def run(session: Session, now: datetime, limit: int = VIEWS_PER_PASS) -> Counter
                 total["unknown_product"] += 1
             else:
                 data = {"product_id": view.product_id, "item": stat.title[:255], "url": product_url(store, stat)}
-                firings.append(Firing(cart, f"product:{view.product_id}", channel, BROWSE, now, data))
+                firings.append(Firing(cart, f"product:{view.product_id}", "email", BROWSE, now, data))
         total += fire(session, store, BROWSE, firings, now)
     return total
