@@ -129,9 +129,12 @@ def test_no_reminder_for_an_unknown_shopper_a_single_view_or_when_off(rt: Runtim
            consent={"analytics": True, "marketing": True})
     last = views(client, 1, "8840213570003")  # a single view of another product
     assert plan(rt, due(last)) == {}
-    set_store(rt, browse_abandonment=False)
-    last = views(client, 2, "8840213570004")
-    assert plan(rt, due(last)) == {}
+    views(client, 2, "8840213570004")
+    set_store(rt, browse_abandonment=False)  # turned off after the views: nothing planned
+    assert plan(rt, due(datetime.now(UTC))) == {}
+    views(client, 2, "8840213570005")  # and while off, views are not even kept
+    with rt.sessions() as session:
+        assert session.scalar(select(t.ProductView).where(t.ProductView.product_id == "8840213570005")) is None
     assert browse_messages(rt) == []
 
 

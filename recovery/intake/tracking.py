@@ -144,10 +144,12 @@ def apply_beacon(
             push_back_abandonment(cart, at, abandon_delay(store, timing))
             cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
             cart.device = beacon.get("device") or cart.device
-    if cart is not None:
+    browsing = settings["browse_abandonment"]  # a store without the flow keeps no views (and pays nothing)
+    if browsing and cart is not None:
         views.link(session, store.id, beacon["sid"], cart.id, at)
     if kind == "view":
-        views.record(session, store, beacon["sid"], beacon["product_id"], at, timing, cart.id if cart else None)
+        if browsing:
+            views.record(session, store, beacon["sid"], beacon["product_id"], at, timing, cart.id if cart else None)
         return Applied(None)  # its product_views row is its record
     answer, wants_code = None, None
     if kind == "exit":
