@@ -18,7 +18,7 @@ from recovery.consent import purge
 from recovery.measure import figures
 from recovery.storage.tables import utcnow
 from recovery.sending.send import SEND_ACTOR
-from recovery.flows import fanout
+from recovery.flows import browse, fanout
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -46,6 +46,8 @@ def run_once(runtime: Runtime) -> Pass:
         result.abandoned = len(runtime.abandoner.run(session, now))
     with runtime.sessions.begin() as session:  # triggered flows: price drops, restocks, fulfilments
         result.flows = fanout.run(session, now, runtime.timing)["planned"]
+    with runtime.sessions.begin() as session:  # browse abandonment: product views that came due
+        result.flows += browse.run(session, now)["planned"]
     with runtime.sessions.begin() as session:
         result.claimed = len(dispatch.claim_due(session, now))
     requeue_after = timedelta(seconds=runtime.settings.requeue_after)

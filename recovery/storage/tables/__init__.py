@@ -23,7 +23,7 @@ from recovery.storage.tables.core import (
     Store,
     WebhookDelivery,
 )
-from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat
+from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat, ProductView
 from recovery.storage.tables.figures import DailyFigure, FigureMark
 from recovery.storage.tables.shopper import (
     Consent,
@@ -65,6 +65,7 @@ __all__ = [
     "OrderItem",
     "ProductPair",
     "ProductStat",
+    "ProductView",
     "FigureMark",
     "InventoryLevel",
     "NAMING",
