@@ -15,9 +15,10 @@ from app.broker_jobs import pending_ids
 from recovery.sending import dispatch
 from recovery.intake import deliveries as intake
 from recovery.consent import purge
+from recovery.measure import figures
 from recovery.storage.tables import utcnow
 from recovery.sending.send import SEND_ACTOR
-from recovery.flows import fanout
+from recovery.flows import browse, fanout
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -45,6 +46,8 @@ def run_once(runtime: Runtime) -> Pass:
         result.abandoned = len(runtime.abandoner.run(session, now))
     with runtime.sessions.begin() as session:  # triggered flows: price drops, restocks, fulfilments
         result.flows = fanout.run(session, now, runtime.timing)["planned"]
+    with runtime.sessions.begin() as session:  # browse abandonment: product views that came due
+        result.flows += browse.run(session, now)["planned"]
     with runtime.sessions.begin() as session:
         result.claimed = len(dispatch.claim_due(session, now))
     requeue_after = timedelta(seconds=runtime.settings.requeue_after)
@@ -63,6 +66,7 @@ def run_once(runtime: Runtime) -> Pass:
     _woo_reconcile(runtime, now)
     _purge(runtime, now)
     _billing_notices(runtime, now)
+    _figures(runtime, now)
     return result
 
 
@@ -80,6 +84,18 @@ def _billing_notices(runtime: Runtime, now: datetime) -> None:
         send_due_notices(runtime, now)
     except Exception:  # a mail failure never stops the dispatcher
         log.exception("billing notices failed")
+
+
+_figured: dict[str, float] = {"next": 0.0}  # this process's daily-figures time gate
+
+
+def _figures(runtime: Runtime, now: datetime) -> None:
+    """Every few seconds: recount the days whose figures changed (recovery/measure/figures.py; idempotent)."""
+    if now.timestamp() < _figured["next"]:
+        return
+    _figured["next"] = now.timestamp() + figures.EVERY.total_seconds()
+    with runtime.sessions.begin() as session:
+        figures.refresh(session)
 
 
 _purged: dict[str, float] = {"next": 0.0}  # this process's purge time gate

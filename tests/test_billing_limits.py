@@ -161,3 +161,16 @@ def test_the_banner_speaks_at_80_and_100_percent_and_only_where_billing_applies(
     with sessions() as session:
         assert plan_banner(session, session.get(t.Store, store_id), NOW, LIMITS).startswith("No active plan")
     engine.dispose()
+
+
+def test_one_trial_per_store_never_a_new_one_per_plan_change() -> None:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from recovery.billing.plans import TRIAL_DAYS, trial_days_left
+
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    assert trial_days_left(None, now) == TRIAL_DAYS  # never subscribed: the whole trial
+    assert trial_days_left(SimpleNamespace(trial_ends_at=now + timedelta(days=3, hours=12)), now) == 4
+    assert trial_days_left(SimpleNamespace(trial_ends_at=now - timedelta(days=1)), now) == 0
+    assert trial_days_left(SimpleNamespace(trial_ends_at=None), now) == 0  # subscribed before, no trial known

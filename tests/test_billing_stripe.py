@@ -112,6 +112,12 @@ def test_checkout_trial_limit_held_back_upgrade_resume_cancel(woo: Woo, stripe_f
     (mail,) = [m for m in woo.fake.sent if getattr(m, "categories", ()) == ("billing",)]  # the email channel
     assert mail.to == stripe_fake.customer_email and "reached its plan limit" in mail.subject
 
+    # Choosing another plan while subscribed opens the portal, never a second Checkout (two charges, a new trial).
+    sessions = len(stripe_fake.requests)
+    again = woo.client.post(f"/app/billing/subscribe?store={store.domain}", data={"plan": "pro"}, headers=operator(woo))
+    assert again.status_code == 303 and again.headers["Location"].startswith("https://billing.stripe.com/p/session/")
+    assert not any("checkout" in str(r.get("path", "")) for r in stripe_fake.requests[sessions:])
+
     # The customer portal, then an upgrade there: same period, Growth's allowance at once.
     portal = woo.client.post(f"/app/billing/portal?store={store.domain}", headers=operator(woo))
     assert portal.status_code == 303 and portal.headers["Location"].startswith("https://billing.stripe.com/p/session/")

@@ -227,3 +227,25 @@ def test_the_cli_reads_and_shows_switched_off_steps() -> None:
         assert "at least one step must be on" in str(exc)
     else:
         raise AssertionError("a sequence with every step off was accepted")
+
+
+def test_junk_input_is_a_4xx_and_test_emails_are_limited(runtime: Runtime, client) -> None:
+    """Review findings: junk step counts, ids beyond bigint and control characters in `next` were 500s; the
+    test message and reset links could be sent without limit."""
+    store = _signed_in(runtime, client)
+    token = token_for(client, "/app/flow")
+    for steps in ("abc", "1e3", "-1"):
+        assert client.post("/app/flow", data={"csrf_token": token, "steps": steps}).status_code == 400
+    too_big = "/app/status/deliveries/99999999999999999999999/retry"
+    assert client.post(too_big, data={"csrf_token": token}).status_code == 404
+    assert client.get("/app/sign-in?next=/app/%0d%0aX:y").status_code in (200, 302, 303)
+    with runtime.sessions.begin() as db:
+        db.get(t.Store, store).settings = {"reply_to": "help@example.com", "postal_address": "1 Example Street"}
+    answers = [client.post("/app/setup/test", data={"csrf_token": token}).status_code for _ in range(11)]
+    assert answers[:10] == [303] * 10 and answers[10] == 400
+    assert len(outbox_emails(runtime)) == 10
+    client.post("/app/sign-out", data={"csrf_token": token})
+    forgot = token_for(client, "/app/forgot")
+    codes = [client.post("/app/forgot", data={"csrf_token": forgot, "email": "owner@example.com"}).status_code
+             for _ in range(4)]
+    assert codes == [200, 200, 200, 429]

@@ -7,6 +7,7 @@ import html
 import re
 from pathlib import Path
 
+import requests
 from sqlalchemy import select
 
 from recovery.storage import tables as t
@@ -25,6 +26,9 @@ def test_activation_ends_by_creating_the_merchants_account(sqlite_url: str, tmp_
         page = activate(woo.live.url, woo.store)
         assert page.status_code == 200 and "Set up your CartResQ account" in page.text
         path = _claim_path(page.text)
+        # The return URL is single-use too: replayed (history, proxy logs) it mints no second link to the store.
+        replay = requests.get(page.url, timeout=30)
+        assert replay.status_code == 400 and "/app/claim/" not in replay.text
         client = woo.client
         form = token_for(client, path)
         assert client.post(path, data={"csrf_token": form, "email": "owner@example.com",

@@ -7,7 +7,7 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, redirect, request
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from werkzeug.urls import iri_to_uri
 
 from app.web import jsonbody, pages
@@ -120,15 +120,24 @@ def returned():  # type: ignore[no-untyped-def]
             "You can start again from the CartResQ page in your WordPress admin.",
             200,
         )
-    with rt.sessions() as session:
+    # Activation ends in the merchant's account: a single-use link to create one or join an existing one. The
+    # activation is consumed in the same transaction, so a replayed return URL (browser history, proxy logs)
+    # never mints another link to this store.
+    from app.web.merchant.accounts import new_link
+
+    with rt.sessions.begin() as session:
         row = session.execute(
-            select(t.WooActivation.store_id, t.WooActivation.store_url).where(
-                t.WooActivation.token_hash == activation._hash(user_id), t.WooActivation.store_id.is_not(None)
-            )
+            delete(t.WooActivation)
+            .where(t.WooActivation.token_hash == activation._hash(user_id), t.WooActivation.store_id.is_not(None))
+            .returning(t.WooActivation.store_id, t.WooActivation.store_url)
         ).first()
+        if row is not None:
+            claim = f"{rt.settings.app_url}/app/claim/{new_link(session, 'claim', utcnow(), store_id=row.store_id)}"
     if row is None:
         return _page(
-            "This activation is not known", "Start the connection again from your WordPress admin.", 400
+            "This activation is not known or was already used",
+            "Sign in to CartResQ to manage this store, or start the connection again from your WordPress admin.",
+            400,
         )
     report = reconcile_store(
         rt.sessions,
@@ -141,11 +150,6 @@ def returned():  # type: ignore[no-untyped-def]
         allow_private=rt.settings.allow_private_hosts,
         web_push=rt.settings.web_push_configured,
     )
-    # Activation ends in the merchant's account: a single-use link to create one or join an existing one.
-    from app.web.merchant.accounts import new_link
-
-    with rt.sessions.begin() as session:
-        claim = f"{rt.settings.app_url}/app/claim/{new_link(session, 'claim', utcnow(), store_id=row.store_id)}"
     if report.error:
         return _page(
             "Connected, with a problem",

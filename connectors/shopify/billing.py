@@ -53,7 +53,8 @@ def subscription_name(plan: Plan) -> str:
     return f"CartResQ {plan.name}"
 
 
-def create_subscription(admin: AdminClient, shop: str, plan_key: str, return_url: str, *, test: bool) -> str:
+def create_subscription(admin: AdminClient, shop: str, plan_key: str, return_url: str, *, test: bool,
+                        trial_days: int = TRIAL_DAYS) -> str:
     """The confirmation URL the merchant approves the charge on."""
     plan = PLANS[plan_key]
     if plan.price is None:
@@ -61,7 +62,7 @@ def create_subscription(admin: AdminClient, shop: str, plan_key: str, return_url
     try:
         dev_store = _dev_store(admin, shop)
         data = admin.execute(shop, CREATE, {
-            "name": subscription_name(plan), "returnUrl": return_url, "trialDays": TRIAL_DAYS,
+            "name": subscription_name(plan), "returnUrl": return_url, "trialDays": trial_days,
             "test": test or dev_store,
             "lineItems": [{"plan": {"appRecurringPricingDetails": {
                 "price": {"amount": str(plan.price), "currencyCode": "USD"}, "interval": "EVERY_30_DAYS"}}}],

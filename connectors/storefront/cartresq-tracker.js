@@ -110,4 +110,6 @@
   // Autofill fires input too. With a platform adapter (data-platform: WooCommerce's plugin script) the
   // adapter owns contact capture (its checkout fields, opt-in box and phone): one contact beacon, not two.
   D.platform || d[on]('input', typed, 1);
+  // A product page: one 'view' beacon with the product id the platform rendered (no title; browse abandonment).
+  D.product && send('view', { product_id: D.product });
 })();

@@ -42,7 +42,7 @@ def client(settings: Settings) -> stripe.StripeClient:
 
 
 def checkout_url(settings: Settings, store_id: int, plan_key: str, success_url: str, cancel_url: str,
-                 customer_id: str | None = None) -> str:
+                 customer_id: str | None = None, trial_days: int = TRIAL_DAYS) -> str:
     price = settings.stripe_prices.get(plan_key)
     if plan_key not in PLANS or price is None:
         raise StripeBillingError(f"no Stripe price for plan {plan_key} (STRIPE_PRICE_{plan_key.upper()})")
@@ -52,7 +52,8 @@ def checkout_url(settings: Settings, store_id: int, plan_key: str, success_url: 
         "success_url": success_url,
         "cancel_url": cancel_url,
         "client_reference_id": str(store_id),
-        "subscription_data": {"trial_period_days": TRIAL_DAYS, "metadata": {"cartresq_store_id": str(store_id)}},
+        "subscription_data": {"metadata": {"cartresq_store_id": str(store_id)},
+                              **({"trial_period_days": trial_days} if trial_days > 0 else {})},
         "metadata": {"cartresq_store_id": str(store_id)},
     }
     if customer_id:

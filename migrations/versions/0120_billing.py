@@ -1,7 +1,7 @@
 """plans and billing: each store's subscription, usage per billing period, carts counted or held back
 
 Revision ID: 0120
-Revises: 0117
+Revises: 0118
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import recovery.storage.types
 
 revision = "0120"
-down_revision = "0117"
+down_revision = "0118"
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 #: Shopify's and our billing interval (EVERY_30_DAYS); a period that passed without news rolls by this much.
@@ -72,3 +73,16 @@ def current_period_end(period_end: datetime | None, now: datetime) -> datetime |
         return period_end
     steps = (now - period_end) // PERIOD + 1
     return period_end + steps * PERIOD
+
+
+def trial_days_left(billing: object | None, now: datetime) -> int:
+    """Days of free trial a new subscription may still carry: the whole trial for a store that never
+    subscribed, what is left of a running one, none once a store has had a subscription (no trial again by
+    switching plans or cancelling and coming back)."""
+    if billing is None:
+        return TRIAL_DAYS
+    ends = getattr(billing, "trial_ends_at", None)
+    if ends is None:
+        return 0
+    ends = ends if ends.tzinfo else ends.replace(tzinfo=UTC)
+    return max(0, math.ceil((ends - now).total_seconds() / 86400))

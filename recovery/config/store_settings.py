@@ -341,7 +341,7 @@ SPECS: Mapping[str, Spec] = {
     "cross_sell_after": Spec(_positive_duration, 7 * 86400, "how long after fulfilment the cross-sell goes",
                              format_duration),
     "browse_abandonment": Spec(
-        _bool, False, "remind a known shopper of a product they viewed twice without adding it (not built yet: no effect)",
+        _bool, False, "remind a known shopper of a product they viewed twice in a visit without adding it",
         _on_off,
     ),
     "browse_abandonment_after": Spec(

@@ -1,6 +1,6 @@
 """Rows strangers can make without signing in are bounded in number (rate limits at the edge) and in
 time (this purge, run by the dispatcher's sweep): expired OAuth states, expired WooCommerce activation
-starts, and push subscriptions that never became linked to a cart."""
+starts, push subscriptions that never became linked to a cart, and product views (browse abandonment)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from recovery.storage import tables as t
 USED_ACTIVATION_KEPT = timedelta(days=1)
 #: A push subscription no cart ever claimed is useless: nothing will be sent to it.
 UNLINKED_PUSH_KEPT = timedelta(days=7)
+#: A product view (browse abandonment) is of no use once its reminder's due time is this far past
+#: (recovery/flows/browse.py plans only views that came due within two days).
+PRODUCT_VIEWS_KEPT = timedelta(days=3)
 #: How often the dispatcher runs the purge (each process).
 EVERY = timedelta(minutes=10)
 
@@ -37,4 +40,6 @@ def purge_unauthenticated(session: Session, now: datetime) -> dict[str, int]:
             t.PushSubscription.cart_id.is_(None), t.PushSubscription.created_at < now - UNLINKED_PUSH_KEPT
         )
     )
-    return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes)}
+    views = session.execute(delete(t.ProductView).where(t.ProductView.due_at < now - PRODUCT_VIEWS_KEPT))
+    return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes),
+            "product_views": count(views)}

@@ -1,5 +1,5 @@
-"""Triggered flows (issue 22): price drop, back in stock, post-purchase cross-sell (browse abandonment:
-its setting and template exist, nothing fires it yet; docs/flows.md).
+"""Triggered flows (issue 22): price drop, back in stock, post-purchase cross-sell, browse abandonment
+(docs/flows.md).
 
 A flow is a recovery message with its own trigger. Its message is an ordinary `recovery_messages` row
 (`flow` names it; `step` is FLOW_STEP_BASE + its `flow_events` id, so it is never a sequence step), sent
@@ -8,6 +8,7 @@ suppression, quiet hours → next allowed time, shopper cap), unsubscribe, rende
 
 - `signals.py`: the worker that applies a catalog or order fact records what may trigger a flow.
 - `fanout.py`: the dispatcher turns pending signals into messages (guard, holdout, plan).
+- `browse.py`: the dispatcher's pass over product views that came due (browse abandonment).
 - `plan.py`: the common part: the once-per-period unique key, the per-flow holdout, the message row.
 - `checks.py`: what a flow message's pre-send check asks instead of "is the cart still abandoned".
 - `products.py`: order lines, co-purchase counts, popularity fallback: the recommendations.

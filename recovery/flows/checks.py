@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from recovery.consent import records as consent
 from recovery.storage import tables as t
 from recovery.flows import BACK_IN_STOCK, BROWSE, CROSS_SELL, PRICE_DROP
+from recovery.flows.browse import BOUGHT, in_cart
 from recovery.model import CartStatus
 from recovery.config.store_settings import effective
 
@@ -37,6 +38,8 @@ def reasons(session: Session, batch: Sequence[Any], ordered: set[int]) -> dict[i
             out[message.id] = f"cart is {cart.status}"
         elif flow in CART_FLOWS + (BROWSE,) and cart.id in ordered:
             out[message.id] = "shopper ordered"
+        elif flow == BROWSE and (cart.status in BOUGHT or in_cart(cart, str((message.flow_data or {}).get("product_id")))):
+            out[message.id] = "product bought or in the cart"
         elif flow == CROSS_SELL:
             order = orders.get(int((message.flow_data or {}).get("order_id") or 0))
             record = records.get((store.id, "email", consent.normalize("email", cart.email) or ""))

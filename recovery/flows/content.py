@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.storage import tables as t
 from recovery.messages.content import ProductView
 from recovery.flows import BROWSE, CROSS_SELL, is_flow
+from recovery.flows.browse import product_url
 from recovery.flows.products import bought_by, recommend
 
 #: The cross-sell shows 2 to 4 products: with fewer than 2 it is not sent.
@@ -36,8 +38,14 @@ def flow_facts(
             raise ValueError(f"only {len(found)} products to recommend (at least {CROSS_SELL_MIN})")
         data.update(source=source, item=found[0].title)
         return data, tuple(_view(r) for r in found), f"https://{store.domain}"
-    if message.flow == BROWSE:
-        return data, (), data.get("url") or f"https://{store.domain}"
+    if message.flow == BROWSE and session is not None:
+        stat = session.scalar(select(t.ProductStat).where(t.ProductStat.store_id == store.id,
+                                                          t.ProductStat.product_id == str(data.get("product_id"))))
+        if stat is None:
+            raise ValueError("the viewed product is no longer recorded")
+        url = product_url(store, stat)
+        data.update(item=stat.title, url=url)
+        return data, (ProductView(stat.title, stat.price, url, stat.image_url),), url
     return data, (), None
 
 

@@ -107,11 +107,11 @@ def variant_news(session: Session, store: t.Store, signal: t.FlowSignal, now: da
         price = current.price
     percent, minimum = threshold(settings["price_drop_threshold"])
     carts = holding(session, store.id, signal.subject)
-    sms_customers = _sms_consent(session, [c for c in carts if not c.email and c.phone and c.customer_id])
+    sms_customers = sms_consented(session, [c for c in carts if not c.email and c.phone and c.customer_id])
     firings = []
     for cart in carts:
         line = _line(cart, signal.subject)
-        channel = _channel(cart, settings, sms_customers)
+        channel = channel_for(cart, settings, sms_customers)
         if line is None or channel is None:
             continue
         data: dict[str, Any] = {"variant_id": signal.subject, "item": str(line.get("title") or "")[:255]}
@@ -124,14 +124,14 @@ def variant_news(session: Session, store: t.Store, signal: t.FlowSignal, now: da
     return fire(session, store, flow, firings, now)
 
 
-def _sms_consent(session: Session, carts: Sequence[t.Cart]) -> set[int]:
+def sms_consented(session: Session, carts: Sequence[t.Cart]) -> set[int]:
     ids = {c.customer_id for c in carts if c.customer_id}
     if not ids:
         return set()
     return set(session.scalars(select(t.Customer.id).where(t.Customer.id.in_(ids), t.Customer.sms_consent.is_(True))))
 
 
-def _channel(cart: t.Cart, settings: dict[str, Any], sms_customers: set[int]) -> str | None:
+def channel_for(cart: t.Cart, settings: dict[str, Any], sms_customers: set[int]) -> str | None:
     """Email; SMS only for a shopper without an email who consented to texts."""
     if cart.email:
         return "email"

@@ -27,6 +27,7 @@ from recovery.model import CartStatus, LineItem, strip_token
 from recovery.sequence.offers import ExitCodeRequest, find_exit_code, is_live, offer_answer
 from recovery.config.store_settings import effective
 from recovery.sequence.timing import Timing
+from recovery.intake import views
 from recovery.intake.tracking_schema import BeaconError
 
 #: platform_updated_at of a cart only the tracker has described: any platform state is newer.
@@ -143,6 +144,13 @@ def apply_beacon(
             push_back_abandonment(cart, at, abandon_delay(store, timing))
             cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
             cart.device = beacon.get("device") or cart.device
+    browsing = settings["browse_abandonment"]  # a store without the flow keeps no views (and pays nothing)
+    if browsing and cart is not None:
+        views.link(session, store.id, beacon["sid"], cart.id, at)
+    if kind == "view":
+        if browsing:
+            views.record(session, store, beacon["sid"], beacon["product_id"], at, timing, cart.id if cart else None)
+        return Applied(None)  # its product_views row is its record
     answer, wants_code = None, None
     if kind == "exit":
         answer, wants_code = _exit_answer(session, store, settings, cart, beacon["sid"], now)

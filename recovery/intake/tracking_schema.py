@@ -19,7 +19,8 @@ from babel.numbers import is_currency
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 MAX_BEACON_BYTES = 8192
-TYPES = ("cart", "contact", "exit", "popup", "checkout_started", "checkout_contact", "checkout_completed")
+TYPES = ("cart", "contact", "exit", "popup", "checkout_started", "checkout_contact", "checkout_completed",
+         "view")
 MAX_MINOR_UNITS = 10**12  # a trillion cents: far above any real cart, far below overflow
 #: Script-like content: active tags, script URLs and inline event handlers (`onerror=`, `onclick =`).
 _SCRIPT = re.compile(
@@ -181,6 +182,8 @@ class Beacon(Schema):
     contact = fields.Nested(ContactInfo, load_default=None)
     consent = fields.Nested(Consent, load_default=None)
     popup = fields.String(load_default=None, validate=validate.OneOf(("shown", "closed", "email_submitted")))
+    #: A product page's product (type "view", browse abandonment): the platform's id, never a title.
+    product_id = fields.String(load_default=None, validate=validate.Regexp(r"^\d{1,40}\Z", error="is not a product id"))
 
     @validates_schema
     def _by_type(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -188,6 +191,8 @@ class Beacon(Schema):
         has_token = bool((cart or {}).get("token") or data.get("checkout_token"))
         if kind == "cart" and not (cart or {}).get("token"):
             raise ValidationError("a cart beacon needs cart.token", "cart")
+        if kind == "view" and not data.get("product_id"):
+            raise ValidationError("a view beacon needs product_id", "product_id")
         if kind == "popup" and not data.get("popup"):
             raise ValidationError("a popup beacon needs popup", "popup")
         wants_contact = kind in ("contact", "checkout_contact") or data.get("popup") == "email_submitted"

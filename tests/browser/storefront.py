@@ -37,7 +37,8 @@ PRODUCTS = {
 }
 
 
-def render_embed(settings: dict[str, Any] | None = None, extra_attrs: dict[str, str] | None = None) -> str:
+def render_embed(settings: dict[str, Any] | None = None, extra_attrs: dict[str, str] | None = None,
+                 product_id: str = "") -> str:
     """The app embed block's markup as Shopify renders it, from the real .liquid file.
 
     A tiny evaluator for exactly the Liquid the block uses; an expression it does not know fails the
@@ -72,6 +73,7 @@ def render_embed(settings: dict[str, Any] | None = None, extra_attrs: dict[str, 
             "cartresq_endpoint | escape": escape(values["endpoint"]),
             "shop.permanent_domain | escape": SHOP,
             "cartresq_page": "product",
+            "cartresq_product": product_id,  # the product page's product.id (empty: no view beacon)
             "cartresq_push_base": push_base if values["web_push"] else "",
         }
         if expr not in known:
@@ -216,6 +218,8 @@ class Storefront:
     collector: Collector
     embed_settings: dict[str, Any] = field(default_factory=dict)
     embed_attrs: dict[str, str] = field(default_factory=dict)
+    #: The product page's `product.id` as the block renders it; empty by default (no 'view' beacon).
+    product_id: str = ""
     head: str = ""
     with_tracker: bool = True
     filler: int = 3000
@@ -236,7 +240,7 @@ class Storefront:
             tracker = ""
             if self.with_tracker:
                 settings = {"endpoint": self.collector_url, **self.embed_settings}
-                tracker = render_embed(settings, self.embed_attrs)
+                tracker = render_embed(settings, self.embed_attrs, self.product_id)
             return PAGE.format(head=self.head, tracker=tracker, filler=self.filler)
 
         @app.get("/cart")

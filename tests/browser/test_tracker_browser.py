@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -320,4 +321,16 @@ def test_no_exit_popup_with_an_empty_cart(visit, shop) -> None:  # type: ignore[
     assert front.collector.beacons() == []
     assert v.page.locator("[role=dialog]").count() == 0
     assert PRODUCTS  # the catalogue is there; the cart simply is empty
+    v.finish()
+
+
+def test_a_product_page_sends_one_view_beacon_with_the_product_id_only(visit, shop) -> None:  # type: ignore[no-untyped-def]
+    front, _ = shop
+    front.product_id = str(PRODUCTS[40001]["product_id"])
+    v = visit().open()
+    [view] = wait_for(lambda: front.collector.beacons("view"), timeout=4)
+    v.wait(500)
+    assert len(front.collector.beacons("view")) == 1 and front.collector.beacons() == [view]
+    assert view["product_id"] == "70001" and view["page"] == "product"
+    assert "cart" not in view and "Linen" not in json.dumps(view)  # the id only: no title, no cart
     v.finish()

@@ -8,6 +8,7 @@ for a platform without a payment path, every page here is 404 and the store is u
 from __future__ import annotations
 
 import logging
+from typing import Any
 from datetime import UTC, datetime
 
 from flask import abort, redirect, render_template, request, url_for
@@ -100,14 +101,23 @@ def billing_subscribe() -> Response | tuple[str, int]:
     if plan not in SELF_SERVE:
         abort(400, "plan must be one of: " + ", ".join(SELF_SERVE))
     rt = _runtime()
+    from recovery.billing.plans import SERVING, trial_days_left
+    from recovery.storage import tables as t
+
+    with rt.sessions() as session:
+        billing_row = session.get(t.StoreBilling, store.id)
+        customer = billing_row.customer_id if billing_row else None
+        live_stripe = billing_row is not None and billing_row.provider == "stripe" and billing_row.status in SERVING
+        trial = trial_days_left(billing_row, datetime.now(UTC))  # one trial per store, never a new one per change
     if store.platform == "shopify":
         from connectors.shopify.billing import BillingError, create_subscription, embedded_return_url
 
         if rt.shopify is None:
             abort(404)
-        try:
+        try:  # Shopify replaces the running subscription with the approved one: never two charges
             url = create_subscription(rt.shopify.quick_admin or rt.shopify.admin, store.domain, plan,
-                                      embedded_return_url(store.domain), test=rt.settings.shopify_billing_test)
+                                      embedded_return_url(store.domain), test=rt.settings.shopify_billing_test,
+                                      trial_days=trial)
         except BillingError as exc:
             log.warning("billing: %s's subscription was refused: %s", store.domain, exc)
             abort(502, "Shopify did not create the subscription; try again")
@@ -115,14 +125,11 @@ def billing_subscribe() -> Response | tuple[str, int]:
         return render_template("merchant/billing_confirm.html", url=url, plan=PLANS[plan]), 200
     from connectors.woocommerce.billing import StripeBillingError, checkout_url
 
-    with rt.sessions() as session:
-        from recovery.storage import tables as t
-
-        billing_row = session.get(t.StoreBilling, store.id)
-        customer = billing_row.customer_id if billing_row else None
+    if live_stripe:  # a second Checkout would start a second subscription: changes go through the portal
+        return _portal(store)
     back = rt.settings.app_url + _keep_query("merchant.billing")
     try:
-        url = checkout_url(rt.settings, store.id, plan, back, back, customer)
+        url = checkout_url(rt.settings, store.id, plan, back, back, customer, trial_days=trial)
     except StripeBillingError as exc:
         log.warning("billing: checkout for store %s refused: %s", store.id, exc)
         abort(502, "the payment provider did not open a checkout; try again")
@@ -132,7 +139,11 @@ def billing_subscribe() -> Response | tuple[str, int]:
 @bp.post("/billing/portal")
 @merchant_required
 def billing_portal() -> Response:
-    store = _billed_store()
+    return _portal(_billed_store())
+
+
+def _portal(store: Any) -> Response:
+    """Stripe's customer portal for the store's own subscription (plan changes, card, cancel)."""
     rt = _runtime()
     from connectors.woocommerce.billing import StripeBillingError, portal_url
     from recovery.storage import tables as t

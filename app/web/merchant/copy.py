@@ -47,7 +47,7 @@ def _own(template: str, texts: dict[str, str]) -> dict[str, str]:
 @merchant_required
 def templates() -> Any:
     from app.web import runtime
-    from app.web.merchant.mail import MailError
+    from app.web.merchant.mail import MailError, refused
 
     store = current_store()
     template, language = _chosen()
@@ -66,6 +66,8 @@ def templates() -> Any:
                 to = samples.recipient(db, fresh)
                 if not to:
                     errors["test"] = "Set a reply-to address in the Setup guide first: the test goes to your own address."
+                elif wait := refused("test", str(store.id)):
+                    errors["test"] = f"Too many test messages this hour: try again in {wait // 60 + 1} min."
                 else:
                     try:
                         samples.send_test(db, fresh, to, template, language, _own(template, texts))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 
 from app.web.merchant import bp, settings_form
 from app.web.merchant.context import current_store, merchant_required
@@ -51,7 +51,10 @@ def _from_store(stored: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
 
 
 def _from_form() -> tuple[list[dict[str, Any]], dict[str, str], bool]:
-    count = min(int(request.form.get("steps", "0") or 0), MAX_STEPS + 1)
+    raw = request.form.get("steps", "0") or "0"
+    if not raw.isdigit() or len(raw) > 3:
+        abort(400, "steps must be a whole number")
+    count = min(int(raw), MAX_STEPS + 1)
     steps = []
     for n in range(1, count + 1):
         steps.append({"channel": request.form.get(f"step-{n}-channel", "email")[:16],

@@ -39,3 +39,18 @@ def _escape(text: str) -> str:
     from markupsafe import escape
 
     return str(escape(text))
+
+
+#: Emails a visitor can make us send: test messages per store, reset links per address and per client IP.
+LIMITS = {"test": "10/hour", "reset-email": "3/hour", "reset-ip": "20/hour"}
+
+
+def refused(kind: str, key: str) -> int | None:
+    """Count one email of `kind` for `key` (moving window, shared through Redis when there is one, the same
+    limiter as /track); None while allowed, else the seconds to wait."""
+    from flask import current_app
+    from limits import parse
+
+    from app.web.track import LIMITER
+
+    return current_app.extensions[LIMITER].retry_after(parse(LIMITS[kind]), "mail", kind, key)  # type: ignore[no-any-return]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 NAV: list[tuple[str, str]] = [
     ("merchant.home", "Overview"),
+    ("merchant.performance", "Performance"),
+    ("merchant.carts", "Carts"),
     ("merchant.setup", "Setup guide"),
     ("merchant.flow", "Flow"),
     ("merchant.templates", "Templates"),

@@ -1,7 +1,10 @@
 """Reason codes in words: the one mapping every merchant page uses (messages, carts, status).
 
-`words(code)` never shows a raw code to a merchant when it knows it; an unknown code is shown as it is,
-prefixed so that it reads as a technical note rather than a sentence.
+`words(code)` takes the `reason` stored on a recovery message (recovery/sending/checks.py, recovery/sending/
+policy, recovery/sending/send.py, recovery/consent/records.py, ...) and returns a sentence a merchant
+understands, e.g. `no_email_consent_region_GB` → "Not emailed: shoppers in the UK need marketing consent".
+It never shows a raw code when it knows it; an unknown code is shown as it is, prefixed so that it reads as
+a technical note rather than a sentence. Provider errors keep their detail (masked by the caller).
 """
 
 from __future__ import annotations
@@ -26,13 +29,39 @@ _FIXED = {
     "order_receipt_pending": "Waiting: an order may have just been placed; checking before sending",
     "shopper_cap": "Waiting: the shopper had a message recently (frequency cap)",
     "quiet_hours": "Waiting: it is night or quiet hours where the shopper is",
+    "not_yet": "Waiting: not due yet",
     "unsubscribed": "Stopped: the shopper unsubscribed",
     "outcome_unknown": "Unknown: the provider did not answer after accepting it; not retried, so it is never sent twice",
+    # what stops a sequence (recovery/intake/carts.py, recovery/sending/checks.py, recovery/consent/...)
+    "holdout": "Not sent on purpose: this shopper is in the holdout group that measures the lift",
+    "shopper ordered": "Stopped: the shopper ordered",
+    "shopper ordered (order receipt not applied)": "Stopped: the shopper ordered (the order is still being recorded)",
+    "shopper returned to the cart": "Stopped: the shopper came back to the cart",
+    "superseded by a newer cart": "Stopped: the shopper has a newer cart, which gets the reminders instead",
+    "checkout deleted": "Stopped: the checkout was deleted on the platform",
+    "store uninstalled": "Stopped: the app was uninstalled",
+    "customer data redacted": "Stopped: the customer's data was erased at their request",
+    "consent withdrawn": "Stopped: the shopper withdrew marketing consent",
+    "sms stop": "Stopped: the shopper replied STOP to a text message",
+    "address suppressed": "Not sent: this address is blocked (bounce, spam report or unsubscribe)",
+    "no email address": "Not emailed: no email address on the cart",
+    "no sms address": "No text message: no phone number on the cart",
+    "no_push_subscription": "No notification: the shopper's browser did not subscribe",
+    "out_of_stock": "Not sent: the items are out of stock",
+    "items_not_confirmed": "Not sent: the cart's items could not be confirmed with the store",
+    "interrupted mid-send; not resent to avoid a duplicate": "Not resent: sending was interrupted, and resending could have sent it twice",
+    "cancelled meanwhile": "Stopped before sending",
 }
 _PREFIXES = (
     ("rescheduled: ", "Moved later. "),
     ("cancelled: ", "Cancelled. "),
     ("bot:", "Not sent: the cart looks automated ("),
+)
+#: Codes that carry a provider's detail after a fixed prefix: the detail follows the sentence.
+_DETAILED = (
+    ("provider refused: ", "Not sent: the provider refused it"),
+    ("provider unavailable: ", "Waiting to retry: the provider was unavailable"),
+    ("gave up after 6 attempts; last: ", "Not sent: gave up after 6 attempts"),
 )
 
 
@@ -56,7 +85,12 @@ def words(code: str | None) -> str:
     for prefix, said in _PREFIXES:
         if code.startswith(prefix):
             rest = code[len(prefix):]
-            return said + (words(rest) if prefix != "bot:" else rest + ")")
+            return said + (words(rest) if prefix != "bot:" else rest.replace("_", " ") + ")")
+    for prefix, said in _DETAILED:
+        if code.startswith(prefix):
+            return f"{said} ({code[len(prefix):]})"
+    if code.startswith("cart is "):
+        return f"Stopped: the cart is {code[8:]}"
     if code.startswith("cannot compose"):
         return "Not sent: the message could not be built (" + code.partition(": ")[2] + ")"
     return f"Technical reason: {code}"

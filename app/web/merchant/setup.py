@@ -104,7 +104,7 @@ def setup_step(step: str) -> Any:
 
 def _send_test(store: t.Store) -> Any:
     from app.web import runtime
-    from app.web.merchant.mail import MailError
+    from app.web.merchant.mail import MailError, refused
 
     problem = None
     with runtime().sessions.begin() as db:
@@ -112,6 +112,8 @@ def _send_test(store: t.Store) -> Any:
         to = samples.recipient(db, fresh)
         if not to:
             problem = "Set a reply-to address first: the test goes to your own address."
+        elif wait := refused("test", str(store.id)):
+            problem = f"Too many test messages this hour: try again in {wait // 60 + 1} min."
         else:
             try:
                 samples.send_test(db, fresh, to, request.form.get("template", "gentle_reminder"))

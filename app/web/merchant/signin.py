@@ -24,7 +24,8 @@ def _db():  # type: ignore[no-untyped-def]
 
 def _safe_next(value: str | None) -> str:
     """Only a path inside the merchant app: never another site (no open redirect)."""
-    if value and value.startswith("/app") and not value.startswith("//") and "\\" not in value:
+    if (value and value.startswith("/app") and not value.startswith("//") and "\\" not in value
+            and value.isprintable() and value.isascii()):  # no CR/LF or other control characters for the header
         return value
     return url_for("merchant.home")
 
@@ -77,6 +78,10 @@ def forgot() -> Any:
     """The same answer whether or not the address has an account (no account discovery)."""
     if request.method == "POST":
         email = request.form.get("email", "")[:320].strip().lower()
+        wait = mail.refused("reset-ip", request.remote_addr or "unknown") or mail.refused("reset-email", accounts.digest(email))
+        if wait:  # the same answer for known and unknown addresses, just later
+            return render_template("merchant/forgot.html", sent=False,
+                                   error=f"Too many requests: try again in {wait // 60 + 1} min."), 429, {"Retry-After": str(wait)}
         with _db().begin() as db:
             account = accounts.find(db, email)
             token = accounts.new_link(db, "reset", utcnow(), account_id=account.id) if account else None
@@ -140,7 +145,7 @@ def claim(token: str) -> Any:
         existing = accounts.find(db, email)
         try:
             if existing is None:
-                account = accounts.create(db, email, password)
+                account = accounts.create(db, email, accounts.check_password(password))  # never passwordless
             else:
                 result = accounts.sign_in(db, email, password, (request.remote_addr or "unknown")[:64], utcnow())
                 if not isinstance(result, t.MerchantAccount):

@@ -23,7 +23,8 @@ from recovery.storage.tables.core import (
     Store,
     WebhookDelivery,
 )
-from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat
+from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat, ProductView
+from recovery.storage.tables.figures import DailyFigure, FigureMark
 from recovery.storage.tables.shopper import (
     Consent,
     DataExport,
@@ -54,6 +55,7 @@ __all__ = [
     "Cart",
     "Consent",
     "Customer",
+    "DailyFigure",
     "DataExport",
     "DiscountCode",
     "ExperimentAssignment",
@@ -63,6 +65,8 @@ __all__ = [
     "OrderItem",
     "ProductPair",
     "ProductStat",
+    "ProductView",
+    "FigureMark",
     "InventoryLevel",
     "NAMING",
     "OAuthState",

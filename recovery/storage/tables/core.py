@@ -94,6 +94,12 @@ class Cart(Base):
               postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
         Index("ix_carts_status_abandon_at", "status", "abandon_at"),
         Index("ix_carts_store_email", "store_id", "email"),
+        # the merchant app's Carts list (migration 0118): keyset pages within a store, newest activity first
+        Index("ix_carts_store_activity_id", "store_id", "last_activity_at", "id"),
+        Index("ix_carts_store_abandoned", "store_id", "abandoned_at"),
+        Index("ix_carts_store_tracked", "store_id", postgresql_where=text("tracked_at IS NOT NULL"),
+              sqlite_where=text("tracked_at IS NOT NULL")),  # the setup guide's "tracker seen" (migration 0118)
+        Index("ix_carts_store_email_prefix", "store_id", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -154,6 +160,7 @@ class Order(Base):
                   postgresql_where=text(f"{key} IS NOT NULL"), sqlite_where=text(f"{key} IS NOT NULL"))
             for key in ("email", "phone", "customer_id")
         ),
+        Index("ix_orders_store_name", "store_id", "name"),  # the Carts search by order name (migration 0118)
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -115,3 +115,26 @@ class ProductPair(Base):
     product_id: Mapped[str] = mapped_column(String(64))
     other_id: Mapped[str] = mapped_column(String(64))
     orders: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProductView(Base):
+    """Browse abandonment (migration 0126): one row per tracker session and product page, with a count.
+
+    Made by unauthenticated beacons: bounded by the /track rate limits, at most VIEWS_PER_SESSION products
+    per session (recovery/intake/views.py), and purged three days after their reminder came due (recovery/consent/purge.py).
+    `cart_id` links the session to a cart (hence maybe a known shopper) once any of its beacons names one.
+    """
+
+    __tablename__ = "product_views"
+    __table_args__ = (UniqueConstraint("store_id", "sid", "product_id"), Index("ix_product_views_due_at", "due_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    sid: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(String(40))
+    views: Mapped[int] = mapped_column(Integer, default=1)
+    last_at: Mapped[datetime]
+    #: The last view plus the store's `browse_abandonment_after`, when it was recorded.
+    due_at: Mapped[datetime]
+    cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    processed_at: Mapped[datetime | None]

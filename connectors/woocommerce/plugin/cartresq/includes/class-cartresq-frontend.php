@@ -122,6 +122,10 @@ class CartResQ_Frontend {
 		);
 		if ( 'cartresq-tracker' === $handle ) {
 			$attributes .= self::popup_attributes();
+			if ( function_exists( 'is_product' ) && is_product() ) {
+				// Browse abandonment: the tracker sends one 'view' beacon with this id (never a title).
+				$attributes .= sprintf( ' data-product="%d"', absint( get_the_ID() ) );
+			}
 		}
 		if ( 'cartresq-woo' === $handle ) {
 			$attributes .= sprintf(

@@ -1,0 +1,171 @@
+"""Browse abandonment end to end: product-page 'view' beacons over POST /track (real Origin), the catalog fact
+from a signed products/update, the dispatcher's browse pass under a moved clock, the real send job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from app.runtime import Runtime, build_runtime
+from recovery.consent.purge import purge_unauthenticated
+from recovery.flows import browse
+from recovery.sending.channels import FakeChannel, OutboundEmail
+from recovery.storage import tables as t
+from tests.conftest import add_store, drain, make_settings
+from tests.loop_helpers import daytime, messages, send_at, set_store
+from tests.support.catalog import post_topic, product
+from tests.support.shopify import SHOP
+
+ORIGIN = f"https://{SHOP}"
+SID = "b7RkQ2vX9mTa4LzC"
+TOKEN = "c1-3e5a7c9d2b4e6f7f3a9b2e4d6c8a0b1e"
+TOTE = "8840213577001"  # the products_update fixture's product (Waxed Canvas Tote)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+def fake() -> FakeChannel:
+    return FakeChannel()
+
+
+@pytest.fixture
+def rt(database_url: str, tmp_path: Path, fake: FakeChannel, redis_url: str) -> Iterator[Runtime]:
+    runtime = build_runtime(
+        make_settings(database_url, tmp_path, redis_url=redis_url), channels={"email": fake, "sms": fake, "push": fake}
+    )
+    add_store(runtime)
+    set_store(runtime, holdout_percent=0, browse_abandonment=True)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> Any:
+    c = create_app(runtime=rt).test_client()
+    assert post_topic(c, "products/update", product(price="49.90")).status_code == 200  # the recorded catalog fact
+    drain(rt)
+    return c
+
+
+def beacon(client: Any, kind: str, **extra: Any) -> None:
+    body = {"v": 1, "shop": SHOP, "sid": SID, "type": kind, "ts": int(time.time() * 1000), **extra}
+    answer = client.post("/track", data=json.dumps(body), headers={"Content-Type": "text/plain", "Origin": ORIGIN})
+    assert answer.status_code in (200, 204), answer.get_data(as_text=True)
+
+
+def cart(client: Any, *product_ids: str) -> None:
+    items = [{"variant_id": "4631028767" + str(n), "product_id": p, "quantity": 1, "price": 2400, "title": "Mug"}
+             for n, p in enumerate(product_ids)]
+    beacon(client, "cart", cart={"token": TOKEN, "currency": "USD", "total": 2400 * len(items), "count": len(items),
+                                 "items": items})
+
+
+def known_shopper(client: Any) -> None:
+    """A cart with another product and an email the shopper typed (with consent), in this session."""
+    cart(client, "8840213570002")
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True})
+
+
+def views(client: Any, n: int = 2, product_id: str = TOTE) -> datetime:
+    for _ in range(n):
+        beacon(client, "view", page="product", product_id=product_id)
+    return datetime.now(UTC)
+
+
+def plan(rt: Runtime, at: datetime) -> dict[str, int]:
+    with rt.sessions.begin() as session:
+        return dict(browse.run(session, at))
+
+
+def browse_messages(rt: Runtime) -> list[t.RecoveryMessage]:
+    return [m for m in messages(rt) if m.flow == "browse_abandonment"]
+
+
+def due(last_view: datetime) -> datetime:
+    """A daytime moment (no quiet hours) after the 24 h delay."""
+    return daytime(after=last_view + timedelta(hours=24, minutes=1))
+
+
+def test_a_known_shopper_who_viewed_twice_gets_one_reminder(rt: Runtime, client: Any, fake: FakeChannel) -> None:
+    known_shopper(client)
+    last = views(client, 2)
+    assert plan(rt, last + timedelta(hours=23)) == {}  # not yet: 24 h after the last view
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    [message] = browse_messages(rt)
+    assert message.flow_data["product_id"] == TOTE and message.channel == "email"
+    assert "sent" in send_at(rt, at + MINUTE)
+    [email] = [m for m in fake.sent if isinstance(m, OutboundEmail)]
+    assert email.to == "browser@example.com" and email.subject == "Still thinking about Waxed Canvas Tote?"
+    assert "https://" + SHOP + "/products/waxed-canvas-tote" in email.text
+    # More views in the same (or a later) session within 30 days: no second reminder
+    last = views(client, 3)
+    assert plan(rt, due(last)) in ({}, {"already": 1})
+    assert len(browse_messages(rt)) == 1
+
+
+def test_no_reminder_when_the_product_was_added_to_the_cart(rt: Runtime, client: Any) -> None:
+    known_shopper(client)
+    last = views(client, 2)
+    cart(client, "8840213570002", TOTE)
+    assert plan(rt, due(last)) == {"bought_or_in_cart": 1}
+    assert browse_messages(rt) == []
+
+
+def test_no_reminder_for_an_unknown_shopper_a_single_view_or_when_off(rt: Runtime, client: Any) -> None:
+    cart(client, "8840213570002")  # a cart, but no address
+    last = views(client, 2)
+    assert plan(rt, due(last)) == {"unknown_shopper": 1}
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True})
+    last = views(client, 1, "8840213570003")  # a single view of another product
+    assert plan(rt, due(last)) == {}
+    views(client, 2, "8840213570004")
+    set_store(rt, browse_abandonment=False)  # turned off after the views: nothing planned
+    assert plan(rt, due(datetime.now(UTC))) == {}
+    views(client, 2, "8840213570005")  # and while off, views are not even kept
+    with rt.sessions() as session:
+        assert session.scalar(select(t.ProductView).where(t.ProductView.product_id == "8840213570005")) is None
+    assert browse_messages(rt) == []
+
+
+def test_an_unknown_product_plans_nothing(rt: Runtime, client: Any) -> None:
+    known_shopper(client)
+    last = views(client, 2, "8840213579999")  # no products/update recorded it
+    assert plan(rt, due(last)) == {"unknown_product": 1}
+
+
+def test_view_beacons_are_validated_and_counted_once_per_session_and_product(rt: Runtime, client: Any) -> None:
+    for bad in ({}, {"product_id": "gid://shopify/Product/1"}, {"product_id": "1" * 41}, {"product_id": 12}):
+        body = {"v": 1, "shop": SHOP, "sid": SID, "type": "view", "ts": int(time.time() * 1000), **bad}
+        answer = client.post("/track", data=json.dumps(body), headers={"Content-Type": "text/plain", "Origin": ORIGIN})
+        assert answer.status_code == 400 and "product_id" in answer.get_json()["error"]
+    views(client, 3)
+    with rt.sessions() as session:
+        rows = session.scalars(select(t.ProductView)).all()
+        assert [(r.product_id, r.views, r.cart_id) for r in rows] == [(TOTE, 3, None)]  # no cart named: not linked
+        assert session.scalar(select(func.count()).select_from(t.TrackEvent).where(t.TrackEvent.type == "view")) == 0
+    with rt.sessions.begin() as session:  # purged three days after the reminder came due
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=3))["product_views"] == 0
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=5))["product_views"] == 1
+
+
+def test_a_planned_reminder_is_not_sent_once_the_product_is_in_the_cart(rt: Runtime, client: Any,
+                                                                        fake: FakeChannel) -> None:
+    known_shopper(client)
+    last = views(client, 2)
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    cart(client, "8840213570002", TOTE)
+    send_at(rt, at + MINUTE)
+    [message] = browse_messages(rt)
+    assert message.status == "cancelled" and [m for m in fake.sent if isinstance(m, OutboundEmail)] == []
