@@ -38,7 +38,7 @@ STORE_SETTINGS = {PRICE_DROP: True, BACK_IN_STOCK: True, CROSS_SELL: True,
                   "cross_sell_after": int(CROSS_SELL_AFTER.total_seconds())}
 #: The reaction draw's key per flow (cart reminders use their step, 1..8).
 REACTION_KEYS = {PRICE_DROP: 1001, BACK_IN_STOCK: 1002, CROSS_SELL: 1003}
-SHOWN = (PRICE_DROP, BACK_IN_STOCK, CROSS_SELL)  # browse abandonment: nothing fires it (docs/flows.md)
+SHOWN = (PRICE_DROP, BACK_IN_STOCK, CROSS_SELL)  # browse abandonment: the demo's shoppers send no page views
 
 
 def _inventory_item(variant_id: str) -> str:
