@@ -114,10 +114,23 @@ def test_same_seed_prints_the_same_figures_and_a_paid_checkout_is_never_abandone
         if n == 0:
             human = CliRunner().invoke(main, ["demo", "--no-serve", "--carts", "30", "--seed", "11"])
             assert "95% CI" in human.stdout and "lift (absolute)" in human.stdout  # the lift with its interval
-    assert runs[0] == runs[1]
+            flow_block = human.stdout[human.stdout.index("triggered flows"):].splitlines()
+            assert [line.split()[0] for line in flow_block[1:4]] == ["price_drop", "back_in_stock", "cross_sell"]
+            assert "a demonstration, not a measurement" in flow_block[4]
+    assert runs[0] == runs[1]  # the flows' figures too
     abandoners = sum(ShopperModel(11).shopper(i).abandons for i in range(30))
     assert runs[0]["abandoned"] == abandoners and runs[0]["carts"] == 30
     assert sum(runs[0]["messages_sent"].values()) > 0
+    flows = runs[0]["flows"]
+    assert set(flows) == {"price_drop", "back_in_stock", "cross_sell"}
+    # the demo's price drops and its fulfilments reach shoppers, who react to the flow emails
+    assert flows["price_drop"]["sent"] > 0 and flows["cross_sell"]["sent"] > 0
+    assert sum(f["opened"] for f in flows.values()) > 0
+    for flow in (f for f in flows.values() if f["sent"]):  # a flow that sent reports its lift vs its holdout
+        lift = flow["lift"]
+        assert lift["treated"] > 0 and lift["holdout"] >= 0 and flow["ordered"] <= flow["sent"]
+        if lift["holdout"]:
+            assert lift["ci_low_points"] <= lift["lift_points"] <= lift["ci_high_points"]
 
 
 def test_shoppers_check_out_at_their_own_local_hours() -> None:

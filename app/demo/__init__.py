@@ -26,7 +26,7 @@ import shutil
 import httpx
 from werkzeug.serving import make_server
 
-from app.demo import payloads
+from app.demo import flows, payloads
 from app.demo.progress import Progress
 from app.demo.shop import SECRET, Shop
 from ml.simulator import ShopperModel
@@ -69,6 +69,10 @@ def _run(
     carts: int, seed: int, port: int, serve: bool, var_dir: Path, progress: Progress, model_dir: Path | None
 ) -> Summary:
     import time_machine
+    from sqlalchemy import select
+
+    from recovery.config.store_settings import effective
+    from recovery.flows.report import flow_lines
 
     from app import create_app
     from app.cli_errors import plain_request_logs
@@ -114,6 +118,7 @@ def _run(
         with runtime.sessions.begin() as session:
             session.add(t.Store(platform="shopify", domain=payloads.SHOP, name="Demo Outfitters", settings={
                 "postal_address": "1 Example Street, Springfield, EX 00000", "sender_name": "Demo Outfitters",
+                **flows.STORE_SETTINGS,
             }, timezone="America/New_York", currency="USD", plan="free",
                 experiment_salt=sha256(f"demo-salt:{seed}".encode()).hexdigest()[:32]))  # the holdout follows the seed
         runtime.start_embedded_worker(threads=4)
@@ -122,17 +127,20 @@ def _run(
         progress.stage(f"{carts} simulated shoppers on {settings.app_url}, simulated clock from {SIM_START:%Y-%m-%d %H:%M} UTC")
         model = ShopperModel(seed)
 
-        def sent(ids: list[int]) -> set[int]:
+        def sent(ids: list[int]) -> dict[int, str | None]:
             from sqlalchemy import select
 
             with runtime.sessions() as session:
-                rows = select(t.RecoveryMessage.id).where(t.RecoveryMessage.id.in_(ids), t.RecoveryMessage.status == "sent")
-                return set(session.scalars(rows))
+                rows = select(t.RecoveryMessage.id, t.RecoveryMessage.flow).where(
+                    t.RecoveryMessage.id.in_(ids), t.RecoveryMessage.status == "sent")
+                return {row.id: row.flow for row in session.execute(rows)}
 
         with httpx.Client(base_url=settings.app_url, timeout=30) as client:
             shop = Shop(seed, client)
             for i in range(carts):
                 shop.add(model.shopper(i), SIM_START)
+            for at, topic, payload in flows.catalog_events(SIM_START):
+                shop.send_at(at, topic, payload)
             end = SIM_START + timedelta(hours=ARRIVAL_HOURS + SEQUENCE_HOURS)
             with progress.bar("simulated hours", total=ARRIVAL_HOURS + SEQUENCE_HOURS) as advance:
                 now, shown = SIM_START, 0
@@ -145,9 +153,13 @@ def _run(
                     shown = hours
         with runtime.sessions() as session:
             summary = summarize(session)
+            store = session.scalars(select(t.Store)).one()
+            lines = flow_lines(session, store.id)
+            holdout_percent = effective(store.settings or {})["holdout_percent"]
     finally:
         travel.stop()
-    progress.result(format_summary(summary), summary_json(summary, seed, carts))
+    progress.result(format_summary(summary) + "\n" + flows.lines_text(lines, holdout_percent),
+                    {**summary_json(summary, seed, carts), "flows": flows.lines_json(lines)})
     if serve:
         progress.stage(f"dashboard: {settings.app_url}/   (Ctrl-C to stop; later: make serve VAR={var_dir})")
         if not os.environ.get("CARTRESQ_ADMIN_TOKEN"):  # the operator's terminal only, never a log

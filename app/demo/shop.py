@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 
-from app.demo import payloads
+from app.demo import flows, payloads
 from ml.features import candidate_matrix
 from ml.sim_truth import abandon_hour_weights
 from ml.simulator import SimShopper
@@ -60,6 +60,8 @@ class Shop:
     events: list[tuple[datetime, int, str, int]] = field(default_factory=list)
     seen_files: set[str] = field(default_factory=set)
     orders: int = 1000
+    webhooks: list[tuple[str, dict]] = field(default_factory=list)  # type: ignore[type-arg]
+    repeat: set[int] = field(default_factory=set)  # shoppers who ordered again after a cross-sell
     _seq: int = 0
 
     def schedule(self, at: datetime, kind: str, index: int) -> None:
@@ -71,12 +73,20 @@ class Shop:
         self.by_index[shopper.index] = shopper
         self.schedule(arrival(self.seed, shopper, start), "checkout", shopper.index)
 
+    def send_at(self, at: datetime, topic: str, payload: dict) -> None:  # type: ignore[type-arg]
+        """The store's own webhook (catalog, fulfilment) at a simulated time."""
+        self.webhooks.append((topic, payload))
+        self.schedule(at, "webhook", len(self.webhooks) - 1)
+
     def next_event(self) -> datetime | None:
         return self.events[0][0] if self.events else None
 
     def fire_due(self, now: datetime) -> None:
         while self.events and self.events[0][0] <= now:
             at, _, kind, index = heapq.heappop(self.events)
+            if kind == "webhook":
+                self.post(*self.webhooks[index], at)
+                continue
             shopper = self.by_index[index]
             if kind == "checkout":
                 self.checkout(shopper, at)
@@ -97,7 +107,18 @@ class Shop:
             return
         self.bought.add(shopper.index)
         self.orders += 1
-        self.post("orders/create", payloads.order(self.seed, shopper, at, self.orders), at)
+        order = payloads.order(self.seed, shopper, at, self.orders)
+        self.post("orders/create", order, at)
+        shipped = flows.ship_at(at)
+        self.send_at(shipped, "orders/fulfilled", flows.fulfilled(order, shipped))
+
+    def buy_again(self, shopper: SimShopper, at: datetime) -> None:
+        """A second order, after a cross-sell email (once per shopper)."""
+        if shopper.index in self.repeat:
+            return
+        self.repeat.add(shopper.index)
+        self.orders += 1
+        self.post("orders/create", flows.repeat_order(self.seed, shopper, at, self.orders), at)
 
     def post(self, topic: str, payload: dict, at: datetime) -> None:  # type: ignore[type-arg]
         body = json.dumps(payload).encode()
@@ -113,12 +134,14 @@ class Shop:
         }
         self.client.post("/webhooks/shopify", content=body, headers=headers).raise_for_status()
 
-    def read_outbox(self, outbox: Path, settings: Settings, sent: Callable[[list[int]], set[int]], now: datetime) -> int:
+    def read_outbox(
+        self, outbox: Path, settings: Settings, sent: Callable[[list[int]], dict[int, str | None]], now: datetime
+    ) -> int:
         """React, at `now`, to each message the outbox holds that is committed as sent and not read
-        yet (in message order). Returns how many were read."""
+        yet (in message order). `sent` maps the committed ids to their flow. Returns how many were read."""
         fresh = sorted(p for p in outbox.glob("*/*") if p.name not in self.seen_files and p.suffix in {".eml", ".json"})
         ids = {path: int(match.group(1)) for path in fresh if (match := re.match(r"(\d+)-step", path.name))}
-        committed = sent(list(ids.values())) if ids else set()
+        committed = sent(list(ids.values())) if ids else {}
         read = 0
         for path in sorted(fresh, key=lambda p: (ids.get(p, 0), p.name)):
             if path in ids and ids[path] not in committed:
@@ -133,18 +156,28 @@ class Shop:
                 data = json.loads(path.read_text())
                 shopper = next((s for s in self.shoppers.values() if s.phone == data["to"]), None)
                 html = data["body"]
-            if shopper is None or shopper.index in self.bought:
+            flow = committed.get(ids[path]) if path in ids else None
+            again = flow == flows.CROSS_SELL  # after an order: a second one
+            if shopper is None or (shopper.index in self.bought) != again:
                 continue
-            step = int(re.search(r"-step(\d+)", path.stem).group(1)) if "-step" in path.stem else 1  # type: ignore[union-attr]
-            self.respond(shopper, step, html, settings, now)
+            if flow in flows.REACTION_KEYS:
+                step = flows.REACTION_KEYS[flow]
+            else:
+                step = int(re.search(r"-step(\d+)", path.stem).group(1)) if "-step" in path.stem else 1  # type: ignore[union-attr]
+            self.respond(shopper, step, html, settings, now, again=again)
         return read
 
-    def respond(self, shopper: SimShopper, step: int, html: str, settings: Settings, at: datetime) -> None:
+    def respond(
+        self, shopper: SimShopper, step: int, html: str, settings: Settings, at: datetime, again: bool = False
+    ) -> None:
         """The shopper's reaction to step N read at `at`: the hidden truth at the shopper-local hour of
-        `at` and the hours since the store counted the cart abandoned, drawn from (seed, shopper, step)."""
+        `at` and the hours since the store counted the cart abandoned, drawn from (seed, shopper, step).
+        A flow message (`again`, or a step from flows.REACTION_KEYS) is news of its own, read as a reminder
+        sent at once: the hours since abandonment are those of a first reminder at that instant, zero."""
         rng = np.random.default_rng([self.seed, 0xD3E0, shopper.index, step])
         abandoned = self.abandoned_at.get(shopper.index, at - timedelta(hours=1))
-        offset = max((at - abandoned).total_seconds() / 3600, 0.0)
+        fresh = again or step in flows.REACTION_KEYS.values()
+        offset = 0.0 if fresh else max((at - abandoned).total_seconds() / 3600, 0.0)
         local = abandoned.astimezone(ZoneInfo(shopper.timezone))
         hour = local.hour + local.minute / 60
         row = candidate_matrix(shopper.features(hour, local.weekday()), [offset])[0]
@@ -157,4 +190,4 @@ class Shop:
         if response.clicked and restore:
             self.client.get(restore.group(0).removeprefix(settings.app_url))  # a 302 to the store; not followed
         if response.bought:
-            self.buy(shopper, at)
+            (self.buy_again if again else self.buy)(shopper, at)

@@ -99,11 +99,12 @@ def summarize(session: Session, store_id: int | None = None) -> Summary:
         )
         or 0
     )
-    # Summed in Python: SQLite has no decimal type and would sum through floats.
+    # Summed in Python: SQLite has no decimal type and would sum through floats. Carts only: an order
+    # with no cart (a second order after a cross-sell email) is no recovered cart; flows report their own.
     recovered = session.execute(
         scoped(
             select(t.Order.currency, t.Order.total).where(
-                t.Order.attribution == "recovered", t.Order.cancelled_at.is_(None)
+                t.Order.attribution == "recovered", t.Order.cancelled_at.is_(None), t.Order.cart_id.is_not(None)
             ),
             t.Order,
         )
