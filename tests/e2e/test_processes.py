@@ -157,7 +157,12 @@ def test_a_worker_killed_mid_run_loses_no_planned_message(pg_stack: Stack) -> No
     statuses = Counter(m.status for m in rows(stack))
     failed = [m for m in rows(stack) if m.status == "failed"]
     # At most the messages in flight at the kill are lost, and each says so; nothing is sent twice.
-    assert statuses["sent"] + statuses["failed"] == 120 and len(failed) <= 4
+    # The dead worker's jobs come back when its heartbeat is older than Dramatiq's timeout (60 s: the sweep runs
+    # Dramatiq's maintenance, app/broker_jobs.py). On this test's clock (an hour a second) that is days late, so
+    # a reclaimed message may be cancelled as past its useful time: said, not lost, not sent twice.
+    late = [m for m in rows(stack) if m.status == "cancelled"]
+    assert all(m.reason == "shopper_cap_past_useful_time" for m in late), [m.reason for m in late]
+    assert statuses["sent"] + statuses["failed"] + len(late) == 120 and len(failed) <= 4
     # A second send of one message would fail as "already in outbox": none did.
     assert all(m.reason == "interrupted mid-send; not resent to avoid a duplicate" for m in failed)
     sent_files = {f"{m.id}-step{m.step}.eml" for m in rows(stack) if m.status == "sent"}
