@@ -126,6 +126,7 @@ def test_each_flows_line_counts_what_it_sent_and_fired_in_the_range(runtime: Run
     a, b = add_store(runtime, SHOP_A), add_store(runtime, SHOP_B)
     seed_price_drops(runtime, a, "pd", NOW - timedelta(days=3))
     seed_price_drops(runtime, a, "old", NOW - timedelta(days=40), n=3)  # before the range: not counted
+    seed_price_drops(runtime, a, "late", NOW + timedelta(days=3), n=2)  # after the range: not counted
     seed_price_drops(runtime, b, "bo", NOW - timedelta(days=3), n=2)  # another store's: not counted
     html = self_hosted_client.get(f"/app/performance?store={SHOP_A}&{range_args()}").get_data(as_text=True)
     row = re.search(r'<tr data-flow="price_drop">(.*?)</tr>', html, re.S)
