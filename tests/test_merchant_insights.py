@@ -93,6 +93,53 @@ def test_the_funnel_equals_a_direct_count_of_the_rows(runtime: Runtime, self_hos
     assert html.count("<svg") == 2 and "Recovered revenue per day (USD)" in html and "<figcaption>" in html
 
 
+def seed_price_drops(rt: Runtime, store_id: int, prefix: str, fired: datetime, n: int = 7) -> None:
+    """A price drop fired for n shoppers: the first four treated (a message sent: opened+clicked, opened,
+    sent, sent), the rest held out; the first treated and the first held-out shopper order an hour later."""
+    from recovery.flows import FLOW_STEP_BASE
+
+    with rt.sessions.begin() as session:
+        for i in range(n):
+            cart = t.Cart(store_id=store_id, email=f"{prefix}{i:03d}@example.com", currency="USD", subtotal=Decimal("40"),
+                          total=Decimal("40"), status="abandoned", platform_updated_at=fired - timedelta(days=1),
+                          last_activity_at=fired - timedelta(days=1), abandoned_at=fired - timedelta(days=1),
+                          checkout_token=f"{prefix}-pd-{i}")  # fmt: skip
+            session.add(cart)
+            session.flush()
+            event = t.FlowEvent(store_id=store_id, flow="price_drop", cart_id=cart.id, shopper=f"{prefix}-u{i}",
+                                subject="v1", variant="treatment" if i < 4 else "holdout", fired_at=fired)
+            session.add(event)
+            session.flush()
+            if i < 4:
+                sent = fired + timedelta(minutes=1)
+                session.add(t.RecoveryMessage(
+                    store_id=store_id, cart_id=cart.id, step=FLOW_STEP_BASE + event.id, channel="email",
+                    template="price_drop", due_at=sent, status="sent", sent_at=sent, flow="price_drop",
+                    opened_at=sent if i < 2 else None, clicked_at=sent if i == 0 else None))  # fmt: skip
+            if i in (0, 4):
+                session.add(t.Order(store_id=store_id, platform_order_id=f"{prefix}pd{i}", cart_id=cart.id,
+                                    name=f"#{prefix}pd{i}", currency="USD", total=Decimal("40"),
+                                    placed_at=fired + timedelta(hours=1), attribution="recovered"))  # fmt: skip
+
+
+def test_each_flows_line_counts_what_it_sent_and_fired_in_the_range(runtime: Runtime, self_hosted_client) -> None:
+    a, b = add_store(runtime, SHOP_A), add_store(runtime, SHOP_B)
+    seed_price_drops(runtime, a, "pd", NOW - timedelta(days=3))
+    seed_price_drops(runtime, a, "old", NOW - timedelta(days=40), n=3)  # before the range: not counted
+    seed_price_drops(runtime, a, "late", NOW + timedelta(days=3), n=2)  # after the range: not counted
+    seed_price_drops(runtime, b, "bo", NOW - timedelta(days=3), n=2)  # another store's: not counted
+    html = self_hosted_client.get(f"/app/performance?store={SHOP_A}&{range_args()}").get_data(as_text=True)
+    row = re.search(r'<tr data-flow="price_drop">(.*?)</tr>', html, re.S)
+    assert row, "no line for the price drop"
+    counts = {k: int(v) for k, v in re.findall(r'data-stage="(\w+)">(\d+)', row.group(1))}
+    assert counts == {"sent": 4, "opened": 2, "clicked": 1, "ordered": 1}
+    assert "1 of 4 treated vs 1 of 3 holdout shoppers ordered" in row.group(1)
+    assert re.search(r"[+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\]", row.group(1))
+    assert "not yet significant" in row.group(1)  # 4 vs 3 shoppers: the interval spans zero
+    cross = re.search(r'<tr data-flow="cross_sell">(.*?)</tr>', html, re.S)
+    assert cross and "(off)" in cross.group(1) and "Nothing fired in this range" in cross.group(1)
+
+
 def test_a_store_never_sees_another_stores_carts(runtime: Runtime, self_hosted_client) -> None:
     a, b = add_store(runtime, SHOP_A), add_store(runtime, SHOP_B)
     seed(runtime, a, 3, random.Random(1), "ana")

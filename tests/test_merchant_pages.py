@@ -108,6 +108,33 @@ def test_flow_editor_saves_through_the_cli_validation_with_inline_errors(runtime
     assert bad_delay.status_code == 400 and "has no unit" in bad_delay.get_data(as_text=True)
 
 
+def test_triggered_flows_are_set_on_the_flow_page_through_the_cli_validation(runtime: Runtime, client) -> None:
+    store = _signed_in(runtime, client)
+    page = client.get("/app/flow").get_data(as_text=True)
+    assert "Triggered flows" in page and "viewed twice in a visit" in page
+    form = _flow_form(page)
+    assert form.get("price_drop") == "1" and "cross_sell" not in form  # the defaults: on, off
+    assert (form["price_drop_threshold"], form["cross_sell_after"]) == ("5%", "7 d")
+    bad = client.post("/app/flow", data={**form, "cross_sell": "on", "price_drop_threshold": "5 percent"})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and 'id="err-price_drop_threshold"' in text and "is not a threshold" in text
+    assert "cross_sell" not in store_settings(runtime, store)  # one bad value: nothing saved
+    no_unit = client.post("/app/flow", data={**form, "browse_abandonment_after": "10"})
+    assert no_unit.status_code == 400 and 'id="err-browse_abandonment_after"' in no_unit.get_data(as_text=True)
+    del form["price_drop"]  # unticked: off
+    saved = client.post("/app/flow", data={**form, "cross_sell": "on", "cross_sell_after": "3 d",
+                                           "price_drop_threshold": "10%+2", "browse_abandonment": "on"})
+    assert saved.status_code == 303
+    settings = effective(store_settings(runtime, store))
+    assert (settings["price_drop"], settings["cross_sell"], settings["browse_abandonment"], settings["back_in_stock"],
+            settings["cross_sell_after"], settings["price_drop_threshold"]) == (False, True, True, True, 3 * 86400,
+                                                                                "10%+2")
+    page = client.get("/app/flow").get_data(as_text=True)
+    assert 'name="cross_sell" value="on" checked' in page and 'name="price_drop" value="on" checked' not in page
+    reset = client.post("/app/flow", data={**_flow_form(page), "op": "reset:cross_sell_after"})
+    assert reset.status_code == 303 and "cross_sell_after" not in store_settings(runtime, store)
+
+
 def test_templates_preview_with_the_real_renderer_and_send_a_test(runtime: Runtime, client) -> None:
     store = _signed_in(runtime, client)
     page = client.get("/app/templates?template=offer&language=en").get_data(as_text=True)

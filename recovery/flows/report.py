@@ -37,8 +37,10 @@ class FlowLine:
     lift: lift_stats.LiftReport | None
 
 
-def flow_lines(session: Session, store_id: int, since: datetime | None = None) -> list[FlowLine]:
-    """One line per flow for this store (optionally only what fired or was sent since `since`)."""
+def flow_lines(
+    session: Session, store_id: int, since: datetime | None = None, until: datetime | None = None
+) -> list[FlowLine]:
+    """One line per flow for this store (optionally only what fired or was sent in [since, until))."""
     store = session.get(t.Store, store_id)
     assert store is not None
     settings = effective(store.settings or {})
@@ -48,13 +50,14 @@ def flow_lines(session: Session, store_id: int, since: datetime | None = None) -
         select(m.flow, m.sent_at, m.opened_at, m.clicked_at, t.Cart.id, t.Cart.email, t.Cart.customer_id)
         .join(t.Cart, t.Cart.id == m.cart_id)
         .where(m.store_id == store_id, m.flow.in_(FLOWS), m.status == "sent",
-               *([m.sent_at >= since] if since else []))
+               *([m.sent_at >= since] if since else []), *([m.sent_at < until] if until else []))
     ).all()  # fmt: skip
     events = session.execute(
         select(t.FlowEvent.flow, t.FlowEvent.shopper, t.FlowEvent.variant, t.FlowEvent.fired_at, t.Cart.id,
                t.Cart.email, t.Cart.customer_id)
         .join(t.Cart, t.Cart.id == t.FlowEvent.cart_id)
-        .where(t.FlowEvent.store_id == store_id, *([t.FlowEvent.fired_at >= since] if since else []))
+        .where(t.FlowEvent.store_id == store_id, *([t.FlowEvent.fired_at >= since] if since else []),
+               *([t.FlowEvent.fired_at < until] if until else []))
     ).all()  # fmt: skip
     starts = [r.sent_at for r in sent_rows] + [e.fired_at for e in events]
     orders = _orders(session, store_id, min(starts)) if starts else []

@@ -158,8 +158,11 @@ def test_edit_the_flow(browser: Any, merchant: Merchant, viewport: str) -> None:
     _submit(page, "#save-flow")
     assert page.locator("#err-sms_window").is_visible()  # wider than the law: refused, nothing saved
     page.fill("#f-sms_window", "09:00-20:00")
+    page.check("input[name=cross_sell]")
+    page.fill("#f-cross_sell_after", "3 d")
     _submit(page, "#save-flow")
     page.wait_for_selector("text=Saved.")
+    assert page.is_checked("input[name=cross_sell]") and page.input_value("#f-cross_sell_after") == "3 d"
     assert page.input_value("#s2-delay") == "12 h" and not page.is_checked("input[name=step-3-on]")
     _submit(page, "button:has-text('Remove step 4')")
     page.wait_for_selector("text=Saved.")

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import random
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from app import create_app
 from app.runtime import Runtime, build_runtime
 from tests.browser.storefront import Served
 from tests.conftest import ADMIN_TOKEN, add_store, make_settings
-from tests.test_merchant_insights import SHOP_A, STEPS, range_args, seed
+from tests.test_merchant_insights import NOW, SHOP_A, STEPS, range_args, seed, seed_price_drops
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(os.environ.get("CARTRESQ_AXE") or ROOT / ".ci" / "node" / "node_modules" / "axe-core" / "axe.min.js")
@@ -33,6 +34,7 @@ def served(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, list[dict]]]:
     rt: Runtime = build_runtime(settings)
     store_id = add_store(rt, SHOP_A)
     rows = seed(rt, store_id, 40, random.Random(11), "eve")
+    seed_price_drops(rt, store_id, "pd", NOW - timedelta(days=3))  # the flows' table holds a line with a lift
     server = Served(create_app(runtime=dataclasses.replace(rt, shopify=None)))
     yield server.url, rows
     server.close()
@@ -62,7 +64,8 @@ def test_the_funnel_reads_right_on_desktop_and_phone_with_no_serious_axe_violati
             cell = page.locator(f'#funnel tr[data-step="{step}"][data-channel="{channel}"] td[data-stage="sent"]')
             expected = sum(1 for r in rows for m in r["messages"] if (m[0], m[1]) == (step, channel) and m[2])
             assert cell.inner_text().split()[0] == str(expected)
-        assert page.locator("#abandoned").inner_text() == str(len(rows))
+        assert page.locator("#abandoned").inner_text() == str(len(rows) + 7)  # + the price drop's 7 carts
+        assert page.locator('#flows tr[data-flow="price_drop"] td[data-stage="sent"]').inner_text() == "4"
         assert page.locator("svg.chart").count() == 2 and page.locator("svg.chart").first.is_visible()
         pages = {"performance": page.url, "carts": f"{url}/app/carts?store={SHOP_A}",
                  "cart": f"{url}/app/carts/{rows[0]['id']}?store={SHOP_A}"}  # fmt: skip

@@ -20,7 +20,13 @@ from recovery.sequence.plan import store_sequence
 from recovery.config.store_settings import SPECS, effective, format_duration
 
 FIELDS = ("offer_percent", "offer_window", "first_message_min", "first_message_max", "email_quiet_hours",
-          "sms_window", "shopper_cap", "holdout_percent", "sms_enabled")
+          "sms_window", "shopper_cap", "holdout_percent", "sms_enabled",
+          "price_drop", "price_drop_threshold", "back_in_stock", "cross_sell", "cross_sell_after",
+          "browse_abandonment", "browse_abandonment_after", "recommendations_in_reminders")
+#: On/off settings: a checkbox each, sent as "on" or "off" (an unticked box sends nothing).
+SWITCHES = ("sms_enabled", "price_drop", "back_in_stock", "cross_sell", "browse_abandonment",
+            "recommendations_in_reminders")
+DURATIONS = ("offer_window", "first_message_min", "first_message_max", "cross_sell_after", "browse_abandonment_after")
 CHANNELS = ("email", "sms", "push")
 MAX_STEPS = 8
 
@@ -34,9 +40,9 @@ def human(seconds: int | None) -> str:
 
 
 def _shown(key: str, value: Any) -> str:
-    if key in ("offer_window", "first_message_min", "first_message_max"):
+    if key in DURATIONS:
         return human(value)
-    if key == "sms_enabled":
+    if key in SWITCHES:
         return "on" if value else "off"
     return SPECS[key].show(value)
 
@@ -63,7 +69,8 @@ def _from_form() -> tuple[list[dict[str, Any]], dict[str, str], bool]:
                       "min": request.form.get(f"step-{n}-min", "")[:32].strip(),
                       "on": bool(request.form.get(f"step-{n}-on"))})
     fields = {key: request.form.get(key, "")[:200] for key in FIELDS}
-    fields["sms_enabled"] = "on" if request.form.get("sms_enabled") else "off"
+    for key in SWITCHES:
+        fields[key] = "on" if request.form.get(key) else "off"
     return steps, fields, bool(request.form.get("model_first"))
 
 

@@ -16,6 +16,7 @@ from app.web.merchant.context import current_store, merchant_required
 from app.web.merchant.ranges import day_range
 from recovery.measure import figures
 from recovery.measure import lift as lift_stats
+from recovery.flows.report import flow_lines
 
 #: Marks one page view recounts at most (the dispatcher recounts the rest within seconds).
 REFRESH_LIMIT = 500
@@ -37,6 +38,7 @@ def performance() -> str:
         figures.refresh(session, store_id=store.id, limit=REFRESH_LIMIT)
     with runtime().sessions() as session:
         fig = figures.read(session, store.id, span.first, span.last)
+        flows = flow_lines(session, store.id, *span.utc_bounds())
     currency = store.currency or next(iter(fig.revenue), "USD")
     revenue = fig.revenue.get(currency, Decimal("0"))
     other_currencies = {c: v for c, v in fig.revenue.items() if c != currency and v}
@@ -55,9 +57,12 @@ def performance() -> str:
     return render_template(
         "merchant/performance.html", store=store, span=span, fig=fig, currency=currency, revenue=revenue,
         other_currencies=other_currencies, report=report, charts=charts, percent=percent,
-        stages=STAGES,
+        stages=STAGES, flows=flows, flow_names=FLOW_NAMES,
     )  # fmt: skip
 
+
+FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",
+              "browse_abandonment": "Browse abandonment"}
 
 #: The funnel's stages: (attribute, column heading, what it counts).
 STAGES = (
