@@ -138,6 +138,8 @@ def test_each_flows_line_counts_what_it_sent_and_fired_in_the_range(runtime: Run
     assert "not yet significant" in row.group(1)  # 4 vs 3 shoppers: the interval spans zero
     cross = re.search(r'<tr data-flow="cross_sell">(.*?)</tr>', html, re.S)
     assert cross and "(off)" in cross.group(1) and "Nothing fired in this range" in cross.group(1)
+    # Flow messages have their own lines: none appears in the cart sequence's funnel per step.
+    assert not re.search(r'data-step="1\d\d\d', html)
 
 
 def test_a_store_never_sees_another_stores_carts(runtime: Runtime, self_hosted_client) -> None:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Date, and_, case, cast, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
+from recovery.flows import FLOW_STEP_BASE
 from recovery.storage import tables as t
 
 ORDERED = ("recovered", "completed")
@@ -221,7 +222,8 @@ def read(session: Session, store_id: int, first: date, last: date) -> Figures:
     in_range = (f.store_id == store_id, f.day >= first, f.day <= last)
     funnel = session.execute(
         select(f.step, f.channel, *(func.sum(getattr(f, k)) for k in COUNTS))
-        .where(*in_range, f.step > 0).group_by(f.step, f.channel).order_by(f.step, f.channel)
+        # The cart sequence's steps only: a flow's message is a step from FLOW_STEP_BASE on, with its own line.
+        .where(*in_range, f.step > 0, f.step < FLOW_STEP_BASE).group_by(f.step, f.channel).order_by(f.step, f.channel)
     ).all()  # fmt: skip
     days = {first + timedelta(days=n): DayFigures(first + timedelta(days=n)) for n in range((last - first).days + 1)}
     out = Figures(first, last, [StepFigures(r[0], r[1], *(int(v or 0) for v in r[2:])) for r in funnel], list(days.values()))
