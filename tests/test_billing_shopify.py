@@ -192,3 +192,21 @@ def test_subscription_webhook_payload_shape_is_checked(rt: Runtime, web, fake: F
         delivery = session.scalars(select(t.WebhookDelivery).where(t.WebhookDelivery.topic == "app_subscriptions/update")).one()
         assert delivery.outcome == "rejected" and session.scalar(select(t.StoreBilling)) is None
     assert json.dumps(fake.shop(SHOP).subscriptions) == "[]"
+
+
+def test_a_webhook_in_the_same_second_as_an_api_read_is_not_stale(rt: Runtime, web, fake: FakeShopify) -> None:  # noqa: F811
+    """Shopify's `updated_at` has whole seconds; a read of activeSubscriptions once stamped the row with our
+    own clock's "now", so a FROZEN update from the same second was dropped as older (the store kept serving)."""
+    import time
+
+    install(web, SHOP)
+    starter = subscribe(web, fake, "starter")
+    webhook(web, rt, fake, starter)
+    assert web.get("/app/billing", headers=bearer()).status_code == 200  # reads activeSubscriptions
+    fake.set_subscription_status(SHOP, starter, "FROZEN")
+    payload = fake.subscription_webhook(SHOP, starter)
+    payload["app_subscription"]["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # this second
+    assert post_subscription(web, payload).get_json()["status"] == "accepted"
+    drain(rt)
+    with rt.sessions() as session:
+        assert session.get(t.StoreBilling, session.scalar(select(t.Store.id))).status == "frozen"

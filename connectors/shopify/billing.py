@@ -88,7 +88,7 @@ def read_subscription(admin: AdminClient, shop: str, now: datetime | None = None
     subs = ((data.get("currentAppInstallation") or {}).get("activeSubscriptions")) or []
     ours = [s for s in subs if plan_by_name(s.get("name")) is not None]
     if not ours:
-        return PlanChanged(provider="shopify", status="cancelled", plan=None, contact_email=email, event_at=now)
+        return PlanChanged(provider="shopify", status="cancelled", plan=None, contact_email=email)
     sub = ours[-1]
     created = _time(sub.get("createdAt"))
     trial_end = created + timedelta(days=int(sub.get("trialDays") or 0)) if created and sub.get("trialDays") else None
@@ -99,8 +99,9 @@ def read_subscription(admin: AdminClient, shop: str, now: datetime | None = None
     plan = plan_by_name(sub.get("name"))
     return PlanChanged(
         provider="shopify", status=status, plan=plan.key if plan else None, subscription_id=str(sub["id"]),
-        period_end=_time(sub.get("currentPeriodEnd")), trial_ends_at=trial_end, contact_email=email, event_at=now,
-    )
+        period_end=_time(sub.get("currentPeriodEnd")), trial_ends_at=trial_end, contact_email=email,
+    )  # no event_at: our clock is not Shopify's, and its webhooks' updated_at has whole seconds, so a read
+    # stamped "now" made the next webhook of the same second look stale (a FROZEN update was ignored)
 
 
 def normalize_subscription_update(p: Mapping[str, Any]) -> NormalizeResult:
