@@ -90,7 +90,7 @@ class Runtime:
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
-        return RedisBroker(url=settings.redis_url)
+        return RedisBroker(url=settings.redis_url, heartbeat_timeout=int(settings.broker_heartbeat_timeout * 1000))
     return StubBroker()
 
 

@@ -124,3 +124,17 @@ def test_without_a_view_of_the_broker_the_sweep_goes_by_age(rt: Runtime) -> None
 def _rows(rt: Runtime, table: type) -> list:  # type: ignore[type-arg]
     with rt.sessions() as session:
         return list(session.scalars(select(table)))
+
+
+def test_the_broker_heartbeat_timeout_is_the_operators_setting(tmp_path: Path) -> None:
+    """How soon a killed worker's jobs come back (the sweep's Dramatiq maintenance uses the same figure)."""
+    from app.runtime import build_broker
+    from recovery.config.settings import Settings
+
+    env = {"CARTRESQ_VAR_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/14"}
+    assert build_broker(Settings.from_env(env)).heartbeat_timeout == 60_000
+    broker = build_broker(Settings.from_env({**env, "CARTRESQ_BROKER_HEARTBEAT_TIMEOUT": "10"}))
+    assert broker.heartbeat_timeout == 10_000
+    for bad in ("0", "1", "7200"):
+        with pytest.raises(ValueError, match="CARTRESQ_BROKER_HEARTBEAT_TIMEOUT"):
+            Settings.from_env({**env, "CARTRESQ_BROKER_HEARTBEAT_TIMEOUT": bad})

@@ -64,6 +64,10 @@ class Settings:
     #: Seconds before work whose job vanished (a stored delivery, a queued message) is enqueued again;
     #: a message still `sending` after twice that is marked failed (interrupted), never resent.
     requeue_after: float = 60.0
+    #: Seconds without a heartbeat after which Dramatiq counts a worker process as dead and its claimed jobs
+    #: go back to the queue (CARTRESQ_BROKER_HEARTBEAT_TIMEOUT; Dramatiq's own default, 60). A live worker
+    #: heartbeats on every fetch and ack, so lower it only as far as the longest single job.
+    broker_heartbeat_timeout: float = 60.0
     #: Webhook deliveries reach the workers through the dispatcher's relay (`cartresq dispatcher` polls for
     #: new rows and enqueues them in batches) instead of one enqueue per request in the web process.
     #: CARTRESQ_INTAKE_RELAY: on, off, or auto (the default: on with PostgreSQL and Redis, where a
@@ -172,6 +176,7 @@ class Settings:
             model_dir=Path(env.get("CARTRESQ_MODEL_DIR") or var_dir / "model"),
             time_scale=time_scale,
             requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
+            broker_heartbeat_timeout=_heartbeat_timeout(env.get("CARTRESQ_BROKER_HEARTBEAT_TIMEOUT")),
             explore_epsilon=_epsilon(env.get("CARTRESQ_EXPLORE_EPSILON")),
             intake_relay=_relay_mode(env.get("CARTRESQ_INTAKE_RELAY") or "auto", database_url, env.get("REDIS_URL")),
             woo_reconcile_every=float(env.get("CARTRESQ_WOO_RECONCILE_EVERY") or 900),
@@ -215,6 +220,13 @@ def _on_off(value: str, name: str) -> bool:
     if value in ("off", "0", "false", "no"):
         return False
     raise ValueError(f"{name} must be on or off")
+
+
+def _heartbeat_timeout(value: str | None) -> float:
+    seconds = float(value or 60)
+    if not 5 <= seconds <= 3600:
+        raise ValueError("CARTRESQ_BROKER_HEARTBEAT_TIMEOUT must be between 5 and 3600 seconds")
+    return seconds
 
 
 def _relay_mode(value: str, database_url: str, redis_url: str | None) -> bool:

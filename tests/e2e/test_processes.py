@@ -147,6 +147,9 @@ def test_two_dispatchers_and_two_workers_send_nothing_twice(pg_stack: Stack) -> 
 
 def test_a_worker_killed_mid_run_loses_no_planned_message(pg_stack: Stack) -> None:
     stack = pg_stack
+    # A dead worker's jobs come back once its heartbeat is older than the broker's timeout; 10 s here (60 s by
+    # default) so the test does not wait out Dramatiq's default.
+    stack.env["CARTRESQ_BROKER_HEARTBEAT_TIMEOUT"] = "10"
     add_store(stack, sequence=SHORT_SEQUENCE)
     start_all(stack, workers=1, dispatchers=1)
     _post_many(stack, 60)
@@ -157,7 +160,7 @@ def test_a_worker_killed_mid_run_loses_no_planned_message(pg_stack: Stack) -> No
     statuses = Counter(m.status for m in rows(stack))
     failed = [m for m in rows(stack) if m.status == "failed"]
     # At most the messages in flight at the kill are lost, and each says so; nothing is sent twice.
-    # The dead worker's jobs come back when its heartbeat is older than Dramatiq's timeout (60 s: the sweep runs
+    # The dead worker's jobs come back when its heartbeat is older than the broker's timeout (the sweep runs
     # Dramatiq's maintenance, app/broker_jobs.py). On this test's clock (an hour a second) that is days late, so
     # a reclaimed message may be cancelled as past its useful time: said, not lost, not sent twice.
     late = [m for m in rows(stack) if m.status == "cancelled"]
