@@ -7,6 +7,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connectors import payload as fields
+from connectors.payload import integer as _int
+from connectors.payload import list_of as _list
+from connectors.payload import money as _money
+from connectors.payload import obj as _obj
+from connectors.payload import required_text as _required_str
+from connectors.payload import required_time as _required_time
+from connectors.payload import text as _str
+from connectors.payload import time as _time
 from connectors.shopify import compliance
 from recovery.model import (
     AppUninstalled,
@@ -247,86 +256,9 @@ def _line_item(item: Any) -> LineItem:
     )
 
 
-def _obj(p: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
-    value = p.get(key) if p else None
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise PayloadError(f"{key} is not an object")
-    return value
-
-
-def _list(p: Mapping[str, Any], key: str) -> list[Any]:
-    value = p.get(key) or []
-    if not isinstance(value, list):
-        raise PayloadError(f"{key} is not a list")
-    return value
-
-
-def _str(p: Mapping[str, Any] | None, key: str) -> str | None:
-    value = p.get(key) if p else None
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{key} is not a string")
-    return str(value)
-
-
-def _required_str(p: Mapping[str, Any], key: str) -> str:
-    value = _str(p, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
-
-
-def _int(p: Mapping[str, Any] | None, key: str) -> int | None:
-    value = p.get(key) if p else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadError(f"{key} is not an integer")
-    return value
-
-
 def _bool(p: Mapping[str, Any], key: str) -> bool:
     return p.get(key) is True
 
 
-def _money(p: Mapping[str, Any], key: str) -> Decimal:
-    value = p.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{key} is not a decimal string")  # floats would lose cents
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(f"{key} is not a decimal string") from None
-    if not amount.is_finite():
-        raise PayloadError(f"{key} is not a finite amount")
-    return amount
-
-
 def _currency(p: Mapping[str, Any]) -> str:
-    code = _str(p, "presentment_currency") or _str(p, "currency")
-    if not code or len(code) != 3 or not code.isalpha():
-        raise PayloadError("currency is missing or not an ISO 4217 code")
-    return code.upper()
-
-
-def _time(p: Mapping[str, Any], key: str) -> datetime | None:
-    value = _str(p, key)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PayloadError(f"{key} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise PayloadError(f"{key} has no UTC offset")
-    return parsed
-
-
-def _required_time(p: Mapping[str, Any], key: str) -> datetime:
-    value = _time(p, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
+    return fields.currency(p, "presentment_currency", "currency")

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import phonenumbers
 
+from connectors import payload as fields
+from connectors.payload import list_of as _list
+from connectors.payload import money as _money
+from connectors.payload import required_text as _required_str
+from connectors.payload import text as _str
 from recovery.model import (
-    CartSnapshot, Contact, LineItem, NormalizeResult, OrderCancelled, OrderPlaced, PayloadError, ProductUpdated,
+    CartSnapshot,
+    Contact,
+    LineItem,
+    NormalizeResult,
+    OrderCancelled,
+    OrderPlaced,
+    PayloadError,
+    ProductUpdated,
     VariantPrice,
 )
 
@@ -238,29 +250,10 @@ def normalize(topic: str, payload: Any) -> NormalizeResult:
         raise PayloadError(f"unexpected payload shape: {type(exc).__name__}") from None
 
 
-def _obj(p: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
-    value = p.get(key) if p else None
-    if value is None or value == []:  # PHP encodes an empty object as []
-        return None
-    if not isinstance(value, Mapping):
-        raise PayloadError(f"{key} is not an object")
-    return value
 
 
-def _list(p: Mapping[str, Any], key: str) -> list[Any]:
-    value = p.get(key) or []
-    if not isinstance(value, list):
-        raise PayloadError(f"{key} is not a list")
-    return value
 
 
-def _str(p: Mapping[str, Any] | None, key: str) -> str | None:
-    value = p.get(key) if p else None
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{key} is not a string")
-    return str(value)
 
 
 def _opt_context_str(context: Mapping[str, Any], key: str) -> str | None:
@@ -268,48 +261,18 @@ def _opt_context_str(context: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _required_str(p: Mapping[str, Any], key: str) -> str:
-    value = _str(p, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
-
-
-def _money(p: Mapping[str, Any], key: str) -> Decimal:
-    """WooCommerce money is a decimal string in major units ("49.90"); floats would lose cents."""
-    value = p.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{key} is not a decimal string")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise PayloadError(f"{key} is not a decimal string") from None
-    if not amount.is_finite():
-        raise PayloadError(f"{key} is not a finite amount")
-    return amount
+def _obj(p: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    return fields.obj(p, key, php=True)
 
 
 def _currency(p: Mapping[str, Any]) -> str:
-    code = _str(p, "currency")
-    if not code or len(code) != 3 or not code.isalpha():
-        raise PayloadError("currency is missing or not an ISO 4217 code")
-    return code.upper()
+    return fields.currency(p, "currency")
 
 
 def gmt_time(p: Mapping[str, Any], key: str) -> datetime | None:
     """`*_gmt` fields are UTC without an offset ("2026-09-14T18:42:11"); public: reconcile reads them too."""
-    value = _str(p, key)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PayloadError(f"{key} is not an ISO 8601 time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return fields.time(p, key, offset_required=False)
 
 
 def _required_gmt(p: Mapping[str, Any], key: str) -> datetime:
-    value = gmt_time(p, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
+    return fields.required_time(p, key, offset_required=False)
