@@ -23,9 +23,11 @@ demo: $(STAMP) ## simulated store through the real endpoints; prints a summary, 
 serve: $(STAMP) ## run the product on http://127.0.0.1:8000 (embedded: SQLite + in-process worker; PORT=, VAR=var/demo)
 	$(if $(VAR),CARTRESQ_VAR_DIR=$(VAR)) $(BIN)/cartresq serve $(if $(PORT),--port $(PORT))
 
-test: $(STAMP) ## run the whole test suite (T=path to run part of it); installs the node tools, names what is missing
+JOBS ?= 2
+
+test: $(STAMP) ## run the whole test suite in JOBS processes (T=path to run part of it; JOBS=0 in this one); installs the node tools, names what is missing
 	@bash .ci/test-deps
-	$(BIN)/pytest $(T)
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup $(T)
 
 bench: $(STAMP) ## run the benchmarks
 	$(BIN)/cartresq bench

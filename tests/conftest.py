@@ -40,6 +40,19 @@ def pytest_configure(config: pytest.Config) -> None:
         time_machine.travel(datetime.fromisoformat(CLOCK), tick=True).start()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs in several xdist workers with --dist loadgroup: what shares an expensive session fixture
+    stays on one worker (tests/ml: the trained model; each order storage of the real WooCommerce store: its
+    WordPress, so the two storages run side by side)."""
+    for item in items:
+        path = str(item.path).replace(os.sep, "/")
+        if "/tests/ml/" in path:
+            item.add_marker(pytest.mark.xdist_group("ml"))
+        elif "/tests/realwoo/" in path:
+            storage = getattr(getattr(item, "callspec", None), "params", {}).get("realwoo", "store")
+            item.add_marker(pytest.mark.xdist_group(f"realwoo-{storage}"))
+
+
 @pytest.fixture(autouse=True)
 def _logger_levels_restored() -> Iterator[None]:
     """A test that runs a whole command in-process (the demo quiets `recovery`, `app`...) must not leave
