@@ -69,6 +69,11 @@ class Settings:
     #: CARTRESQ_INTAKE_RELAY: on, off, or auto (the default: on with PostgreSQL and Redis, where a
     #: dispatcher always runs; the embedded default enqueues in-process).
     intake_relay: bool = False
+    #: POST /track stores the beacons that need no answer (cart, view, ...) in the `track_inbox` table in one
+    #: statement, and the dispatcher's track relay applies them (recovery/intake/track_inbox.py). PostgreSQL
+    #: only. CARTRESQ_TRACK_INBOX: on, off, or auto (the default: on with PostgreSQL and Redis, where a
+    #: dispatcher always runs; embedded mode and SQLite apply beacons at the edge).
+    track_inbox: bool = False
     #: POST /track rate limits (`limits` notation, e.g. "120/minute"): per client IP and per shop.
     track_ip_limit: str = "120/minute"
     track_shop_limit: str = "6000/minute"
@@ -174,6 +179,8 @@ class Settings:
             requeue_after=float(env.get("CARTRESQ_REQUEUE_AFTER") or 60),
             explore_epsilon=_epsilon(env.get("CARTRESQ_EXPLORE_EPSILON")),
             intake_relay=_relay_mode(env.get("CARTRESQ_INTAKE_RELAY") or "auto", database_url, env.get("REDIS_URL")),
+            track_inbox=_relay_mode(env.get("CARTRESQ_TRACK_INBOX") or "auto", database_url, env.get("REDIS_URL"),
+                                    "CARTRESQ_TRACK_INBOX"),
             woo_reconcile_every=float(env.get("CARTRESQ_WOO_RECONCILE_EVERY") or 900),
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
@@ -217,7 +224,7 @@ def _on_off(value: str, name: str) -> bool:
     raise ValueError(f"{name} must be on or off")
 
 
-def _relay_mode(value: str, database_url: str, redis_url: str | None) -> bool:
+def _relay_mode(value: str, database_url: str, redis_url: str | None, name: str = "CARTRESQ_INTAKE_RELAY") -> bool:
     value = value.strip().lower()
     if value == "auto":
         return database_url.startswith(("postgres://", "postgresql")) and bool(redis_url)
@@ -225,7 +232,7 @@ def _relay_mode(value: str, database_url: str, redis_url: str | None) -> bool:
         return True
     if value in ("off", "0", "false", "no"):
         return False
-    raise ValueError("CARTRESQ_INTAKE_RELAY must be on, off or auto")
+    raise ValueError(f"{name} must be on, off or auto")
 
 
 def _normalize_db_url(url: str) -> str:

@@ -53,8 +53,13 @@ def normalize_origin(origin: str | None) -> str | None:
 
 def allowed_origins(store: t.Store) -> set[str]:
     """The shop's own domain is always allowed; `allowed_origins` adds primary and custom domains."""
-    configured = effective(store.settings or {})["allowed_origins"]
-    origins = {normalize_origin(o) for o in configured} | {normalize_origin(f"https://{store.domain}")}
+    return origins_of(store.settings or {}, store.domain)
+
+
+def origins_of(settings: dict[str, Any], domain: str) -> set[str]:
+    """`allowed_origins` for a store's stored settings and domain (without loading the store)."""
+    configured = effective(settings or {})["allowed_origins"]
+    origins = {normalize_origin(o) for o in configured} | {normalize_origin(f"https://{domain}")}
     return {o for o in origins if o}
 
 
