@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.support.shopify import SHOP
 from tests.test_track import ORIGIN, OTHER_SHOP, TOKEN, beacon, send
 
 OTHER_ORIGIN = f"https://{OTHER_SHOP}"
+BOUGHT = "c9-2b7e4d1a9f3c"
 
 
 def _app(url: str, tmp_path: Path, redis_url: str | None = None, *, inbox: bool = True, **extra: Any) -> tuple[Runtime, Any]:
@@ -74,9 +76,17 @@ def test_applied_inbox_equals_the_synchronous_path(pg_url: str, tmp_path: Path) 
             with rt.sessions.begin() as session:
                 set_settings(session, get_store(session, shop), ["browse_abandonment=on"])
         ts = int(time.time() * 1000) - 120_000
+        placed = datetime.now(UTC) - timedelta(minutes=5)
+        with rt.sessions.begin() as session:  # an order processed before its cart's first beacon
+            for shop in (SHOP, OTHER_SHOP):
+                session.add(t.Order(store_id=get_store(session, shop).id, platform_order_id="5590", cart_token=BOUGHT,
+                                    currency="USD", total=Decimal("20.00"), placed_at=placed))
+        bought = beacon(ts=ts + 1500)
+        bought["cart"] = {**bought["cart"], "token": BOUGHT}
         sequence = [
             beacon("view", product_id="8812309201", ts=ts),
             beacon(ts=ts + 1000),
+            bought,
             beacon("popup", popup="shown", ts=ts + 2000),
             beacon("view", product_id="8812309201", ts=ts + 3000),
             beacon(ts=ts + 500),  # older than the last cart beacon: changes nothing
@@ -92,7 +102,8 @@ def test_applied_inbox_equals_the_synchronous_path(pg_url: str, tmp_path: Path) 
         assert apply_all(rt) == (len(sequence), 0)
         assert inbox_rows(rt) == []
         applied, synchronous = snapshot(rt, SHOP), snapshot(rt, OTHER_SHOP)
-        assert applied["carts"] and applied["events"] and applied["views"]
+        assert [c["status"] for c in applied["carts"]] == ["active", "completed"]
+        assert applied["events"] and applied["views"]
         assert applied == synchronous
         assert apply_all(rt) == (0, 0)  # idempotent: nothing is applied twice
     finally:

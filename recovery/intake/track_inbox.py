@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, exists, select, text
+from sqlalchemy import delete, exists, or_, select, text, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from recovery.intake.tracking import CONTACT_TYPES, apply_beacon, origins_of
+from recovery.intake.carts import link_earlier_order
+from recovery.intake.tracking import CONTACT_TYPES, NO_PLATFORM_STATE, apply_beacon, origins_of
 from recovery.intake.tracking_schema import BeaconError
-from recovery.model import strip_token
+from recovery.model import CartStatus, strip_token
 from recovery.sequence.timing import Timing
 from recovery.storage import locks
 from recovery.storage import tables as t
-from recovery.storage.db import DriverStatement
+from recovery.storage.db import DriverStatement, insert_for
 from recovery.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -136,18 +138,82 @@ def apply_pending(session: Session, timing: Timing = Timing(), limit: int = BATC
     }  # fmt: skip
     try:
         with session.begin_nested():
+            known = _carts_of(session, [r for r in rows if _live(stores.get(r.store_id))], stores)
             for row in rows:
-                _apply(session, stores.get(row.store_id), row, timing)
+                _apply(session, stores.get(row.store_id), row, timing, known)
     except POISON:
         return _one_by_one(session, rows, stores, timing)
     _delete(session, [row.id for row in rows])
     return len(rows), 0
 
 
-def _apply(session: Session, store: t.Store | None, row: t.TrackInbox, timing: Timing) -> None:
-    if store is None or store.uninstalled_at is not None:
+def _live(store: t.Store | None) -> bool:
+    return store is not None and store.uninstalled_at is None
+
+
+def _apply(
+    session: Session, store: t.Store | None, row: t.TrackInbox, timing: Timing, known: list[t.Cart] | None = None
+) -> None:
+    if not _live(store):
         return  # uninstalled meanwhile: the edge would have answered 404 now; nothing to apply
-    apply_beacon(session, store, row.beacon, row.received_at, timing)
+    apply_beacon(session, store, row.beacon, row.received_at, timing, known=known)  # type: ignore[arg-type]
+
+
+def _token(beacon: dict[str, Any]) -> str | None:
+    info = beacon.get("cart")
+    return strip_token(info["token"]) if info and info.get("token") else None
+
+
+def _carts_of(session: Session, rows: list[t.TrackInbox], stores: dict[int, t.Store]) -> list[t.Cart]:
+    """Every cart the batch's beacons name, locked FOR UPDATE (in id order) in one query, so `apply_beacon`
+    finds them without a query each. First the carts the batch creates, in one INSERT: those whose first
+    beacon here is a cart beacon (as `apply_beacon` would create them: same values; a cart that exists
+    already is left alone), with `link_earlier_order` for the few whose order came first."""
+    first: dict[tuple[int, str], t.TrackInbox] = {}
+    checkouts: set[tuple[int, str]] = set()
+    for row in rows:
+        if token := _token(row.beacon):
+            first.setdefault((row.store_id, token), row)
+        if row.beacon.get("checkout_token"):
+            checkouts.add((row.store_id, row.beacon["checkout_token"]))
+    if not first and not checkouts:
+        return []
+    new = [
+        _new_cart(stores[key[0]], key[1], row)
+        for key, row in first.items()
+        if row.beacon["type"] == "cart" and not row.beacon.get("checkout_token")
+    ]
+    created: set[tuple[int, str]] = set()
+    if new:
+        conn = session.connection()  # Core, one statement compiled once: insertmanyvalues sends the batch
+        made = insert_for(conn.dialect.name)(t.Cart.__table__).on_conflict_do_nothing()
+        created = {(r[0], r[1]) for r in conn.execute(made.returning(t.Cart.store_id, t.Cart.cart_token), new)}
+    ordered: set[tuple[int, str | None]] = set()
+    if created:
+        ordered = {(r[0], r[1]) for r in session.execute(
+            select(t.Order.store_id, t.Order.cart_token)
+            .where(t.Order.cancelled_at.is_(None), tuple_(t.Order.store_id, t.Order.cart_token).in_(list(created)))
+        )}  # fmt: skip
+    named = [tuple_(t.Cart.store_id, t.Cart.cart_token).in_(list(first))] if first else []
+    if checkouts:
+        named.append(tuple_(t.Cart.store_id, t.Cart.checkout_token).in_(list(checkouts)))
+    known = list(session.scalars(select(t.Cart).where(or_(*named)).order_by(t.Cart.id).with_for_update()))
+    for cart in known:
+        if (cart.store_id, cart.cart_token) in ordered:
+            link_earlier_order(session, cart.store_id, cart)
+    return known
+
+
+def _new_cart(store: t.Store, token: str, row: t.TrackInbox) -> dict[str, Any]:
+    """The row `apply_beacon` (tracking._create) makes for a cart beacon naming a cart not seen before."""
+    info = row.beacon["cart"]
+    at = min(datetime.fromtimestamp(row.beacon["ts"] / 1000, UTC), row.received_at)
+    return {
+        "store_id": store.id, "cart_token": token, "checkout_token": None, "status": CartStatus.ACTIVE.value,
+        "source": "tracker", "line_items": [], "currency": info.get("currency") or store.currency,
+        "subtotal": Decimal(0), "total": Decimal(0), "platform_updated_at": NO_PLATFORM_STATE,
+        "last_activity_at": at, "created_at": row.received_at,
+    }  # fmt: skip
 
 
 def _one_by_one(
