@@ -5,6 +5,12 @@ content type and size (at most 8 KB + 1 byte is ever read), the schema; then the
 uninstalled) and its origins (403); only a beacon that passed those counts against the per-shop limit
 (refused beacons must not use up a shop's quota), then one short transaction.
 
+With the track inbox (Settings.track_inbox, PostgreSQL) a beacon that needs no answer (`deferrable`: cart,
+view, popup shown/closed, checkout steps) is not applied here: the store, origin and INSERT are one
+prepared statement (recovery/intake/track_inbox.py) and the dispatcher's track relay applies it. Its per-IP
+limit is then counted after the body checks (CPU only; nothing has touched the database yet), together
+with the per-shop one in one Redis round trip once this process has seen the (shop, origin) pair pass.
+
 A beacon never decides what a message says (recovery/intake/verify.py), and what it may start is limited:
 new addresses per IP and per shop (`track_contact_*_limit`), exit codes per IP and per shop and day.
 """
