@@ -224,3 +224,17 @@ def test_the_dispatcher_relay_applies_beacons_within_seconds(inbox_app: Any) -> 
     finally:
         stop.set()
         relay.join(5)
+
+
+def test_an_unreachable_redis_falls_back_to_local_limits_with_the_inbox(pg_url: str, tmp_path: Path) -> None:
+    rt, app = _app(pg_url, tmp_path, "redis://127.0.0.1:1/0", track_ip_limit="2/minute", track_shop_limit="3/minute")
+    try:
+        add_store(rt)
+        client = app.test_client()
+        started = time.monotonic()
+        assert [send(client, beacon()).status_code for _ in range(3)] == [204, 204, 429]
+        assert [send(client, beacon(), ip="198.51.100.2").status_code for _ in range(2)] == [204, 429]  # the shop's 3
+        assert time.monotonic() - started < 5
+        assert len(inbox_rows(rt)) == 3
+    finally:
+        rt.close()
