@@ -21,7 +21,7 @@ from recovery.intake import track_inbox
 from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
 from tests.support.shopify import SHOP
-from tests.test_track import ORIGIN, OTHER_SHOP, TOKEN, beacon, send
+from tests.test_track import OTHER_SHOP, TOKEN, beacon, send
 
 OTHER_ORIGIN = f"https://{OTHER_SHOP}"
 BOUGHT = "c9-2b7e4d1a9f3c"
