@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.broker_jobs import pending_ids
-from recovery.consent import purge
-from recovery.flows import browse, fanout
+from recovery.sending import dispatch
 from recovery.intake import deliveries as intake
 from recovery.intake import track_inbox
+from recovery.consent import purge
 from recovery.measure import figures
-from recovery.sending import dispatch
-from recovery.sending.send import SEND_ACTOR
 from recovery.storage.tables import utcnow
+from recovery.sending.send import SEND_ACTOR
+from recovery.flows import browse, fanout
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
