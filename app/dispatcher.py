@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.broker_jobs import pending_ids
 from recovery.sending import dispatch
 from recovery.intake import deliveries as intake
+from recovery.intake import track_inbox
 from recovery.consent import purge
 from recovery.measure import figures
 from recovery.storage.tables import utcnow
@@ -162,8 +163,29 @@ def relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.0
             stop.wait(interval)
 
 
+def track_relay_forever(runtime: Runtime, stop: threading.Event, interval: float = 0.1) -> None:
+    """Track inbox (Settings.track_inbox): apply the beacons /track stored, in batches, at most `interval` s
+    after they are stored. Rows stay in the inbox until applied (or dead-lettered): a failed pass loses none."""
+    while not stop.is_set():
+        taken = 0
+        try:
+            if track_inbox.any_pending(runtime.engine):
+                with runtime.sessions.begin() as session:
+                    applied, dead = track_inbox.apply_pending(session, runtime.timing)
+                taken = applied + dead
+        except Exception as exc:  # the relay must outlive any one failure; the rows wait for the next pass
+            log.error("track relay pass failed (%s); retrying", type(exc).__name__)
+            stop.wait(1.0)
+        if taken < track_inbox.BATCH:  # a full batch means more are waiting: go on at once
+            stop.wait(interval)
+
+
 def run_forever(runtime: Runtime, interval: float = 1.0, stop: threading.Event | None = None) -> None:
     stop = stop or runtime._stop
+    if runtime.settings.track_inbox and runtime.engine.dialect.name == "postgresql":
+        relay = threading.Thread(target=track_relay_forever, args=(runtime, stop), name="track-relay", daemon=True)
+        relay.start()
+        runtime._threads.append(relay)
     if runtime.settings.intake_relay:
         relay = threading.Thread(target=relay_forever, args=(runtime, stop), name="intake-relay", daemon=True)
         relay.start()

@@ -52,6 +52,7 @@ def test_track_bench_smoke_run() -> None:
     assert d["track"]["statuses"] == {"204": d["track"]["ok"]}  # beacons took the whole path
     assert d["fixed_rate"]["responses"] == d["fixed_rate"]["scheduled"] == 40
     assert d["loss"]["acked"] == d["loss"]["stored"] > 0 and d["loss"]["missing"] == 0
+    assert (d["inbox"]["left"], d["inbox"]["dead"]) == (0, 0)  # the track relay applied every stored beacon
     assert "ratio track/bare" in track.format_track(d)
 
 

@@ -8,7 +8,9 @@ bare endpoint `POST /_bench/bare`. Then
 1. warm-up (not reported);
 2. maximum throughput, closed loop: the bare endpoint and `/track` taking turns (`rounds` each);
 3. fixed rate, open loop, `rate` beacons/s on `/track`, latency from each request's scheduled time;
-4. zero loss: every beacon answered 2xx is a cart row.
+4. zero loss: every beacon answered 2xx is a cart row, once the dispatcher's track relay has applied the
+   track inbox (Settings.track_inbox: /track only stores the beacon; the backlog when the load stopped and
+   the time to apply it are reported).
 
 Each beacon is a `cart` beacon for a cart of its own (app/bench/track_requests.py): the full path of a
 shopper's first add to cart (per-IP limit, origin check against the store, schema, the store's SHARE
@@ -100,6 +102,7 @@ def run_track(
                 fixed = _per_request(phase(TRACK_PATH, OPEN, "open", duration, rate=rate, inflight=256,
                                            record_acked=True))  # fmt: skip
                 acked[OPEN] = fixed.pop("acked")
+                inbox = _drain_inbox(database_url)  # the dispatcher's track relay applies what /track stored
                 server_log = server.log_tail(10)
             finally:
                 server.stop()
@@ -117,6 +120,7 @@ def run_track(
         "fixed_rate": fixed,
         "ratio": track["rps"] / bare["rps"] if bare["rps"] else 0.0,
         "loss": {"acked": len(acked_tokens), "stored": len(stored), "missing": len(acked_tokens - stored)},
+        "inbox": inbox,
         "server_log_tail": server_log,
     }  # fmt: skip
 
@@ -136,6 +140,33 @@ def _stored_tokens(url: str, run_id: str) -> set[str]:
         engine.dispose()
 
 
+def _drain_inbox(url: str, timeout: float = 180.0) -> dict[str, Any]:
+    """Wait for the track inbox to be applied: the backlog when the load stopped, how long it took to apply
+    it, and the dead letters (none expected). Zeros without the inbox (CARTRESQ_TRACK_INBOX=off)."""
+    from sqlalchemy import func, inspect, select
+
+    from recovery.storage import tables as t
+    from recovery.storage.db import make_engine
+
+    engine = make_engine(url)
+    pending = select(func.count()).select_from(t.TrackInbox).where(t.TrackInbox.failed_at.is_(None))
+    try:
+        if not inspect(engine).has_table("track_inbox"):
+            return {"backlog": 0, "drain_s": 0.0, "left": 0, "dead": 0}
+        started = time.monotonic()
+        with engine.connect() as conn:
+            backlog = left = int(conn.scalar(pending) or 0)
+        while left and time.monotonic() - started < timeout:
+            time.sleep(0.05)
+            with engine.connect() as conn:
+                left = int(conn.scalar(pending) or 0)
+        with engine.connect() as conn:
+            dead = int(conn.scalar(select(func.count()).select_from(t.TrackInbox)) or 0) - left
+        return {"backlog": backlog, "drain_s": round(time.monotonic() - started, 2), "left": left, "dead": dead}
+    finally:
+        engine.dispose()
+
+
 def format_track(d: dict[str, Any]) -> str:
     bare, track, fixed, loss = d["bare"], d["track"], d["fixed_rate"], d["loss"]
     ratio_ok = d["ratio"] >= TARGET_RATIO
@@ -148,6 +179,8 @@ def format_track(d: dict[str, Any]) -> str:
         f"  ratio track/bare {d['ratio']:.2f}",
         f"  at {d['config']['rate']}/s (open loop): p50 {fixed['p50_ms']:.1f} ms  p99 {fixed['p99_ms']:.1f} ms  "
         f"max {fixed['max_ms']:.1f} ms  errors {fixed['errors']} of {fixed.get('scheduled', fixed['requests'])}",
+        f"  inbox: {d['inbox']['backlog']} beacons waiting when the load stopped, applied in {d['inbox']['drain_s']:.1f} s "
+        f"({d['inbox']['left']} left, {d['inbox']['dead']} dead letters)",
         f"  loss: {loss['acked']} beacons answered 2xx, {loss['stored']} carts stored, {loss['missing']} missing",
         f"  targets (issue 24): ratio ≥ {TARGET_RATIO}: {'PASS' if ratio_ok else 'FAIL'}; "
         f"p99 ≤ {TARGET_P99_MS:.0f} ms at {d['config']['rate']}/s: {'PASS' if p99_ok else 'FAIL'}; "

@@ -5,6 +5,12 @@ content type and size (at most 8 KB + 1 byte is ever read), the schema; then the
 uninstalled) and its origins (403); only a beacon that passed those counts against the per-shop limit
 (refused beacons must not use up a shop's quota), then one short transaction.
 
+With the track inbox (Settings.track_inbox, PostgreSQL) a beacon that needs no answer (`deferrable`: cart,
+view, popup shown/closed, checkout steps) is not applied here: the store, origin and INSERT are one
+prepared statement (recovery/intake/track_inbox.py) and the dispatcher's track relay applies it. Its per-IP
+limit is then counted after the body checks (CPU only; nothing has touched the database yet), together
+with the per-shop one in one Redis round trip once this process has seen the (shop, origin) pair pass.
+
 A beacon never decides what a message says (recovery/intake/verify.py), and what it may start is limited:
 new addresses per IP and per shop (`track_contact_*_limit`), exit codes per IP and per shop and day.
 """
@@ -12,19 +18,16 @@ new addresses per IP and per shop (`track_contact_*_limit`), exit codes per IP a
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
+from app.web.track_limits import TrackLimiter
 from recovery.sequence.offers import ExitOffers
-from recovery.config.settings import Settings
 from recovery.storage.tables import utcnow
+from recovery.intake import track_inbox
 from recovery.intake.tracking import allowed_origins, apply_beacon, find_store, normalize_origin, origin_known
 from recovery.intake.tracking_schema import MAX_BEACON_BYTES, BeaconError, parse_beacon
 
@@ -33,47 +36,6 @@ bp = Blueprint("track", __name__)
 LIMITER = "cartresq.track_limiter"
 EXIT_OFFERS = "cartresq.exit_offers"
 CONTENT_TYPES = ("text/plain", "application/json")  # sendBeacon sends text/plain: no preflight
-
-
-class TrackLimiter:
-    """Moving-window limits, shared through Redis when there is one; in-memory (per process) otherwise.
-
-    If Redis fails, this process falls back to its own in-memory windows rather than refusing or
-    waving through everything; the failure is logged at most once a minute.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.per_ip: RateLimitItem = parse(settings.track_ip_limit)
-        self.per_shop: RateLimitItem = parse(settings.track_shop_limit)
-        self.contact_ip: RateLimitItem = parse(settings.track_contact_ip_limit)
-        self.contact_shop: RateLimitItem = parse(settings.track_contact_shop_limit)
-        self.exit_code_ip: RateLimitItem = parse(settings.exit_code_ip_limit)
-        self.new_rows_ip: RateLimitItem = parse(settings.new_rows_ip_limit)
-        self.local = MovingWindowRateLimiter(MemoryStorage())
-        self.shared = None
-        if settings.redis_url:
-            storage = storage_from_string(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
-            self.shared = MovingWindowRateLimiter(storage)
-        self._warned_at = 0.0
-
-    def retry_after(self, item: RateLimitItem, *key: str) -> int | None:
-        """Count one hit; None when allowed, else the seconds until the window has room again."""
-        limiter = self.shared or self.local
-        try:
-            allowed = limiter.hit(item, "track", *key)
-        except Exception as exc:  # any storage failure: keep limiting locally
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("rate-limit storage unavailable (%s); limiting per process", type(exc).__name__)
-            limiter = self.local
-            allowed = limiter.hit(item, "track", *key)
-        if allowed:
-            return None
-        try:
-            reset = limiter.get_window_stats(item, "track", *key).reset_time
-        except Exception:  # storage went away between the two calls
-            return int(item.get_expiry())
-        return max(1, math.ceil(reset - time.time()))
 
 
 def new_row_refused(kind: str) -> tuple[Response, int] | None:
@@ -100,8 +62,11 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
 
     rt = runtime()
     limiter: TrackLimiter = current_app.extensions[LIMITER]
-    wait = limiter.retry_after(limiter.per_ip, "ip", request.remote_addr or "unknown")
-    if wait:
+    ip = request.remote_addr or "unknown"
+    # With the inbox, a POST's per-IP limit is counted after the (CPU-only) body checks, together with the
+    # per-shop one when it can be (one Redis round trip); still before anything touches the database.
+    ip_counted = not (rt.settings.track_inbox and request.method == "POST")
+    if ip_counted and (wait := limiter.retry_after(limiter.per_ip, "ip", ip)):
         return _error(429, "too many requests from this address", {"Retry-After": str(wait)})
     origin = normalize_origin(request.headers.get("Origin"))
     if request.method == "OPTIONS":
@@ -117,7 +82,10 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
         beacon = parse_beacon(body)
     except BeaconError as exc:
         return _error(400, str(exc))
-    ip = request.remote_addr or "unknown"
+    if not ip_counted and rt.engine.dialect.name == "postgresql" and track_inbox.deferrable(beacon):
+        return _to_inbox(rt, limiter, beacon, origin, ip)
+    if not ip_counted and (wait := limiter.retry_after(limiter.per_ip, "ip", ip)):
+        return _error(429, "too many requests from this address", {"Retry-After": str(wait)})
 
     def may_capture() -> bool:  # a new address for a cart: counted per IP first, then per shop
         return (limiter.retry_after(limiter.contact_ip, "contact-ip", ip) is None
@@ -147,6 +115,48 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
             log.exception("exit code for store %s failed", applied.wants_code.store_id)
     response = jsonify(answer) if answer is not None else Response(status=204)
     return _cors(response, origin)
+
+
+#: How long a (shop, origin) pair this process stored a beacon for stays vetted (TrackLimiter.vetted): its
+#: per-shop limit is then counted before the statement (with the per-IP one: one round trip) instead of
+#: after a dry run of it. A pair refused since (store uninstalled, origin removed) is counted once more
+#: against its shop, then forgotten.
+VETTED_FOR = 60.0
+
+
+def _to_inbox(rt: Any, limiter: TrackLimiter, beacon: dict[str, Any], origin: str | None, ip: str) -> Any:
+    """A beacon that needs no answer: checked (store 404, origin 403, limits 429) and stored in the inbox
+    in one prepared statement (recovery/intake/track_inbox.py); the dispatcher's track relay applies it."""
+    pair, now = (beacon["shop"], origin), utcnow()
+    per_ip, per_shop = (limiter.per_ip, ("ip", ip)), (limiter.per_shop, ("shop", beacon["shop"]))
+    if limiter.vetted.get(pair, 0.0) > time.monotonic():
+        if refused := limiter.retry_after_all(per_ip, per_shop):
+            return _limited(*refused)
+        outcome, _ = track_inbox.record(rt.engine, beacon, origin, now)
+    else:
+        if refused := limiter.retry_after_all(per_ip):
+            return _limited(*refused)
+        outcome, _ = track_inbox.record(rt.engine, beacon, origin, now, store=False)
+        if outcome == "allowed":  # only what passed the store and origin checks counts against the shop
+            if refused := limiter.retry_after_all(per_shop):
+                return _limited(1, refused[1])
+            outcome, _ = track_inbox.record(rt.engine, beacon, origin, now, trusted=True)
+    if outcome == "unknown":
+        limiter.vetted.pop(pair, None)
+        return _error(404, "unknown shop")
+    if outcome == "forbidden":
+        limiter.vetted.pop(pair, None)
+        log.info("beacon for %s refused: origin %s not allowed", beacon["shop"], origin or "missing")
+        return _error(403, "origin not allowed for this shop")
+    if len(limiter.vetted) > 10_000:
+        limiter.vetted.clear()
+    limiter.vetted[pair] = time.monotonic() + VETTED_FOR
+    return _cors(Response(status=204), origin)  # type: ignore[arg-type]
+
+
+def _limited(index: int, wait: int) -> tuple[Response, int]:
+    reason = "too many requests for this shop" if index else "too many requests from this address"
+    return _error(429, reason, {"Retry-After": str(wait)})
 
 
 def _preflight(origin: str | None) -> Response | tuple[Response, int]:

@@ -76,6 +76,11 @@ class Settings:
     #: POST /track rate limits (`limits` notation, e.g. "120/minute"): per client IP and per shop.
     track_ip_limit: str = "120/minute"
     track_shop_limit: str = "6000/minute"
+    #: POST /track stores the beacons that need no answer (cart, view, ...) in the `track_inbox` table in one
+    #: statement, and the dispatcher's track relay applies them (recovery/intake/track_inbox.py). PostgreSQL
+    #: only. CARTRESQ_TRACK_INBOX: on, off, or auto (the default: on with PostgreSQL and Redis, where a
+    #: dispatcher always runs; embedded mode and SQLite apply beacons at the edge).
+    track_inbox: bool = False
     #: New addresses the tracker may attach to carts, per client IP and per shop (`limits` notation).
     track_contact_ip_limit: str = "10/hour"
     track_contact_shop_limit: str = "300/hour"
@@ -183,6 +188,7 @@ class Settings:
             woo_allow_http=(env.get("CARTRESQ_WOO_ALLOW_HTTP") or "").lower() in ("1", "true", "yes"),
             track_ip_limit=env.get("CARTRESQ_TRACK_IP_LIMIT") or "120/minute",
             track_shop_limit=env.get("CARTRESQ_TRACK_SHOP_LIMIT") or "6000/minute",
+            track_inbox=_track_inbox_mode(env.get("CARTRESQ_TRACK_INBOX") or "auto", database_url, env.get("REDIS_URL")),
             track_contact_ip_limit=env.get("CARTRESQ_TRACK_CONTACT_IP_LIMIT") or "10/hour",
             track_contact_shop_limit=env.get("CARTRESQ_TRACK_CONTACT_SHOP_LIMIT") or "300/hour",
             exit_code_ip_limit=env.get("CARTRESQ_EXIT_CODE_IP_LIMIT") or "3/day",
@@ -273,3 +279,10 @@ def _epsilon(raw: str | None) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError("CARTRESQ_EXPLORE_EPSILON must lie between 0 and 1")
     return value
+
+
+def _track_inbox_mode(value: str, database_url: str, redis_url: str | None) -> bool:
+    try:
+        return _relay_mode(value, database_url, redis_url)  # the same three values, the same `auto`
+    except ValueError:
+        raise ValueError("CARTRESQ_TRACK_INBOX must be on, off or auto") from None

@@ -53,8 +53,13 @@ def normalize_origin(origin: str | None) -> str | None:
 
 def allowed_origins(store: t.Store) -> set[str]:
     """The shop's own domain is always allowed; `allowed_origins` adds primary and custom domains."""
-    configured = effective(store.settings or {})["allowed_origins"]
-    origins = {normalize_origin(o) for o in configured} | {normalize_origin(f"https://{store.domain}")}
+    return origins_of(store.settings or {}, store.domain)
+
+
+def origins_of(settings: dict[str, Any], domain: str) -> set[str]:
+    """`allowed_origins` for a store's stored settings and domain (without loading the store)."""
+    configured = effective(settings or {})["allowed_origins"]
+    origins = {normalize_origin(o) for o in configured} | {normalize_origin(f"https://{domain}")}
     return {o for o in origins if o}
 
 
@@ -111,7 +116,7 @@ class Applied:
 
 def apply_beacon(
     session: Session, store: t.Store, beacon: dict[str, Any], now: datetime, timing: Timing = Timing(),
-    may_capture: Callable[[], bool] | None = None,
+    may_capture: Callable[[], bool] | None = None, known: list[t.Cart] | None = None,
 ) -> Applied:
     """Apply one validated beacon inside the caller's transaction; the exit answer, or None.
 
@@ -121,18 +126,23 @@ def apply_beacon(
     Raises BeaconError (nothing applied: the caller rolls back) for a phone that does not parse.
     `may_capture` is asked (and counts) before a beacon gives a cart an address it did not have: the
     caller's limit on new tracker-captured addresses per IP and per store.
+    `known`: the carts the caller already holds FOR UPDATE for every token its beacons name (the track
+    relay's batch, recovery/intake/track_inbox.py): looked up there instead of in the database, and the carts
+    this call creates are added to it.
     """
     kind, info = beacon["type"], beacon.get("cart")
     settings = effective(store.settings or {})
     at = min(datetime.fromtimestamp(beacon["ts"] / 1000, UTC), now)
     token = strip_token(info["token"]) if info else None
     checkout_token = beacon.get("checkout_token")
-    cart = _find(session, store.id, token, checkout_token)
+    cart = _find(session, store.id, token, checkout_token, known)
     wants_contact = kind in CONTACT_TYPES or beacon.get("popup") == "email_submitted"
     contact = _contact(beacon, (cart.country if cart else None) or settings["country"]) if wants_contact else None
     if cart is None and (kind == "cart" or wants_contact):
         currency = (info or {}).get("currency") or store.currency
         cart = _create(session, store, token, checkout_token, currency, at, now)
+        if known is not None and cart is not None and cart not in known:
+            known.append(cart)
     detail = None
     if cart is not None:
         _link_checkout(session, cart, checkout_token)
@@ -167,7 +177,13 @@ def apply_beacon(
     return Applied(answer, wants_code)
 
 
-def _find(session: Session, store_id: int, token: str | None, checkout_token: str | None) -> t.Cart | None:
+def _find(
+    session: Session, store_id: int, token: str | None, checkout_token: str | None, known: list[t.Cart] | None = None
+) -> t.Cart | None:
+    if known is not None:
+        mine = [c for c in known if c.store_id == store_id]
+        found = next((c for c in mine if checkout_token and c.checkout_token == checkout_token), None)
+        return found or next((c for c in mine if token and c.cart_token == token), None)
     base = select(t.Cart).where(t.Cart.store_id == store_id).with_for_update()
     if checkout_token:
         cart = session.scalar(base.where(t.Cart.checkout_token == checkout_token))

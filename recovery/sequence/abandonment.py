@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from recovery.sequence import holdout
@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 
 HOLDOUT = holdout.HOLDOUT
 DEFAULT_CANDIDATES: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(15))
+
+
+#: The cart has a beacon in the track inbox (recovery/intake/track_inbox.py) that may move its abandonment
+#: time: it waits for the relay (seconds), which applies the beacon with the cart locked.
+_BEACON_WAITING = exists().where(
+    t.TrackInbox.failed_at.is_(None), t.TrackInbox.store_id == t.Cart.store_id,
+    t.TrackInbox.cart_token == t.Cart.cart_token,
+)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Abandoner:
                 t.Cart.status == CartStatus.ACTIVE.value,
                 t.Cart.abandon_at <= now,
                 or_(t.Cart.email.is_not(None), t.Cart.phone.is_not(None)),
+                ~_BEACON_WAITING,  # a newer beacon of it is not applied yet (Settings.track_inbox)
             )
             .order_by(t.Cart.abandon_at)
             .limit(limit)

@@ -32,6 +32,7 @@ from recovery.storage.tables.shopper import (
     ShopperSend,
     Suppression,
     TrackEvent,
+    TrackInbox,
 )
 from recovery.storage.tables.store import (
     DiscountCode,
@@ -81,6 +82,7 @@ __all__ = [
     "StoreBilling",
     "Suppression",
     "TrackEvent",
+    "TrackInbox",
     "VariantPrice",
     "VerifiedItem",
     "WebhookDelivery",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.storage.tables.base import Base, utcnow
@@ -55,6 +55,33 @@ class TrackEvent(Base):
     type: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime]
+
+
+class TrackInbox(Base):
+    """A storefront beacon accepted at the edge and not applied yet (migration 0127; recovery/intake/track_inbox.py).
+
+    Only beacons that need no answer beyond 2xx and start nothing (cart, view, popup shown/closed, checkout
+    steps). The dispatcher's track relay applies them in batches (`apply_beacon`) and deletes them; a row
+    that cannot be applied keeps `failed_at` and `error` (a dead letter, purged after a week). `cart_token`
+    lets the abandoner leave a cart alone while a newer beacon of it waits here.
+    """
+
+    __tablename__ = "track_inbox"
+    __table_args__ = (
+        Index("ix_track_inbox_pending", "id", postgresql_where=text("failed_at IS NULL"),
+              sqlite_where=text("failed_at IS NULL")),
+        Index("ix_track_inbox_cart", "store_id", "cart_token", postgresql_where=text("failed_at IS NULL"),
+              sqlite_where=text("failed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime]
+    cart_token: Mapped[str | None] = mapped_column(String(255))
+    #: The validated beacon (recovery/intake/tracking_schema.py), as JSON.
+    beacon: Mapped[Any] = mapped_column(Json)
+    failed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(500))
 
 
 # --- WooCommerce activation, webhooks and reconciliation (migration 0106) ---

@@ -1,0 +1,240 @@
+"""The beacon inbox (PostgreSQL): /track stores a beacon that needs no answer in one prepared statement, and
+the dispatcher's track relay applies the stored beacons in batches, with `apply_beacon`, soon after.
+
+Why: applying a beacon at the edge cost about nine ORM round trips (the store's SHARE lock, the cart's
+FOR UPDATE, savepoint, insert, order lookup, items, commit) while the shopper's browser only waits for a
+2xx. The webhook path does the same (recovery/intake/deliveries.py `record_webhook`): the store lookup,
+the origin check and the INSERT are one statement, prepared once per connection and group-committed per
+gevent worker (recovery/storage/pggroup.py), so a 2xx still means the beacon is durable.
+
+Which beacons: those whose answer is always 204 and that start nothing (`deferrable`): cart, view,
+popup shown/closed, checkout steps. Exit intent (its answer is the popup) and contact capture (counted
+against the contact limits, may start a sequence, may be refused for a bad phone) stay synchronous.
+
+Applying: in id order, one transaction per batch, each store locked FOR SHARE first as the edge did
+(recovery/storage/locks.py), `now` = the time the edge accepted it, so the result is the one the
+synchronous path would have had. A row that cannot be applied is dead-lettered (`failed_at`, `error`)
+without stopping the others; a database failure leaves every row of the batch for the next pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select, text, tuple_
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.intake.carts import link_earlier_order
+from recovery.intake.tracking import CONTACT_TYPES, NO_PLATFORM_STATE, apply_beacon, origins_of
+from recovery.intake.tracking_schema import BeaconError
+from recovery.model import CartStatus, strip_token
+from recovery.sequence.timing import Timing
+from recovery.storage import locks
+from recovery.storage import tables as t
+from recovery.storage.db import DriverStatement, insert_for
+from recovery.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Beacons one relay pass applies at most, in one transaction.
+BATCH = 200
+#: What a row's failure may be: the beacon, not the database (those leave the row for the next pass).
+POISON = (BeaconError, ValueError, LookupError, TypeError, ArithmeticError, DataError, IntegrityError)
+
+
+def deferrable(beacon: dict[str, Any]) -> bool:
+    """Whether the beacon's answer is 204 whatever it finds and it may capture no contact."""
+    return (beacon["type"] not in CONTACT_TYPES and beacon["type"] != "exit"
+            and beacon.get("popup") != "email_submitted")  # fmt: skip
+
+
+#: The store (active, named by the beacon), whether the origin is one it allows by an exact match with its
+#: domain or a stored origin (the common case; anything else is decided in Python from the returned settings),
+#: and the INSERT when allowed (or `trusted`: Python decided) and `store` is set (not a dry run).
+_RECORD = DriverStatement(text("""
+WITH store AS (
+    SELECT id, domain, settings,
+           CAST(:origin AS text) = 'https://' || domain
+           OR coalesce(settings -> 'allowed_origins' @> jsonb_build_array(CAST(:origin AS text)), false) AS allowed
+    FROM stores WHERE domain = :shop AND uninstalled_at IS NULL
+    LIMIT 1
+), added AS (
+    INSERT INTO track_inbox (store_id, received_at, cart_token, beacon)
+    SELECT id, CAST(:now AS timestamptz), CAST(:cart_token AS varchar), CAST(:beacon AS jsonb)
+    FROM store WHERE CAST(:store AS boolean) AND (allowed OR CAST(:trusted AS boolean))
+    RETURNING id
+)
+SELECT id, (SELECT id FROM added), allowed, CASE WHEN NOT allowed THEN CAST(settings AS text) END, domain
+FROM store
+"""), group_commit=True)
+
+
+def record(
+    engine: Engine, beacon: dict[str, Any], origin: str | None, now: datetime, *, store: bool = True,
+    trusted: bool = False,
+) -> tuple[str, int | None]:
+    """Check the beacon's store and origin and, with `store`, keep it in the inbox: one statement.
+
+    ("unknown", None) for an unknown or uninstalled shop; ("forbidden", None) for an origin it does not
+    allow; ("stored", id) once the row is committed; ("allowed", None) for a dry run (`store=False`).
+    `trusted`: the caller checked the origin already (a dry run answered "allowed")."""
+    info = beacon.get("cart")
+    rows = _RECORD.autocommit(
+        engine, shop=beacon["shop"], origin=origin or "", now=now, store=store, trusted=trusted,
+        cart_token=strip_token(info["token"]) if info and info.get("token") else None,
+        beacon=json.dumps(beacon, separators=(",", ":")) if store else None,
+    )  # fmt: skip
+    if not rows:
+        return "unknown", None
+    _store_id, added, allowed, settings, domain = rows[0]
+    if added is not None:
+        return "stored", added
+    if not allowed and (origin is None or origin not in origins_of(json.loads(settings or "{}"), domain)):
+        return "forbidden", None
+    if not store or trusted:
+        return "allowed", None
+    return record(engine, beacon, origin, now, trusted=True)  # an origin only Python's normalization allows
+
+
+_ANY_PENDING = DriverStatement(select(exists().where(t.TrackInbox.failed_at.is_(None))))
+
+
+def any_pending(engine: Engine) -> bool:
+    """One probe of the partial index: an idle relay polling often costs next to nothing."""
+    return bool(_ANY_PENDING.autocommit(engine)[0][0])
+
+
+def pending_for_cart() -> Any:
+    """SQL condition: a beacon of the cart (`t.Cart` in the enclosing query) waits in the inbox."""
+    return exists().where(
+        t.TrackInbox.failed_at.is_(None), t.TrackInbox.store_id == t.Cart.store_id,
+        t.TrackInbox.cart_token == t.Cart.cart_token,
+    )  # fmt: skip
+
+
+def apply_pending(session: Session, timing: Timing = Timing(), limit: int = BATCH) -> tuple[int, int]:
+    """Apply the oldest waiting beacons (rows another relay holds are skipped); caller commits.
+
+    Returns (applied, dead-lettered). All in one transaction; if one row fails, the batch is applied
+    again row by row, each in a savepoint, and the failing rows are dead-lettered with the reason."""
+    rows = session.scalars(
+        select(t.TrackInbox).where(t.TrackInbox.failed_at.is_(None)).order_by(t.TrackInbox.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()  # fmt: skip
+    if not rows:
+        return 0, 0
+    stores = {
+        s.id: s
+        for s in session.scalars(
+            select(t.Store).where(t.Store.id.in_({r.store_id for r in rows})).order_by(t.Store.id)
+            .with_for_update(**locks.STORE_SHARED)  # as the edge did: waits for a webhook being applied
+        )
+    }  # fmt: skip
+    try:
+        with session.begin_nested():
+            known = _carts_of(session, [r for r in rows if _live(stores.get(r.store_id))], stores)
+            for row in rows:
+                _apply(session, stores.get(row.store_id), row, timing, known)
+    except POISON:
+        return _one_by_one(session, rows, stores, timing)
+    _delete(session, [row.id for row in rows])
+    return len(rows), 0
+
+
+def _live(store: t.Store | None) -> bool:
+    return store is not None and store.uninstalled_at is None
+
+
+def _apply(
+    session: Session, store: t.Store | None, row: t.TrackInbox, timing: Timing, known: list[t.Cart] | None = None
+) -> None:
+    if not _live(store):
+        return  # uninstalled meanwhile: the edge would have answered 404 now; nothing to apply
+    apply_beacon(session, store, row.beacon, row.received_at, timing, known=known)  # type: ignore[arg-type]
+
+
+def _token(beacon: dict[str, Any]) -> str | None:
+    info = beacon.get("cart")
+    return strip_token(info["token"]) if info and info.get("token") else None
+
+
+def _carts_of(session: Session, rows: list[t.TrackInbox], stores: dict[int, t.Store]) -> list[t.Cart]:
+    """Every cart the batch's beacons name, locked FOR UPDATE (in id order) in one query, so `apply_beacon`
+    finds them without a query each. First the carts the batch creates, in one INSERT: those whose first
+    beacon here is a cart beacon (as `apply_beacon` would create them: same values; a cart that exists
+    already is left alone), with `link_earlier_order` for the few whose order came first."""
+    first: dict[tuple[int, str], t.TrackInbox] = {}
+    checkouts: set[tuple[int, str]] = set()
+    for row in rows:
+        if token := _token(row.beacon):
+            first.setdefault((row.store_id, token), row)
+        if row.beacon.get("checkout_token"):
+            checkouts.add((row.store_id, row.beacon["checkout_token"]))
+    if not first and not checkouts:
+        return []
+    new = [
+        _new_cart(stores[key[0]], key[1], row)
+        for key, row in first.items()
+        if row.beacon["type"] == "cart" and not row.beacon.get("checkout_token")
+    ]
+    created: set[tuple[int, str]] = set()
+    if new:
+        conn = session.connection()  # Core, one statement compiled once: insertmanyvalues sends the batch
+        made = insert_for(conn.dialect.name)(t.Cart.__table__).on_conflict_do_nothing()
+        created = {(r[0], r[1]) for r in conn.execute(made.returning(t.Cart.store_id, t.Cart.cart_token), new)}
+    ordered: set[tuple[int, str | None]] = set()
+    if created:
+        ordered = {(r[0], r[1]) for r in session.execute(
+            select(t.Order.store_id, t.Order.cart_token)
+            .where(t.Order.cancelled_at.is_(None), tuple_(t.Order.store_id, t.Order.cart_token).in_(list(created)))
+        )}  # fmt: skip
+    named = [tuple_(t.Cart.store_id, t.Cart.cart_token).in_(list(first))] if first else []
+    if checkouts:
+        named.append(tuple_(t.Cart.store_id, t.Cart.checkout_token).in_(list(checkouts)))
+    known = list(session.scalars(select(t.Cart).where(or_(*named)).order_by(t.Cart.id).with_for_update()))
+    for cart in known:
+        if (cart.store_id, cart.cart_token) in ordered:
+            link_earlier_order(session, cart.store_id, cart)
+    return known
+
+
+def _new_cart(store: t.Store, token: str, row: t.TrackInbox) -> dict[str, Any]:
+    """The row `apply_beacon` (tracking._create) makes for a cart beacon naming a cart not seen before."""
+    info = row.beacon["cart"]
+    at = min(datetime.fromtimestamp(row.beacon["ts"] / 1000, UTC), row.received_at)
+    return {
+        "store_id": store.id, "cart_token": token, "checkout_token": None, "status": CartStatus.ACTIVE.value,
+        "source": "tracker", "line_items": [], "currency": info.get("currency") or store.currency,
+        "subtotal": Decimal(0), "total": Decimal(0), "platform_updated_at": NO_PLATFORM_STATE,
+        "last_activity_at": at, "created_at": row.received_at,
+    }  # fmt: skip
+
+
+def _one_by_one(
+    session: Session, rows: Any, stores: dict[int, t.Store], timing: Timing
+) -> tuple[int, int]:
+    done, dead = [], 0
+    for row in rows:
+        try:
+            with session.begin_nested():
+                _apply(session, stores.get(row.store_id), row, timing)
+        except POISON as exc:
+            row.failed_at, row.error = utcnow(), f"{type(exc).__name__}: {exc}"[:500]
+            dead += 1
+            log.warning("track inbox row %s dead-lettered: %s", row.id, type(exc).__name__)
+        else:
+            done.append(row.id)
+    _delete(session, done)
+    return len(done), dead
+
+
+def _delete(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(delete(t.TrackInbox).where(t.TrackInbox.id.in_(ids)).execution_options(
+            synchronize_session=False))
