@@ -169,3 +169,52 @@ def test_a_planned_reminder_is_not_sent_once_the_product_is_in_the_cart(rt: Runt
     send_at(rt, at + MINUTE)
     [message] = browse_messages(rt)
     assert message.status == "cancelled" and [m for m in fake.sent if isinstance(m, OutboundEmail)] == []
+
+
+VID = "k3v9q2m7x1c8z4b6n0p5r2t7"  # the tracker's visitor id (24 base-36 characters, kept across sessions)
+LATER_SID = "Q8wE3rT6yU1iO4pA"  # a later session of the same browser
+
+
+def later_views(client: Any, vid: str | None, n: int = 2) -> datetime:
+    """Views in a later session, as the tracker sends them on Shopify (with the Customer Privacy API's answer)."""
+    for _ in range(n):
+        beacon(client, "view", page="product", product_id=TOTE, sid=LATER_SID, consent={"analytics": True, "marketing": True},
+               **({"vid": vid} if vid else {}))
+    return datetime.now(UTC)
+
+
+def test_a_shopper_known_from_an_earlier_session_is_recognised_by_the_visitor_id(
+    rt: Runtime, client: Any, fake: FakeChannel
+) -> None:
+    # Session 1: the browser's cart and typed address, with consent; its beacons carry the visitor id
+    cart(client, "8840213570002")
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    # Session 2 (the session id rotated): two views that name no cart, only the same visitor id
+    last = later_views(client, VID)
+    with rt.sessions() as session:
+        [row] = session.scalars(select(t.ProductView).where(t.ProductView.sid == LATER_SID)).all()
+        assert row.cart_id is not None and row.views == 2
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    assert "sent" in send_at(rt, at + MINUTE)
+    [email] = [m for m in fake.sent if isinstance(m, OutboundEmail)]
+    assert email.to == "browser@example.com" and "Waxed Canvas Tote" in email.subject
+    with rt.sessions.begin() as session:  # the visitor id is kept 30 days after it was last tied to a cart
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=29))["tracker_visitors"] == 0
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=31))["tracker_visitors"] == 1
+
+
+def test_another_browser_or_a_visitor_id_given_without_consent_is_not_recognised(rt: Runtime, client: Any) -> None:
+    cart(client, "8840213570002")
+    beacon(client, "cart", cart={"token": TOKEN}, consent={"analytics": False, "marketing": False}, vid=VID)
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid="z" * 24)
+    later_views(client, VID)  # tied without consent: never remembered
+    yes = {"analytics": True, "marketing": True}
+    beacon(client, "view", page="product", product_id=TOTE, sid="Zz9Yy8Xx7Ww6Vv5U", vid="a" * 24, consent=yes)  # another browser
+    beacon(client, "view", page="product", product_id=TOTE, sid="Zz9Yy8Xx7Ww6Vv5U", vid="<bad>", consent=yes)  # dropped, not refused
+    with rt.sessions() as session:
+        rows = session.scalars(select(t.ProductView).where(t.ProductView.sid != SID)).all()
+        assert sorted((r.sid, r.views, r.cart_id) for r in rows) == [(LATER_SID, 2, None), ("Zz9Yy8Xx7Ww6Vv5U", 2, None)]
+        assert session.scalars(select(t.TrackerVisitor.vid)).all() == ["z" * 24]

@@ -1,6 +1,7 @@
 """Rows strangers can make without signing in are bounded in number (rate limits at the edge) and in
 time (this purge, run by the dispatcher's sweep): expired OAuth states, expired WooCommerce activation
-starts, push subscriptions that never became linked to a cart, and product views (browse abandonment)."""
+starts, push subscriptions that never became linked to a cart, product views and tracker visitor ids
+(browse abandonment)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ UNLINKED_PUSH_KEPT = timedelta(days=7)
 #: A product view (browse abandonment) is of no use once its reminder's due time is this far past
 #: (recovery/flows/browse.py plans only views that came due within two days).
 PRODUCT_VIEWS_KEPT = timedelta(days=3)
+#: A tracker visitor id tied to a cart (browse abandonment across sessions) is of no use after this
+#: (recovery/intake/views.py VISITOR_KEPT; repeated here: intake imports nothing of consent).
+VISITORS_KEPT = timedelta(days=30)
 #: How often the dispatcher runs the purge (each process).
 EVERY = timedelta(minutes=10)
 
@@ -41,5 +45,6 @@ def purge_unauthenticated(session: Session, now: datetime) -> dict[str, int]:
         )
     )
     views = session.execute(delete(t.ProductView).where(t.ProductView.due_at < now - PRODUCT_VIEWS_KEPT))
+    visitors = session.execute(delete(t.TrackerVisitor).where(t.TrackerVisitor.seen_at < now - VISITORS_KEPT))
     return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes),
-            "product_views": count(views)}
+            "product_views": count(views), "tracker_visitors": count(visitors)}
