@@ -98,6 +98,9 @@ def prepare(
         except RelatedUnavailable as exc:
             log.warning("store %s: platform recommendations unavailable (%s)", store.id, exc)
             related, ok = [], False
+        except Exception:  # a bug in a source must never hold up the sends: a failure like any other
+            log.exception("store %s: platform recommendations failed", store.id)
+            related, ok = [], False
         _record(sessions, store.id, product_id, related, ok, now)
     return min(len(asks), CALLS_PER_BATCH)
 
