@@ -218,3 +218,66 @@ def test_another_browser_or_a_visitor_id_given_without_consent_is_not_recognised
         rows = session.scalars(select(t.ProductView).where(t.ProductView.sid != SID)).all()
         assert sorted((r.sid, r.views, r.cart_id) for r in rows) == [(LATER_SID, 2, None), ("Zz9Yy8Xx7Ww6Vv5U", 2, None)]
         assert session.scalars(select(t.TrackerVisitor.vid)).all() == ["z" * 24]
+
+
+def order_by_browser(client: Any, rt: Runtime, placed: datetime, number: int) -> None:
+    """orders/create for the browser's tracker cart (its token), placed at `placed`."""
+    import copy
+
+    from tests.support import shopify
+
+    payload = copy.deepcopy(shopify.load("orders_create"))
+    stamp = placed.isoformat()
+    payload.update(id=number, name=f"#{number}", email="browser@example.com", contact_email="browser@example.com",
+                   cart_token=TOKEN, checkout_token=f"browse-token-{number}", customer=None, created_at=stamp,
+                   processed_at=stamp, updated_at=stamp)
+    assert post_topic(client, "orders/create", payload).status_code == 200
+    drain(rt)
+
+
+def test_a_returning_buyer_is_reminded_but_not_after_ordering_again(rt: Runtime, client: Any, fake: FakeChannel) -> None:
+    # Session 1, three days ago: the browser's cart, typed address (with consent) and visitor id, then its order
+    cart(client, "8840213570002")
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    order_by_browser(client, rt, datetime.now(UTC) - timedelta(days=3), 5001)
+    with rt.sessions() as session:
+        assert session.scalars(select(t.Cart.status)).all() in (["completed"], ["recovered"])
+    # Session 2, today: two views of the tote; the bought cart is history, not a purchase after viewing
+    last = later_views(client, VID)
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    [message] = browse_messages(rt)
+    # ... and it goes, unless the shopper orders after viewing: the order cancels it, and were it still queued
+    # the send-time check (an order after the last view) would stop it
+    order_by_browser(client, rt, datetime.now(UTC), 5002)
+    [message] = browse_messages(rt)
+    assert message.status == "cancelled"
+    with rt.sessions.begin() as session:  # as if the cancellation had been missed
+        session.get(t.RecoveryMessage, message.id).status = "planned"
+    assert send_at(rt, at + MINUTE) == ["cancelled: shopper ordered"]
+    assert [m for m in fake.sent if isinstance(m, OutboundEmail)] == []
+
+
+def test_a_returning_buyer_who_did_not_order_again_gets_the_reminder(rt: Runtime, client: Any, fake: FakeChannel) -> None:
+    # Session 1 four days ago (the beacons' own times), its order three days ago: an order after the cart's
+    # last activity, but before the views, so no reason to stay silent now
+    then = int((datetime.now(UTC) - timedelta(days=4)).timestamp() * 1000)
+    beacon(client, "cart", ts=then, cart={"token": TOKEN, "currency": "USD", "total": 2400, "count": 1, "items": [
+        {"variant_id": "46310287670", "product_id": "8840213570002", "quantity": 1, "price": 2400, "title": "Mug"}]})
+    beacon(client, "contact", ts=then, cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    order_by_browser(client, rt, datetime.now(UTC) - timedelta(days=3), 5001)
+    last = later_views(client, VID)
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    assert send_at(rt, at + MINUTE) == ["sent"]
+    [email] = [m for m in fake.sent if isinstance(m, OutboundEmail)]
+    assert email.to == "browser@example.com" and "Waxed Canvas Tote" in email.subject
+
+
+def test_a_cart_bought_during_the_browsing_session_stops_the_reminder(rt: Runtime, client: Any) -> None:
+    known_shopper(client)
+    last = views(client, 2)
+    order_by_browser(client, rt, datetime.now(UTC), 5003)
+    assert plan(rt, due(last)) == {"bought_or_in_cart": 1}
