@@ -229,6 +229,13 @@ def build_runtime(
     composer = dataclasses.replace(composer, catalog=platform_catalog.build(
         settings, sessions, ShopifyCatalog(shopify.offers) if shopify else None
     ))
+    from connectors.shopify.recommendations import ShopifyRelated
+
+    # Shopify's own related products while a store has too few orders (the storefront's public endpoint),
+    # where the app is a Shopify app (as the catalog lookup): never for the demo or a WooCommerce-only install.
+    if shopify:
+        composer = dataclasses.replace(composer, related=ShopifyRelated(
+            allow_private=settings.allow_private_hosts, base=settings.shopify_admin_base))
     sender = Sender(channels=channels or build_channels(settings, sessions), composer=composer, timing=timing)
     from recovery.billing.usage import limits_for
 

@@ -197,6 +197,8 @@ class ProductUpdated:
     title: str | None = None
     handle: str | None = None
     image_url: str | None = None
+    #: The platform's category ids (WooCommerce `categories`; Shopify's payload names no collections).
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -115,16 +115,19 @@ def test_same_seed_prints_the_same_figures_and_a_paid_checkout_is_never_abandone
             human = CliRunner().invoke(main, ["demo", "--no-serve", "--carts", "30", "--seed", "11"])
             assert "95% CI" in human.stdout and "lift (absolute)" in human.stdout  # the lift with its interval
             flow_block = human.stdout[human.stdout.index("triggered flows"):].splitlines()
-            assert [line.split()[0] for line in flow_block[1:4]] == ["price_drop", "back_in_stock", "cross_sell"]
-            assert "a demonstration, not a measurement" in flow_block[4]
+            assert [line.split()[0] for line in flow_block[1:5]] == ["price_drop", "back_in_stock", "cross_sell",
+                                                                      "browse_abandonment"]
+            assert "a demonstration, not a measurement" in flow_block[5]
     assert runs[0] == runs[1]  # the flows' figures too
     abandoners = sum(ShopperModel(11).shopper(i).abandons for i in range(30))
     assert runs[0]["abandoned"] == abandoners and runs[0]["carts"] == 30
     assert sum(runs[0]["messages_sent"].values()) > 0
     flows = runs[0]["flows"]
-    assert set(flows) == {"price_drop", "back_in_stock", "cross_sell"}
-    # the demo's price drops and its fulfilments reach shoppers, who react to the flow emails
+    assert set(flows) == {"price_drop", "back_in_stock", "cross_sell", "browse_abandonment"}
+    # the demo's price drops, fulfilments and product views (tracker beacons of known shoppers) reach shoppers,
+    # who react to the flow emails
     assert flows["price_drop"]["sent"] > 0 and flows["cross_sell"]["sent"] > 0
+    assert flows["browse_abandonment"]["sent"] > 0 and flows["browse_abandonment"]["lift"]["treated"] > 0
     assert sum(f["opened"] for f in flows.values()) > 0
     for flow in (f for f in flows.values() if f["sent"]):  # a flow that sent reports its lift vs its holdout
         lift = flow["lift"]

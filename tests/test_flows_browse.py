@@ -169,3 +169,115 @@ def test_a_planned_reminder_is_not_sent_once_the_product_is_in_the_cart(rt: Runt
     send_at(rt, at + MINUTE)
     [message] = browse_messages(rt)
     assert message.status == "cancelled" and [m for m in fake.sent if isinstance(m, OutboundEmail)] == []
+
+
+VID = "k3v9q2m7x1c8z4b6n0p5r2t7"  # the tracker's visitor id (24 base-36 characters, kept across sessions)
+LATER_SID = "Q8wE3rT6yU1iO4pA"  # a later session of the same browser
+
+
+def later_views(client: Any, vid: str | None, n: int = 2) -> datetime:
+    """Views in a later session, as the tracker sends them on Shopify (with the Customer Privacy API's answer)."""
+    for _ in range(n):
+        beacon(client, "view", page="product", product_id=TOTE, sid=LATER_SID, consent={"analytics": True, "marketing": True},
+               **({"vid": vid} if vid else {}))
+    return datetime.now(UTC)
+
+
+def test_a_shopper_known_from_an_earlier_session_is_recognised_by_the_visitor_id(
+    rt: Runtime, client: Any, fake: FakeChannel
+) -> None:
+    # Session 1: the browser's cart and typed address, with consent; its beacons carry the visitor id
+    cart(client, "8840213570002")
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    # Session 2 (the session id rotated): two views that name no cart, only the same visitor id
+    last = later_views(client, VID)
+    with rt.sessions() as session:
+        [row] = session.scalars(select(t.ProductView).where(t.ProductView.sid == LATER_SID)).all()
+        assert row.cart_id is not None and row.views == 2
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    assert "sent" in send_at(rt, at + MINUTE)
+    [email] = [m for m in fake.sent if isinstance(m, OutboundEmail)]
+    assert email.to == "browser@example.com" and "Waxed Canvas Tote" in email.subject
+    with rt.sessions.begin() as session:  # the visitor id is kept 30 days after it was last tied to a cart
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=29))["tracker_visitors"] == 0
+        assert purge_unauthenticated(session, datetime.now(UTC) + timedelta(days=31))["tracker_visitors"] == 1
+
+
+def test_another_browser_or_a_visitor_id_given_without_consent_is_not_recognised(rt: Runtime, client: Any) -> None:
+    cart(client, "8840213570002")
+    beacon(client, "cart", cart={"token": TOKEN}, consent={"analytics": False, "marketing": False}, vid=VID)
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid="z" * 24)
+    later_views(client, VID)  # tied without consent: never remembered
+    yes = {"analytics": True, "marketing": True}
+    beacon(client, "view", page="product", product_id=TOTE, sid="Zz9Yy8Xx7Ww6Vv5U", vid="a" * 24, consent=yes)  # another browser
+    beacon(client, "view", page="product", product_id=TOTE, sid="Zz9Yy8Xx7Ww6Vv5U", vid="<bad>", consent=yes)  # dropped, not refused
+    with rt.sessions() as session:
+        rows = session.scalars(select(t.ProductView).where(t.ProductView.sid != SID)).all()
+        assert sorted((r.sid, r.views, r.cart_id) for r in rows) == [(LATER_SID, 2, None), ("Zz9Yy8Xx7Ww6Vv5U", 2, None)]
+        assert session.scalars(select(t.TrackerVisitor.vid)).all() == ["z" * 24]
+
+
+def order_by_browser(client: Any, rt: Runtime, placed: datetime, number: int) -> None:
+    """orders/create for the browser's tracker cart (its token), placed at `placed`."""
+    import copy
+
+    from tests.support import shopify
+
+    payload = copy.deepcopy(shopify.load("orders_create"))
+    stamp = placed.isoformat()
+    payload.update(id=number, name=f"#{number}", email="browser@example.com", contact_email="browser@example.com",
+                   cart_token=TOKEN, checkout_token=f"browse-token-{number}", customer=None, created_at=stamp,
+                   processed_at=stamp, updated_at=stamp)
+    assert post_topic(client, "orders/create", payload).status_code == 200
+    drain(rt)
+
+
+def test_a_returning_buyer_is_reminded_but_not_after_ordering_again(rt: Runtime, client: Any, fake: FakeChannel) -> None:
+    # Session 1, three days ago: the browser's cart, typed address (with consent) and visitor id, then its order
+    cart(client, "8840213570002")
+    beacon(client, "contact", cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    order_by_browser(client, rt, datetime.now(UTC) - timedelta(days=3), 5001)
+    with rt.sessions() as session:
+        assert session.scalars(select(t.Cart.status)).all() in (["completed"], ["recovered"])
+    # Session 2, today: two views of the tote; the bought cart is history, not a purchase after viewing
+    last = later_views(client, VID)
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    [message] = browse_messages(rt)
+    # ... and it goes, unless the shopper orders after viewing: the order cancels it, and were it still queued
+    # the send-time check (an order after the last view) would stop it
+    order_by_browser(client, rt, datetime.now(UTC), 5002)
+    [message] = browse_messages(rt)
+    assert message.status == "cancelled"
+    with rt.sessions.begin() as session:  # as if the cancellation had been missed
+        session.get(t.RecoveryMessage, message.id).status = "planned"
+    assert send_at(rt, at + MINUTE) == ["cancelled: shopper ordered"]
+    assert [m for m in fake.sent if isinstance(m, OutboundEmail)] == []
+
+
+def test_a_returning_buyer_who_did_not_order_again_gets_the_reminder(rt: Runtime, client: Any, fake: FakeChannel) -> None:
+    # Session 1 four days ago (the beacons' own times), its order three days ago: an order after the cart's
+    # last activity, but before the views, so no reason to stay silent now
+    then = int((datetime.now(UTC) - timedelta(days=4)).timestamp() * 1000)
+    beacon(client, "cart", ts=then, cart={"token": TOKEN, "currency": "USD", "total": 2400, "count": 1, "items": [
+        {"variant_id": "46310287670", "product_id": "8840213570002", "quantity": 1, "price": 2400, "title": "Mug"}]})
+    beacon(client, "contact", ts=then, cart={"token": TOKEN}, contact={"email": "browser@example.com"},
+           consent={"analytics": True, "marketing": True}, vid=VID)
+    order_by_browser(client, rt, datetime.now(UTC) - timedelta(days=3), 5001)
+    last = later_views(client, VID)
+    at = due(last)
+    assert plan(rt, at) == {"planned": 1}
+    assert send_at(rt, at + MINUTE) == ["sent"]
+    [email] = [m for m in fake.sent if isinstance(m, OutboundEmail)]
+    assert email.to == "browser@example.com" and "Waxed Canvas Tote" in email.subject
+
+
+def test_a_cart_bought_during_the_browsing_session_stops_the_reminder(rt: Runtime, client: Any) -> None:
+    known_shopper(client)
+    last = views(client, 2)
+    order_by_browser(client, rt, datetime.now(UTC), 5003)
+    assert plan(rt, due(last)) == {"bought_or_in_cart": 1}

@@ -5,6 +5,10 @@ At fixed simulated times the store sends signed Shopify webhooks, like any store
 - products/update lowering the price of a few catalog variants (`DROPS`): price drop;
 - for one variant (`RESTOCK`) a stock of 0 from the start, then a restock: back in stock (the reminders
   of carts holding it are skipped as out of stock until then, as in production);
+- browse abandonment: a share of the shoppers who will abandon view one of the store's other products
+  (`BROWSED`, recorded by products/update at the start) twice before checking out, in one tracker session
+  that then names their checkout (a `checkout_started` beacon): real POST /track beacons, so the views belong
+  to a known shopper and the reminder goes `browse_abandonment_after` (24 h) after the last view;
 - orders/fulfilled: the store ships once a day (`SHIP_HOUR` UTC), each order at least `FULFIL_AFTER`
   after it was placed; the demo store sends its cross-sell `CROSS_SELL_AFTER` the fulfilment (the default,
   7 days, is beyond the simulated days). One shipping batch a day, not one instant per order, keeps the
@@ -21,7 +25,7 @@ import numpy as np
 
 from ml.sim_data import CATALOG
 from ml.simulator import SimShopper
-from recovery.flows import BACK_IN_STOCK, CROSS_SELL, PRICE_DROP
+from recovery.flows import BACK_IN_STOCK, BROWSE, CROSS_SELL, PRICE_DROP
 from recovery.flows.report import FlowLine, format_line
 
 #: (variant, new price) lowered at DROP_AT: ~20 % off, above the default threshold (5 % and one unit).
@@ -34,11 +38,21 @@ FULFIL_AFTER = timedelta(hours=12)
 SHIP_HOUR = 15
 CROSS_SELL_AFTER = timedelta(days=1)
 #: The demo store turns the flows on (cross-sell is off by default) with a cross-sell delay the run reaches.
-STORE_SETTINGS = {PRICE_DROP: True, BACK_IN_STOCK: True, CROSS_SELL: True,
+STORE_SETTINGS = {PRICE_DROP: True, BACK_IN_STOCK: True, CROSS_SELL: True, BROWSE: True,
                   "cross_sell_after": int(CROSS_SELL_AFTER.total_seconds())}
 #: The reaction draw's key per flow (cart reminders use their step, 1..8).
-REACTION_KEYS = {PRICE_DROP: 1001, BACK_IN_STOCK: 1002, CROSS_SELL: 1003}
-SHOWN = (PRICE_DROP, BACK_IN_STOCK, CROSS_SELL)  # browse abandonment: the demo's shoppers send no page views
+REACTION_KEYS = {PRICE_DROP: 1001, BACK_IN_STOCK: 1002, CROSS_SELL: 1003, BROWSE: 1004}
+SHOWN = (PRICE_DROP, BACK_IN_STOCK, CROSS_SELL, BROWSE)
+#: Products shoppers browse without buying (numeric ids, as a product page renders them; not in the carts).
+BROWSED: tuple[tuple[int, str, str], ...] = (
+    (9_100_000_000_001, "Juniper Field Journal", "22.00"),
+    (9_100_000_000_002, "Saltmarsh Enamel Tray", "36.00"),
+    (9_100_000_000_003, "Hearthstone Coaster Set", "28.00"),
+)
+#: Of the shoppers who will abandon, this share viewed a BROWSED product twice before checking out.
+BROWSE_SHARE = 0.4
+#: The two views, before the checkout (the beacons are sent at the next step, with these times).
+VIEWS_BEFORE = (timedelta(minutes=12), timedelta(minutes=6))
 
 
 def _inventory_item(variant_id: str) -> str:
@@ -104,12 +118,41 @@ def repeat_order(seed: int, shopper: SimShopper, at: datetime, number: int) -> d
     }  # fmt: skip
 
 
+def browsed_product(product_id: int, title: str, price: str, at: datetime) -> dict[str, Any]:
+    """products/update for a BROWSED product: one variant, its handle, in stock."""
+    variant = {"id": product_id * 10 + 1, "product_id": product_id, "title": "Default Title", "price": price,
+               "compare_at_price": None, "sku": f"BRW-{product_id % 1000}", "inventory_policy": "deny",
+               "inventory_item_id": product_id * 10 + 2, "updated_at": at.isoformat()}
+    return {"id": product_id, "title": title, "handle": title.lower().replace(" ", "-"), "vendor": "Demo Outfitters",
+            "status": "active", "variants": [variant], "image": None,
+            "created_at": (at - timedelta(days=90)).isoformat(), "updated_at": at.isoformat()}
+
+
+def browsing(seed: int, shopper: SimShopper) -> int | None:
+    """The BROWSED product this shopper viewed twice before checking out, if any (drawn from seed, shopper)."""
+    rng = np.random.default_rng([seed, 0xB7, shopper.index])
+    pick, share = int(rng.integers(len(BROWSED))), float(rng.random())
+    return BROWSED[pick][0] if shopper.abandons and share < BROWSE_SHARE else None
+
+
+def view_beacons(shop: str, sid: str, product_id: int, checkout_token: str, checked_out: datetime) -> list[dict[str, Any]]:
+    """What the tracker sends for one browsing shopper: two views of the product page, then the checkout step
+    that names their checkout (and so links the session's views to the shopper)."""
+    def beacon(kind: str, at: datetime, **extra: Any) -> dict[str, Any]:
+        return {"v": 1, "shop": shop, "sid": sid, "type": kind, "ts": int(at.timestamp() * 1000), "device": "desktop",
+                "page": "product" if kind == "view" else "checkout", **extra}
+
+    views = [beacon("view", checked_out - before, product_id=str(product_id)) for before in VIEWS_BEFORE]
+    return views + [beacon("checkout_started", checked_out, checkout_token=checkout_token)]
+
+
 def catalog_events(start: datetime) -> list[tuple[datetime, str, dict[str, Any]]]:
     """The store's own catalog webhooks over the run: (when, topic, payload)."""
     events: list[tuple[datetime, str, dict[str, Any]]] = [
         (start, "products/update", product_update(RESTOCK, start)),
         (start, "inventory_levels/update", inventory_level(RESTOCK, 0, start)),
     ]
+    events += [(start, "products/update", browsed_product(pid, title, price, start)) for pid, title, price in BROWSED]
     drop = start + DROP_AT
     events += [(drop, "products/update", product_update(variant, drop, price)) for variant, price in DROPS]
     back = start + RESTOCK_AT

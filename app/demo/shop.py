@@ -35,6 +35,9 @@ SECRET = "demo-shopify-client-secret"
 #: idle time (1 h), so a completed checkout is never counted as an abandonment.
 PAY_WITHIN_MINUTES = (2.0, 20.0)
 ABANDON_AFTER = timedelta(hours=1)  # the store's default idle time; the demo keeps it
+#: A browsing shopper's tracker beacons are sent this long after the checkout (its webhook is applied by then);
+#: they carry their own times (the views before the checkout), so the cart's idle time is unchanged.
+BEACON_DELAY = timedelta(minutes=5)
 
 
 def arrival(seed: int, shopper: SimShopper, start: datetime) -> datetime:
@@ -62,6 +65,7 @@ class Shop:
     orders: int = 1000
     webhooks: list[tuple[str, dict]] = field(default_factory=list)  # type: ignore[type-arg]
     repeat: set[int] = field(default_factory=set)  # shoppers who ordered again after a cross-sell
+    checked_out: dict[int, datetime] = field(default_factory=dict)
     _seq: int = 0
 
     def schedule(self, at: datetime, kind: str, index: int) -> None:
@@ -90,17 +94,30 @@ class Shop:
             shopper = self.by_index[index]
             if kind == "checkout":
                 self.checkout(shopper, at)
+            elif kind == "browse":
+                self.browse(shopper)
             else:
                 self.buy(shopper, at)
 
     def checkout(self, shopper: SimShopper, at: datetime) -> None:
         self.post("checkouts/create", payloads.checkout(self.seed, shopper, at, with_contact=True), at)
         self.abandoned_at[shopper.index] = at + ABANDON_AFTER
+        self.checked_out[shopper.index] = at
+        if flows.browsing(self.seed, shopper) is not None:  # its beacons once the checkout webhook is applied
+            self.schedule(at + BEACON_DELAY, "browse", shopper.index)
         rng = np.random.default_rng([self.seed, 0xB0, shopper.index])
         if not shopper.abandons:
             self.schedule(at + timedelta(minutes=float(rng.uniform(*PAY_WITHIN_MINUTES))), "order", shopper.index)
         elif shopper.buys_unprompted_after_hours is not None:
             self.schedule(at + timedelta(hours=shopper.buys_unprompted_after_hours), "order", shopper.index)
+
+    def browse(self, shopper: SimShopper) -> None:
+        """The tracker's beacons of a shopper who viewed a product twice before checking out (POST /track)."""
+        product = flows.browsing(self.seed, shopper)
+        token = payloads.tokens(self.seed, shopper)[0]
+        sid = hashlib.sha256(f"demo-sid:{self.seed}:{shopper.index}".encode()).hexdigest()[:24]
+        for beacon in flows.view_beacons(payloads.SHOP, sid, product or 0, token, self.checked_out[shopper.index]):
+            self.client.post("/track", json=beacon, headers={"Origin": f"https://{payloads.SHOP}"}).raise_for_status()
 
     def buy(self, shopper: SimShopper, at: datetime) -> None:
         if shopper.index in self.bought:

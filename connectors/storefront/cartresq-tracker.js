@@ -9,13 +9,15 @@
   w.CartResQ = 1;
   const EP = D.endpoint, F = fetch, now = Date.now, t0 = now(), K = 'cartresq', P = Promise.resolve();
   const S = () => w.Shopify || 0, CP = () => S().customerPrivacy, DEB = num(D.debounce, 2e3);
-  let ss, cart, rd, dirty, tm, pend, ex, ct, last, dev, ly = 0, lt = 0, ay, at;
-  const save = () => { try { localStorage[K] = JSON.stringify(ss) } catch (e) {} };
-  // Anonymous first-party session id: new after 30 min idle or 24 h.
+  let ss, cart, rd, dirty, tm, pend, ex, ct, last, ly = 0, lt = 0, ay, at;
+  const save = () => { try { localStorage[K] = JSON.stringify(ss) } catch {} };
+  // Anonymous first-party session id: new after 30 min idle or 24 h. The visitor id (v) outlives sessions:
+  // a later session's product views count for a shopper an earlier session named (server: with consent).
+  const id = () => crypto.randomUUID().replace(/-/g, '').slice(8); // 24 hex digits (https pages: a secure context)
   const sess = (t = now()) => {
-    try { ss = ss || JSON.parse(localStorage[K]) } catch (e) {}
+    try { ss = ss || JSON.parse(localStorage[K]) } catch {}
     if (!/^\w{24}$/.test(ss && ss.s) || t - ss.l > 18e5 || t - ss.c > 864e5)
-      ss = { s: crypto.getRandomValues(new Uint8Array(24)).reduce((a, b) => a + (b % 36).toString(36), ''), c: t };
+      ss = { s: id(), c: t, v: (ss && ss.v) || id() };
     ss.l = t;
     save();
     return ss;
@@ -27,23 +29,24 @@
     const go = c => f(yes(D.capture, 1) && ((c = CP()) ? c.analyticsProcessingAllowed() && c.marketingAllowed() : !w.Shopify));
     w.Shopify && !CP() && S().loadFeatures ? S().loadFeatures([{ name: 'consent-tracking-api', version: '0.1' }], go) : go();
   };
-  const device = () => dev || (dev = matchMedia('(pointer:coarse)').matches ? (innerWidth < 768 ? 'mobile' : 'tablet') : 'desktop');
+  const device = () => (matchMedia('(pointer:coarse)').matches ? (innerWidth < 768 ? 'mobile' : 'tablet') : 'desktop');
   const body = (type, x, c) => {
-    const s = sess(), p = Object.assign({ v: 1, shop: D.shop, sid: s.s, type, ts: now(), cart,
+    const s = sess(), p = { v: 1, shop: D.shop, sid: s.s, vid: s.v, type, ts: now(), cart,
       page: D.page,
       tos: (now() - s.c) / 1e3 | 0, device: device(), tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
       // The server attaches contact details only with a consent object saying so (when the store requires it).
       // (Off Shopify, a platform adapter may answer: WooCommerce's WP Consent API or the checkout opt-in.)
-      consent: (c = CP()) ? { analytics: c.analyticsProcessingAllowed(), marketing: c.marketingAllowed() } : w.CartResQConsent?.() }, x);
+      consent: (c = CP()) ? { analytics: c.analyticsProcessingAllowed(), marketing: c.marketingAllowed() } : w.CartResQConsent?.(), ...x };
     let b;
     // At most 8 KB per beacon: drop items from the end until it fits.
     while (new Blob([b = JSON.stringify(p)]).size > 8e3 && p.cart.items[0]) p.cart = { ...p.cart, items: p.cart.items.slice(0, -5) };
     return b;
   };
-  // text/plain (sendBeacon's type for a string) needs no CORS preflight.
+  // text/plain (sendBeacon's type for a string, and fetch's) needs no CORS preflight.
+  const post = b => F(EP, { method: 'POST', body: b, keepalive: true });
   const send = (type, x) => {
     const b = body(type, x);
-    n.sendBeacon(EP, b) || F(EP, { method: 'POST', body: b, keepalive: true, mode: 'no-cors' }).catch(() => {});
+    n.sendBeacon(EP, b) || post(b).catch(() => {});
   };
   // The cart summary: a platform adapter's (WooCommerce: the plugin's script reads the Store API), else /cart.js.
   const read = () =>
@@ -60,8 +63,9 @@
   const changed = () => read().then(() => { clearTimeout(tm); pend = 1; tm = setTimeout(flush, DEB) });
   // Ajax Cart API writes, with or without .js, locale prefix or query string (test() stringifies URLs).
   const hit = u => /\/cart\/(add|change|update|clear)(\.js)?([?#]|$)/.test(u);
-  w.fetch = function (i) {
-    const p = F.apply(w, arguments);
+  // fetch takes (resource, options): called as a plain function, as EP's own calls are.
+  w.fetch = (i, o) => {
+    const p = F(i, o);
     hit((i && i.url) || i) && p.then(r => r.ok && changed(), () => {});
     return p;
   };
@@ -76,7 +80,7 @@
       if (!(cart && cart.count)) return (ex = 0);
       ss.x = 1;
       save();
-      return F(EP, { method: 'POST', body: body('exit'), keepalive: true }).then(r => r.status == 200 && r.json()).then(j => {
+      return post(body('exit')).then(r => r.status == 200 && r.json()).then(j => {
         const p = j && j.popup, show = e => {
           e = d.createElement('script');
           e.src = D.popupSrc;
@@ -93,7 +97,7 @@
     y >= ly ? ((ay = y), (at = t)) : t - lt > 300 && ((ay = ly), (at = t - 16));
     ly = y;
     lt = t;
-    device() > 'desktop' && ay - y > 300 && (ay - y) / (t - at) > 1 && exit();
+    ay - y > 300 && (ay - y) / (t - at) > 1 && device() > 'desktop' && exit(); // matchMedia only then
   }, { passive: true });
   // Hidden tab: flush now. A tab switch with a cart is exit intent; a navigation is not: its pagehide
   // comes first (ex = 1) or before the 50 ms are up.

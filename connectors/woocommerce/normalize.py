@@ -98,8 +98,15 @@ def normalize_product(p: Mapping[str, Any]) -> NormalizeResult:
                            oversell=_str(p, "backorders") in ("notify", "yes"), available=stock)
     event = ProductUpdated(_str(p, "parent_id") if _str(p, "parent_id") not in (None, "0") else product_id,
                            (variant,), _required_gmt(p, "date_modified_gmt"),
-                           title=_str(p, "name"), handle=_str(p, "slug"), image_url=_str(image, "src"))
+                           title=_str(p, "name"), handle=_str(p, "slug"), image_url=_str(image, "src"),
+                           categories=_categories(p))
     return NormalizeResult(event=event)
+
+
+def _categories(p: Mapping[str, Any]) -> tuple[str, ...]:
+    """The product's category ids (at most 20), for same-category recommendations."""
+    found = [str(c.get("id")) for c in _list(p, "categories") if isinstance(c, Mapping) and str(c.get("id") or "").isdigit()]
+    return tuple(dict.fromkeys(found))[:20]
 
 
 def normalize_customer(p: Mapping[str, Any]) -> NormalizeResult:

@@ -1,7 +1,8 @@
 """Rows strangers can make without signing in are bounded in number (rate limits at the edge) and in
 time (this purge, run by the dispatcher's sweep): expired OAuth states, expired WooCommerce activation
-starts, push subscriptions that never became linked to a cart, product views (browse abandonment) and the
-track inbox's dead letters (beacons that could not be applied, kept a week for diagnosis)."""
+starts, push subscriptions that never became linked to a cart, product views and tracker visitor ids
+(browse abandonment) and the track inbox's dead letters (beacons that could not be applied, kept a week for
+diagnosis)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ UNLINKED_PUSH_KEPT = timedelta(days=7)
 PRODUCT_VIEWS_KEPT = timedelta(days=3)
 #: A beacon the track relay could not apply (recovery/intake/track_inbox.py) is kept this long.
 TRACK_DEAD_KEPT = timedelta(days=7)
+#: A tracker visitor id tied to a cart (browse abandonment across sessions) is of no use after this
+#: (recovery/intake/views.py VISITOR_KEPT; repeated here: intake imports nothing of consent).
+VISITORS_KEPT = timedelta(days=30)
 #: How often the dispatcher runs the purge (each process).
 EVERY = timedelta(minutes=10)
 
@@ -45,5 +49,6 @@ def purge_unauthenticated(session: Session, now: datetime) -> dict[str, int]:
     )
     views = session.execute(delete(t.ProductView).where(t.ProductView.due_at < now - PRODUCT_VIEWS_KEPT))
     dead = session.execute(delete(t.TrackInbox).where(t.TrackInbox.failed_at < now - TRACK_DEAD_KEPT))
+    visitors = session.execute(delete(t.TrackerVisitor).where(t.TrackerVisitor.seen_at < now - VISITORS_KEPT))
     return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes),
-            "product_views": count(views), "track_dead_letters": count(dead)}
+            "product_views": count(views), "track_dead_letters": count(dead), "tracker_visitors": count(visitors)}

@@ -1,8 +1,9 @@
 """Browse abandonment: the dispatcher's pass over product views that came due (recovery/intake/views.py).
 
-A known shopper (the session's views are linked to a cart with an email address) who viewed a product page at
-least twice in a session without adding it to the cart gets one reminder `browse_abandonment_after` after
-the last view; once per product per shopper per 30 days (plan.fire's key), with the flow's own holdout.
+A known shopper (the session's views are linked to a cart with an email address, in this session or, by the
+tracker's visitor id, an earlier one) who viewed a product page at least twice in a session without adding it
+to the cart gets one reminder `browse_abandonment_after` after the last view; not when the cart holds the
+product (or bought it), nor when it was bought during the session (a cart bought before is history); once per product per shopper per 30 days (plan.fire's key), with the flow's own holdout.
 What it shows comes from recorded catalog facts (`product_stats`); an unknown product plans nothing.
 """
 
@@ -27,6 +28,18 @@ STALE = timedelta(days=2)
 MIN_VIEWS = 2
 #: The shopper ordered: no browse reminder (the send-time check asks again).
 BOUGHT = (CartStatus.RECOVERED.value, CartStatus.COMPLETED.value)
+#: A tracker session lasts at most this long (its id rotates after 24 h): a cart bought before the session's
+#: views could have begun is the shopper's history (a shopper known from an earlier session), not a purchase
+#: after viewing.
+SESSION_SPAN = timedelta(hours=24)
+
+
+def bought_since(cart: t.Cart, since: datetime) -> bool:
+    """The cart was bought at or after `since` (a bought cart with no time recorded counts as bought)."""
+    if cart.status not in BOUGHT:
+        return False
+    at = cart.recovered_at or cart.completed_at
+    return at is None or at >= since
 
 
 def in_cart(cart: t.Cart, product_id: str) -> bool:
@@ -64,12 +77,13 @@ def run(session: Session, now: datetime, limit: int = VIEWS_PER_PASS) -> Counter
             cart, stat = carts.get(view.cart_id or 0), stats.get(view.product_id)
             if cart is None or not cart.email:  # email only: the flow has no SMS copy
                 total["unknown_shopper"] += 1
-            elif cart.status in BOUGHT or in_cart(cart, view.product_id):
+            elif in_cart(cart, view.product_id) or bought_since(cart, view.last_at - SESSION_SPAN):
                 total["bought_or_in_cart"] += 1
             elif stat is None:
                 total["unknown_product"] += 1
             else:
-                data = {"product_id": view.product_id, "item": stat.title[:255], "url": product_url(store, stat)}
+                data = {"product_id": view.product_id, "item": stat.title[:255], "url": product_url(store, stat),
+                        "viewed_at": view.last_at.isoformat()}
                 firings.append(Firing(cart, f"product:{view.product_id}", "email", BROWSE, now, data))
         total += fire(session, store, BROWSE, firings, now)
     return total

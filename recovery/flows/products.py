@@ -14,14 +14,16 @@ from itertools import permutations
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from recovery.flows import related
 from recovery.storage import tables as t
 from recovery.storage.db import insert_for
 from recovery.model import LineItem, ProductUpdated
 
 #: Orders that must have held both products before one is recommended for the other.
 MIN_SUPPORT = 2
-#: Below this many orders with lines, co-purchase says little: the store's best sellers are used instead.
-MIN_ORDERS = 20
+#: Below this many orders with lines, co-purchase says little: the platform's related products (Shopify) or
+#: same-category best sellers (WooCommerce) are used instead (recovery/flows/related.py), then best sellers.
+MIN_ORDERS = related.MIN_ORDERS
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ def product_recorded(session: Session, store: t.Store, event: ProductUpdated) ->
     values = {"title": event.title[:255], "handle": event.handle, "price": first.price, "variant_id": first.variant_id}
     if event.image_url:
         values["image_url"] = event.image_url
+    if event.categories:
+        values["categories"] = list(event.categories)
     _upsert_stats(session, store, event.product_id, values, 0)
 
 
@@ -108,11 +112,19 @@ def recommend(
     session: Session, store: t.Store, seeds: Iterable[str], exclude: Iterable[str], k: int = 4
 ) -> tuple[list[Recommendation], str]:
     """Up to `k` products for a shopper who bought or holds `seeds`, none of `exclude` (bought, in the cart)
-    and none out of stock; and where they came from: "co_purchase" or "popular" (best sellers)."""
+    and none out of stock; and where they came from: "co_purchase", "related" (Shopify's own recommendations),
+    "category" (same-category best sellers) or "popular" (the store's best sellers)."""
     seeds, banned = set(seeds), set(exclude) | set(seeds)
-    orders = session.scalar(select(func.count(func.distinct(t.OrderItem.order_id))).where(t.OrderItem.store_id == store.id))
+    orders = related.order_count(session, store.id)
     picked: list[str] = []
-    if seeds and (orders or 0) >= MIN_ORDERS:
+    source = "co_purchase"
+    if seeds and orders < MIN_ORDERS:
+        if store.platform == "shopify":
+            picked, source = related.platform_related(session, store, seeds), "related"
+        else:
+            picked, source = related.same_category(session, store, seeds), "category"
+        picked = [p for p in picked if p not in banned]
+    elif seeds:
         rows = session.execute(
             select(t.ProductPair.other_id, func.sum(t.ProductPair.orders).label("n"))
             .where(t.ProductPair.store_id == store.id, t.ProductPair.product_id.in_(seeds))
@@ -122,7 +134,6 @@ def recommend(
             .limit(k * 5)
         ).all()
         picked = [r.other_id for r in rows if r.other_id not in banned]
-    source = "co_purchase" if picked else "popular"
     popular = session.scalars(
         select(t.ProductStat.product_id).where(t.ProductStat.store_id == store.id, t.ProductStat.orders > 0)
         .order_by(t.ProductStat.orders.desc(), t.ProductStat.product_id).limit(k * 5 + len(banned))
@@ -133,6 +144,8 @@ def recommend(
     )}  # fmt: skip
     sold_out = _sold_out(session, store.id, [s.variant_id for s in stats.values() if s.variant_id])
     chosen = [stats[p] for p in candidates if p in stats and stats[p].variant_id not in sold_out][:k]
+    if not any(s.product_id in picked for s in chosen):
+        source = "popular"
     base = f"https://{store.domain}"
     return [
         Recommendation(s.product_id, s.title, s.price, s.currency,

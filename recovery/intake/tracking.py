@@ -155,11 +155,16 @@ def apply_beacon(
             cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
             cart.device = beacon.get("device") or cart.device
     browsing = settings["browse_abandonment"]  # a store without the flow keeps no views (and pays nothing)
+    # The visitor id (kept across sessions) is tied to a cart only with the consent contact capture needs.
+    vid = beacon.get("vid") if browsing and _consent_allows(beacon, settings) else None
     if browsing and cart is not None:
         views.link(session, store.id, beacon["sid"], cart.id, at)
+        if vid:
+            views.remember(session, store.id, vid, cart.id, at)
     if kind == "view":
         if browsing:
-            views.record(session, store, beacon["sid"], beacon["product_id"], at, timing, cart.id if cart else None)
+            views.record(session, store, beacon["sid"], beacon["product_id"], at, timing, cart.id if cart else None,
+                         vid)
         return Applied(None)  # its product_views row is its record
     answer, wants_code = None, None
     if kind == "exit":

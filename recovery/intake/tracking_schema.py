@@ -30,6 +30,7 @@ _SCRIPT = re.compile(
     re.IGNORECASE,
 )
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
+_VID = re.compile(r"[a-z0-9]{24}")  # what the tracker makes (24 base-36 characters)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-=+/.:?&%]+")  # opaque platform tokens: printable, no spaces or markup
 #: Anchored at both ends: marshmallow's Regexp uses `match`, which alone would accept any suffix.
@@ -202,9 +203,15 @@ class Beacon(Schema):
             raise ValidationError(f"a {kind} beacon needs cart.token or checkout_token", "cart")
 
 
+    #: The tracker's visitor id (kept across sessions in the browser's first-party storage): an unusable one is
+    #: dropped, not refused (the beacon is still worth its other fields).
+    vid = fields.Raw(load_default=None)
+
     @post_load
     def _lower_shop(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["shop"] = data["shop"].lower()
+        vid = data.get("vid")
+        data["vid"] = vid if isinstance(vid, str) and _VID.fullmatch(vid) else None
         return data
 
 

@@ -20,6 +20,7 @@ from recovery.config.store_settings import effective
 from recovery.messages.subjects import SubjectWriter
 from recovery.flows import is_flow
 from recovery.flows.content import flow_facts
+from recovery.flows.related import RelatedSource
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Composer:
     offers: OfferProvider | None = None
     #: Confirms a tracker cart's lines on the platform (recovery/intake/verify.py); None: they stay unconfirmed.
     catalog: verify.CatalogLookup | None = None
+    #: The platform's related products while a store has too few orders (recovery/flows/related.py).
+    related: RelatedSource | None = None
 
     def compose(
         self, store: t.Store, cart: t.Cart, message: t.RecoveryMessage, known: Known | None = None

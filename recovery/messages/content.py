@@ -192,7 +192,7 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         "open_pixel_url": ctx.open_pixel_url,
         "offer_code": ctx.offer_code,
         "offer_expires": expires,
-        "intro": say(f"intro.{template}.popular" if flow.get("source") == "popular" else f"intro.{template}")
+        "intro": say(_intro(template, flow.get("source")))
         if template in FLOW_TEMPLATES else None,
         "products": [
             {"title": p.title, "price": money(p.price), "url": p.url, "image_url": p.image_url} for p in ctx.products
@@ -280,3 +280,11 @@ def preview(template: str, locale: str = "en-US", image_url: str | None = None) 
 def preview_sms(template: str, locale: str = "en-US") -> str:
     return render_sms(template, sample_context(locale, _sample_currency(locale)))
 
+
+def _intro(template: str, source: object) -> str:
+    """The flow's opening line: the cross-sell says where its products came from (recovery/flows/products.py)."""
+    if source == "popular":
+        return f"intro.{template}.popular"
+    if template == "cross_sell" and source in ("related", "category"):  # the platform's or the category's picks
+        return "intro.cross_sell.related"
+    return f"intro.{template}"

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.storage import locks
 from recovery.measure import metrics
 from recovery.sequence import offers
+from recovery.flows import related
 from recovery.intake import receipts, verify
 from recovery.storage import tables as t
 from recovery.intake.catalog import known_variants
@@ -58,6 +59,7 @@ class Sender:
         a second pass re-checks it and composes it with the code (or as a plain reminder without one).
         """
         verify.prepare(sessions, self.composer.catalog, message_ids)  # platform calls before any row lock
+        related.prepare(sessions, self.composer.related, message_ids, self.clock())
         ready, outcomes, wants_code = self._check(sessions, message_ids)
         if wants_code:
             offers.prepare(sessions, self.composer.offers, wants_code)

@@ -334,3 +334,20 @@ def test_a_product_page_sends_one_view_beacon_with_the_product_id_only(visit, sh
     assert view["product_id"] == "70001" and view["page"] == "product"
     assert "cart" not in view and "Linen" not in json.dumps(view)  # the id only: no title, no cart
     v.finish()
+
+
+def test_the_visitor_id_outlives_the_session_id(visit, shop) -> None:  # type: ignore[no-untyped-def]
+    """Browse abandonment across sessions: a later session (the session id rotated after 30 min idle) keeps
+    the browser's visitor id, so the server can count its views for a shopper an earlier session named."""
+    front, _ = shop
+    front.product_id = str(PRODUCTS[40001]["product_id"])
+    v = visit().open()
+    [first] = wait_for(lambda: front.collector.beacons("view"), timeout=4)
+    assert re.fullmatch(r"[a-z0-9]{24}", first["vid"]) and re.fullmatch(r"\w{24}", first["sid"])
+    # 31 minutes idle: the stored session's last activity moved back
+    v.page.evaluate("(() => { const s = JSON.parse(localStorage.cartresq); s.l -= 31 * 60e3;"
+                    " localStorage.cartresq = JSON.stringify(s) })()")
+    v.open()
+    second = wait_for(lambda: front.collector.beacons("view")[1:], timeout=4)[0]
+    assert second["sid"] != first["sid"] and second["vid"] == first["vid"]
+    v.finish()

@@ -50,6 +50,12 @@ class Shop:
     #: What `shop { name shopAddress { formatted } }` answers (invented, example only).
     name: str = "Maple Test Goods"
     address_lines: list[str] = field(default_factory=lambda: ["Maple Test Goods", "12 Example Road", "Sampletown ON K1A 0B1", "Canada"])
+    #: The storefront's /recommendations/products.json (Ajax API): product id → its related products, each as
+    #: `storefront_product` shapes them. A product not listed answers 404 "Product not found", as Shopify does.
+    recommendations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Answer the storefront recommendations with this status instead (e.g. 503), or a redirect to this URL.
+    recommendations_status: int | None = None
+    recommendations_redirect: str | None = None
 
 
 class FakeShopify:
@@ -95,6 +101,8 @@ class FakeShopify:
         self.requests.append({"path": request.path, "shop": shop, "body": body, "headers": dict(request.headers)})
         if request.method == "GET" and request.path.startswith("/admin/charges/") and request.path.endswith("/confirm"):
             response = self._confirm(shop, request.path.split("/")[3], request.args.get("decline") == "1")
+        elif request.method == "GET" and request.path == "/recommendations/products.json":
+            response = self._recommendations(shop, request.args)
         elif request.method == "POST" and request.path == "/admin/oauth/access_token":
             response = self._token(shop, body)
         elif request.method == "POST" and request.path == f"/admin/api/{API_VERSION}/graphql.json":
@@ -102,6 +110,23 @@ class FakeShopify:
         else:
             response = _json({"errors": "Not Found"}, 404)
         return response(environ, start_response)
+
+    def _recommendations(self, shop: str, args: Any) -> Response:
+        """The Ajax Product Recommendations API: {"intent", "products"}; errors as {"status", "message", "description"}."""
+        state = self.shop(shop)
+        if state.recommendations_redirect:
+            return Response("", 301, headers={"Location": state.recommendations_redirect})
+        if state.recommendations_status:
+            return _json({"status": state.recommendations_status, "message": "Service Unavailable"}, state.recommendations_status)
+        product_id, intent = args.get("product_id", ""), args.get("intent", "related")
+        limit = args.get("limit", "10")
+        if not product_id.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 10 or intent not in ("related", "complementary"):
+            return _json({"status": 422, "message": "Invalid parameter error",
+                          "description": "product_id, limit or intent is not valid"}, 422)
+        if product_id not in state.recommendations:
+            return _json({"status": 404, "message": "Product not found",
+                          "description": f"No matching product for ID {product_id}"}, 404)
+        return _json({"intent": intent, "products": state.recommendations[product_id][: int(limit)]})
 
     def _issue(self, shop: str) -> dict[str, Any]:
         state = self.shop(shop)
@@ -321,6 +346,27 @@ class FakeShopify:
         gid = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
         state.discounts[gid] = {"input": spec, "usage": 0}
         return {"discountCodeBasicCreate": {"codeDiscountNode": {"id": gid}, "userErrors": []}}
+
+
+def storefront_product(product_id: int, title: str, price: str, *, available: bool = True) -> dict[str, Any]:
+    """One product as the Ajax API answers it (the theme's product JSON: prices in cents, relative URLs)."""
+    handle = title.lower().replace(" ", "-")
+    cents = int(round(float(price) * 100))
+    variant_id = product_id * 10 + 1
+    return {
+        "id": product_id, "title": title, "handle": handle, "description": f"<p>{title}</p>",
+        "published_at": "2026-06-01T09:00:00-04:00", "created_at": "2026-06-01T09:00:00-04:00",
+        "vendor": "Maple Test Goods", "type": "", "tags": [], "price": cents, "price_min": cents, "price_max": cents,
+        "available": available, "price_varies": False, "compare_at_price": None, "compare_at_price_min": 0,
+        "compare_at_price_max": 0, "compare_at_price_varies": False,
+        "variants": [{"id": variant_id, "title": "Default Title", "option1": "Default Title", "option2": None,
+                      "option3": None, "sku": "", "requires_shipping": True, "taxable": True, "featured_image": None,
+                      "available": available, "name": title, "public_title": None, "options": ["Default Title"],
+                      "price": cents, "weight": 0, "compare_at_price": None, "inventory_management": "shopify",
+                      "barcode": ""}],
+        "images": [], "featured_image": None, "options": [{"name": "Title", "position": 1, "values": ["Default Title"]}],
+        "url": f"/products/{handle}?pr_prod_strat=e5_desc&pr_rec_id=0f2a1b&pr_rec_pid={product_id}&pr_ref_pid=1&pr_seq=uniform",
+    }  # fmt: skip
 
 
 def _cost(requested: int, available: int) -> dict[str, Any]:

@@ -23,7 +23,10 @@ from recovery.storage.tables.core import (
     Store,
     WebhookDelivery,
 )
-from recovery.storage.tables.flows import FlowEvent, FlowGuard, FlowSignal, OrderItem, ProductPair, ProductStat, ProductView
+from recovery.storage.tables.flows import (
+    FlowEvent, FlowGuard, FlowSignal, OrderItem, PlatformRecommendation, ProductPair, ProductStat, ProductView,
+    TrackerVisitor,
+)
 from recovery.storage.tables.figures import DailyFigure, FigureMark
 from recovery.storage.tables.shopper import (
     Consent,
@@ -67,6 +70,8 @@ __all__ = [
     "ProductPair",
     "ProductStat",
     "ProductView",
+    "PlatformRecommendation",
+    "TrackerVisitor",
     "FigureMark",
     "InventoryLevel",
     "NAMING",

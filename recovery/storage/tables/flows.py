@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.storage.tables.base import Base, utcnow
-from recovery.storage.types import Id
+from recovery.storage.types import Id, Json
 
 
 class FlowSignal(Base):
@@ -101,6 +101,9 @@ class ProductStat(Base):
     currency: Mapped[str] = mapped_column(String(3))
     image_url: Mapped[str | None] = mapped_column(String(1000))
     orders: Mapped[int] = mapped_column(Integer, default=0)
+    #: The platform's category ids (WooCommerce product.updated `categories`, migration 0129): same-category
+    #: best sellers while the store has too few orders for co-purchase.
+    categories: Mapped[list[str] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -138,3 +141,34 @@ class ProductView(Base):
     due_at: Mapped[datetime]
     cart_id: Mapped[int | None] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
     processed_at: Mapped[datetime | None]
+
+
+class PlatformRecommendation(Base):
+    """Shopify's own related products for one product (the storefront's /recommendations/products.json,
+    migration 0129), cached: used while the store has too few orders for co-purchase (recovery/flows/related.py)."""
+
+    __tablename__ = "platform_recommendations"
+    __table_args__ = (UniqueConstraint("store_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    product_id: Mapped[str] = mapped_column(String(64))
+    #: The related products' ids in Shopify's order (at most 10); empty when the call failed.
+    related: Mapped[list[str]] = mapped_column(Json, default=list)
+    #: False: the last call failed (kept a short while, so a failing storefront is not asked on every send).
+    ok: Mapped[bool] = mapped_column(Boolean)
+    fetched_at: Mapped[datetime]
+
+
+class TrackerVisitor(Base):
+    """A tracker visitor id (the browser's, kept across sessions) once tied to a cart (migration 0129): a later
+    session's product views count for that cart's shopper (browse abandonment). Purged when unseen for 30 days."""
+
+    __tablename__ = "tracker_visitors"
+    __table_args__ = (UniqueConstraint("store_id", "vid"), Index("ix_tracker_visitors_seen_at", "seen_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    vid: Mapped[str] = mapped_column(String(32))
+    cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
+    seen_at: Mapped[datetime]
