@@ -3,7 +3,7 @@ products, cached), product_stats.categories (WooCommerce categories), tracker_vi
 to a cart)
 
 Revision ID: 0129
-Revises: 0126
+Revises: 0127
 """
 
 from __future__ import annotations
