@@ -1,7 +1,7 @@
 """The `lateness` benchmark: how late messages reach the provider when `rate` of them come due each second.
 
 The production processes on a scratch PostgreSQL database and a dedicated Redis db: `cartresq dispatcher`
-(its default 1 s pass) and `cartresq worker --processes 2 --threads 4`, sending email through the real
+(its default 1 s pass) and `cartresq worker --processes 2 --threads 8` (the Procfile's worker), sending email through the real
 SendGrid adapter to a local stand-in (app/drill `Sink`, which answers 202 at once). `rate × duration`
 first-step messages of as many abandoned carts are planned due one after another, `1/rate` s apart; the
 figure is each message's hand-over (`sent_at`, taken right before the provider call) minus its due time:
@@ -99,7 +99,7 @@ def _schedule(url: str, ids: list[int], start: Any, rate: float) -> None:
 
 
 def run_lateness(rate: float = 400.0, duration: float = 30.0, *, pg_url: str | None = None,
-                 redis_url: str | None = None, processes: int = 2, threads: int = 4,
+                 redis_url: str | None = None, processes: int = 2, threads: int = 8,
                  lead: float = 3.0, keep: bool = False) -> dict[str, Any]:
     """Run the lateness benchmark once; stops all it starts."""
     from app.bench.ingest import ROOT, SHOP
