@@ -64,7 +64,8 @@ def _seed(url: str, count: int, far: Any) -> list[int]:
 
 
 def _statuses(url: str, ids: list[int]) -> list[tuple[str, Any, Any, str | None]]:
-    from sqlalchemy import select
+    from sqlalchemy import BigInteger, any_, cast, select
+    from sqlalchemy.dialects.postgresql import ARRAY
 
     from recovery.storage import tables as t
     from recovery.storage.db import make_engine
@@ -73,7 +74,10 @@ def _statuses(url: str, ids: list[int]) -> list[tuple[str, Any, Any, str | None]
     try:
         with engine.connect() as conn:
             m = t.RecoveryMessage
-            rows = conn.execute(select(m.status, m.due_at, m.sent_at, m.reason).where(m.id.in_(ids))).all()
+            # One array parameter, not an IN of 12,000: building and parsing that statement every second took
+            # most of this process's CPU, and this process is also the provider stand-in the workers wait for.
+            wanted = m.id == any_(cast(ids, ARRAY(BigInteger)))
+            rows = conn.execute(select(m.status, m.due_at, m.sent_at, m.reason).where(wanted)).all()
             return [tuple(row) for row in rows]  # type: ignore[misc]
     finally:
         engine.dispose()
