@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from recovery.storage import tables as t
 from recovery.messages import store_copy
@@ -103,7 +103,13 @@ class Composer:
         )
 
 
-def _own_copy(session: object, store_id: int, locale: str) -> dict[str, str] | None:
+def _own_copy(session: Session | None, store_id: int, locale: str) -> dict[str, str] | None:
+    """The store's own text in the locale's language; read once per session (a send batch's transaction
+    composes all of its messages in one session: one query per store and language, not one per message)."""
     if session is None:
         return None
-    return store_copy.load(session, store_id, store_copy.language_of(locale)) or None  # type: ignore[arg-type]
+    language = store_copy.language_of(locale)
+    cache: dict[tuple[int, str], dict[str, str]] = session.info.setdefault("store_copy", {})
+    if (store_id, language) not in cache:
+        cache[(store_id, language)] = store_copy.load(session, store_id, language)
+    return cache[(store_id, language)] or None

@@ -66,6 +66,7 @@ def load(session: Session, store_id: int, language: str) -> dict[str, str]:
 
 def save(session: Session, store_id: int, template: str, language: str, texts: Mapping[str, str]) -> None:
     """Replace the store's text for these parts (validated by the caller with `check`); empty deletes."""
+    session.info.pop("store_copy", None)  # what compose read in this session (recovery/messages/compose.py)
     existing = {row.part: row for row in session.scalars(select(t.StoreCopy).where(
         t.StoreCopy.store_id == store_id, t.StoreCopy.template == template, t.StoreCopy.language == language))}
     for part, text in texts.items():

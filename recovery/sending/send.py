@@ -9,7 +9,7 @@ from typing import Any
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,8 +51,10 @@ class Sender:
 
     def send_batch(self, sessions: sessionmaker[Session], message_ids: Sequence[int]) -> dict[int, str]:
         """Idempotent: only `queued` rows are sent. Each row is marked `sending` on its own, just before its
-        provider call, so a crash loses at most the one message in flight, and the dispatcher later marks
-        that row failed ("interrupted") instead of sending it again.
+        provider call, so a crash loses at most the one message in flight; the hand-overs are marked `sent`
+        together after the batch (one commit), so a crash mid-batch leaves the batch's accepted ones
+        `sending` too. The dispatcher later marks such rows failed ("interrupted") instead of sending them
+        again: never a duplicate.
 
         An offer step's discount code is made only for a message that passed every check (consent, policy,
         caps, quiet hours): the first pass leaves it queued, its code is made with no transaction open, and
@@ -67,18 +69,21 @@ class Sender:
             ready, outcomes = ready + more, {**outcomes, **again}
         if not ready:
             return outcomes
-        due = {r[0]: r[4] for r in ready}
         # One provider's outage must not hold up the others: after its first transient error the rest of
         # that channel stays queued (no timeout per message), other channels go on; then the job retries.
         down: dict[str, TransientSendError] = {}
+        handed: list[Handed] = []  # accepted by the provider, marked `sent` together at the end
         with _connection_for_batch(sessions.kw["bind"]) as bind:
-            for message_id, channel, outbound, guard, _ in ready:
-                if channel in down:
-                    continue
-                try:
-                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due[message_id])
-                except TransientSendError as exc:
-                    down[channel] = exc
+            try:
+                for message_id, channel, outbound, guard, due_at in ready:
+                    if channel in down:
+                        continue
+                    try:
+                        outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due_at, handed)
+                    except TransientSendError as exc:
+                        down[channel] = exc
+            finally:  # also when a provider call raised something unexpected: what went out is recorded
+                _mark_sent(bind, handed)
         if down:
             raise next(iter(down.values()))
         return outcomes
@@ -168,8 +173,10 @@ class Sender:
 
     def _deliver(
         self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
-        guard: Guard | None = None, due_at: datetime | None = None,
+        guard: Guard | None = None, due_at: datetime | None = None, handed: list[Handed] | None = None,
     ) -> str:
+        """Mark it `sending` (committed), hand it over, and record the outcome: `sent` is appended to
+        `handed` (marked by the caller, `_mark_sent`, for the whole batch at once), or marked now without."""
         handed_over = self.clock()
         # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
         # still hold with what other workers sent meanwhile.
@@ -189,12 +196,52 @@ class Sender:
             metrics.message(channel, "requeued")
             raise  # the job's retry policy decides when to try again
         # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
-        _transition(bind, "sent", message_id=message_id, at=handed_over, provider_id=result.provider_message_id[:128])
-        log.info("message %s sent by %s", message_id, channel)
-        metrics.message(channel, "sent")
-        if due_at is not None:
-            metrics.lateness(channel, (handed_over - due_at).total_seconds())
+        done = Handed(message_id, channel, handed_over, result.provider_message_id[:128], due_at)
+        if handed is None:
+            _mark_sent(bind, [done])
+        else:
+            handed.append(done)
         return "sent"
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A message the provider accepted, not yet marked `sent`."""
+
+    message_id: int
+    channel: str
+    at: datetime
+    provider_id: str
+    due_at: datetime | None
+
+
+#: sending → sent for a whole batch in one statement (PostgreSQL): one round trip and one commit per batch
+#: instead of one per message.
+_SENT_MANY = DriverStatement(text("""
+UPDATE recovery_messages AS m SET status = 'sent', sent_at = v.at, provider_message_id = v.provider_id
+FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:provider_ids AS text[])) AS v(id, at, provider_id)
+WHERE m.id = v.id AND m.status = 'sending'
+"""))
+
+
+def _mark_sent(bind: Engine | Connection, handed: Sequence[Handed]) -> None:
+    """sending → sent for the batch's hand-overs, committed at once: one statement on the batch's
+    PostgreSQL connection, else one transaction. Until then those rows read `sending`: the caps count them
+    as sent already, and a crash before this leaves them to `fail_interrupted`, never to a second send."""
+    if not handed:
+        return
+    if isinstance(bind, Connection):
+        _SENT_MANY(bind, ids=[h.message_id for h in handed], ats=[h.at for h in handed],
+                   provider_ids=[h.provider_id for h in handed])
+    else:
+        with bind.begin() as conn:
+            conn.execute(_TRANSITIONS["sent"], [
+                {"message_id": h.message_id, "at": h.at, "provider_id": h.provider_id} for h in handed])
+    for h in handed:
+        log.info("message %s sent by %s", h.message_id, h.channel)
+        metrics.message(h.channel, "sent")
+        if h.due_at is not None:
+            metrics.lateness(h.channel, (h.at - h.due_at).total_seconds())
 
 
 def _compare_and_set(expected: str, **values: Any) -> Any:

@@ -1,0 +1,109 @@
+"""Issue 24 (send lateness): a send batch reads the store's own copy once and marks its hand-overs `sent`
+in one statement after the batch, and what went out is marked even when a later provider call blows up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.runtime import Runtime, build_runtime
+from recovery.messages import store_copy
+from recovery.sending import send
+from recovery.sending.channels import FakeChannel
+from recovery.storage import tables as t
+from tests.conftest import add_store, make_settings
+from tests.loop_helpers import now, set_store
+
+
+class BlowsUpOnThird(FakeChannel):
+    """Accepts two messages, then raises what no channel is meant to raise (a bug, not a provider error)."""
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        if len(self.sent) == 2:
+            raise RuntimeError("bug in a channel")
+        return super().send(message)
+
+
+@pytest.fixture
+def fake() -> FakeChannel:
+    return FakeChannel()
+
+
+@pytest.fixture
+def rt(database_url: str, tmp_path: Path, fake: FakeChannel) -> Iterator[Runtime]:
+    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
+    add_store(runtime)
+    set_store(runtime, holdout_percent=0, shopper_cap="off")
+    yield runtime
+    runtime.close()
+
+
+def queued(rt: Runtime, count: int) -> list[int]:
+    """`count` first reminders of as many abandoned carts, claimed (queued) and due now."""
+    at = now()
+    with rt.sessions.begin() as db:
+        store_id = db.scalars(select(t.Store.id)).one()
+        store_copy.save(db, store_id, "gentle_reminder", "en", {"subject": "{name}, your cart at {store}"})
+        ids = []
+        for i in range(count):
+            cart = t.Cart(store_id=store_id, email=f"shopper-{i}@example.com", first_name="Alex", locale="en-US",
+                          currency="USD", subtotal=Decimal("20"), total=Decimal("20"), status="abandoned",
+                          platform_updated_at=at, last_activity_at=at, abandoned_at=at, accepts_email=True,
+                          line_items=[{"title": "Mug", "variant_title": None, "quantity": 1, "unit_price": "20"}])
+            db.add(cart)
+            db.flush()
+            message = t.RecoveryMessage(store_id=store_id, cart_id=cart.id, step=1, channel="email",
+                                        template="gentle_reminder", due_at=at, status="queued", claimed_at=at)
+            db.add(message)
+            db.flush()
+            ids.append(message.id)
+    return ids
+
+
+def test_a_batch_reads_the_stores_copy_once_and_marks_its_sends_in_one_go(rt: Runtime, fake: FakeChannel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids = queued(rt, 3)
+    loads, marks = [], []
+    real_load, real_mark = store_copy.load, send._mark_sent
+    monkeypatch.setattr(store_copy, "load", lambda *a: loads.append(a) or real_load(*a))
+    monkeypatch.setattr(send, "_mark_sent", lambda bind, handed: marks.append(len(handed)) or real_mark(bind, handed))
+    outcomes = rt.sender.send_batch(rt.sessions, ids)
+    assert outcomes == dict.fromkeys(ids, "sent")
+    assert len(loads) == 1  # one store, one language: one query for the batch
+    assert len(fake.sent) == 3 and all(m.subject.startswith("Alex, your cart at") for m in fake.sent)  # its words in each
+    assert marks == [3]  # one statement for the batch's three hand-overs
+    with rt.sessions() as db:
+        rows = db.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.id.in_(ids))).all()
+        assert {(r.status, r.provider_message_id is not None, r.sent_at is not None) for r in rows} == {("sent", True, True)}
+
+
+def test_what_went_out_is_marked_sent_when_a_later_call_blows_up(database_url: str, tmp_path: Path) -> None:
+    channel = BlowsUpOnThird()
+    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": channel, "sms": channel, "push": channel}, seed=3)
+    try:
+        add_store(runtime)
+        set_store(runtime, holdout_percent=0, shopper_cap="off")
+        ids = queued(runtime, 3)
+        with pytest.raises(RuntimeError):
+            runtime.sender.send_batch(runtime.sessions, ids)
+        with runtime.sessions() as db:
+            status = dict(db.execute(select(t.RecoveryMessage.id, t.RecoveryMessage.status).where(t.RecoveryMessage.id.in_(ids))).all())
+        # The two accepted ones are recorded as sent; the third, in flight, stays `sending` (failed later as
+        # "interrupted", never sent again).
+        assert [status[i] for i in ids] == ["sent", "sent", "sending"]
+    finally:
+        runtime.close()
+
+
+def test_saving_copy_in_a_session_drops_what_compose_read_in_it(rt: Runtime) -> None:
+    [message_id] = queued(rt, 1)  # saves "{name}, your cart at {store}"
+    with rt.sessions.begin() as db:
+        message = db.get(t.RecoveryMessage, message_id)
+        cart, store = db.get(t.Cart, message.cart_id), db.get(t.Store, message.store_id)
+        first = rt.sender.composer.compose(store, cart, message)
+        store_copy.save(db, store.id, "gentle_reminder", "en", {"subject": "New words for {store}"})
+        second = rt.sender.composer.compose(store, cart, message)
+    assert first.subject.startswith("Alex, your cart at") and second.subject.startswith("New words for")
