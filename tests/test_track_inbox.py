@@ -192,6 +192,24 @@ def test_limits_are_unchanged_with_the_inbox(
         rt.close()
 
 
+def test_refused_bodies_count_against_the_address_with_the_inbox(pg_url: str, tmp_path: Path) -> None:
+    """Bad bodies are refused before the limits of a good one are counted, but not for free: one address
+    sending only garbage is limited as on the synchronous path (else it could keep the parser busy)."""
+    rt, app = _app(pg_url, tmp_path, track_ip_limit="5/minute")
+    try:
+        add_store(rt)
+        client = app.test_client()
+        ip = "198.51.100.77"
+        codes = [send(client, b"{not json", ip=ip).status_code for _ in range(4)]
+        codes.append(send(client, beacon(), content_type="application/xml", ip=ip).status_code)
+        codes.append(send(client, b"x" * 9000, ip=ip).status_code)
+        assert codes == [400, 400, 400, 400, 415, 429]
+        assert send(client, beacon(), ip=ip).status_code == 429
+        assert send(client, beacon(), ip="198.51.100.78").status_code == 204  # another address is not held
+    finally:
+        rt.close()
+
+
 def test_the_abandoner_waits_for_a_newer_beacon_in_the_inbox(inbox_app: Any) -> None:
     rt, client = inbox_app
     assert send(client, beacon()).status_code == 204

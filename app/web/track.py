@@ -71,17 +71,25 @@ def track() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, 
     origin = normalize_origin(request.headers.get("Origin"))
     if request.method == "OPTIONS":
         return _preflight(origin)
+
+    def refused(status: int, reason: str) -> tuple[Response, int]:
+        """A body refused before the limits were counted still counts against its address (else one client
+        could keep the parser busy without end): over the limit, the answer is the 429."""
+        if not ip_counted and (wait := limiter.retry_after(limiter.per_ip, "ip", ip)):
+            return _error(429, "too many requests from this address", {"Retry-After": str(wait)})
+        return _error(status, reason)
+
     if request.mimetype not in CONTENT_TYPES:
-        return _error(415, "send text/plain or application/json")
+        return refused(415, "send text/plain or application/json")
     if (request.content_length or 0) > MAX_BEACON_BYTES:
-        return _error(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+        return refused(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
     body = request.stream.read(MAX_BEACON_BYTES + 1)  # a lying or absent Content-Length reads no further
     if len(body) > MAX_BEACON_BYTES:
-        return _error(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
+        return refused(413, f"a beacon is at most {MAX_BEACON_BYTES} bytes")
     try:
         beacon = parse_beacon(body)
     except BeaconError as exc:
-        return _error(400, str(exc))
+        return refused(400, str(exc))
     if not ip_counted and rt.engine.dialect.name == "postgresql" and track_inbox.deferrable(beacon):
         return _to_inbox(rt, limiter, beacon, origin, ip)
     if not ip_counted and (wait := limiter.retry_after(limiter.per_ip, "ip", ip)):
