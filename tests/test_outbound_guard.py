@@ -273,3 +273,49 @@ def test_a_host_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
         stop.set()
         listener.close()
         server.join(5)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_answer_over_max_bytes_is_refused_not_read(declared: bool) -> None:
+    """A storefront (or the domain it redirects to) answering megabytes is refused at the cap, whether it
+    says its length or streams without one; a short answer is read as before."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from recovery.sending.netguard import AnswerTooLarge
+
+    class Big(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            size = 100 if self.path == "/small" else 5_000_000
+            self.send_response(200)
+            if declared:
+                self.send_header("Content-Length", str(size))
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for start in range(0, size, 65536):
+                    part = b"x" * min(65536, size - start)
+                    self.wfile.write(part if declared else b"%x\r\n%s\r\n" % (len(part), part))
+                if not declared:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client hung up at the cap
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        http = DeadlineSession(allow_private=True, deadline=5.0, max_bytes=64 * 1024)
+        assert http.get(f"{base}/small").content == b"x" * 100
+        with pytest.raises(AnswerTooLarge):
+            http.get(f"{base}/big")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -25,6 +25,8 @@ from recovery.storage import tables as t
 
 LIMIT = 4
 DEADLINE = 5.0
+#: Four products of Shopify's JSON are a few kB; anything much longer is not an answer to read into memory.
+MAX_BYTES = 256 * 1024
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 
 
@@ -39,7 +41,7 @@ class ShopifyRelated:
         if store.credentials is None:  # not (or no longer) installed: its storefront is none of our business
             raise RelatedUnavailable("the app is not installed")
         url = f"https://{store.domain}/recommendations/products.json?product_id={product_id}&limit={LIMIT}&intent=related"
-        with DeadlineSession(allow_private=self.allow_private, deadline=self.deadline) as http:
+        with DeadlineSession(allow_private=self.allow_private, deadline=self.deadline, max_bytes=MAX_BYTES) as http:
             response = self._get(http, url)
             if response.is_redirect:
                 target = urljoin(url, response.headers.get("Location") or "")

@@ -147,14 +147,38 @@ def _cut(sockets: list[socket.socket]) -> None:
             pass
 
 
+class AnswerTooLarge(requests.RequestException):
+    """The answer is longer than the caller's `max_bytes`."""
+
+
+def _read_at_most(response: requests.Response, max_bytes: int) -> None:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        response.close()
+        raise AnswerTooLarge(f"answer of {declared} bytes, over {max_bytes}")
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            response.close()
+            raise AnswerTooLarge(f"answer over {max_bytes} bytes")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what .json() and .content read
+
+
 class DeadlineSession(requests.Session):
     """Never follows redirects; every request (connect, TLS, sending, headers and the whole answer, retries
     included) ends within `deadline` seconds: a timer shuts its sockets down once the time is up, so a
     host that trickles its answer a byte at a time cannot hold a worker longer."""
 
-    def __init__(self, *, allow_private: bool = False, deadline: float = TOTAL_DEADLINE, retries: Any = 0) -> None:
+    def __init__(
+        self, *, allow_private: bool = False, deadline: float = TOTAL_DEADLINE, retries: Any = 0,
+        max_bytes: int | None = None,
+    ) -> None:
+        """`max_bytes`: an answer longer than this (declared, or as read, after decompression) is refused
+        with AnswerTooLarge instead of being read into memory."""
         super().__init__()
-        self.deadline = deadline
+        self.deadline, self.max_bytes = deadline, max_bytes
         adapter = GuardedAdapter(max_retries=retries, check=not allow_private)
         self.headers["Connection"] = "close"  # a new (checked, watched) connection for every request
         self.mount("https://", adapter)
@@ -162,7 +186,7 @@ class DeadlineSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs["allow_redirects"] = False
-        kwargs.pop("stream", None)
+        kwargs["stream"] = self.max_bytes is not None
         sockets: list[socket.socket] = []
         _watched.sockets = sockets
         timer = threading.Timer(self.deadline, _cut, args=(sockets,))
@@ -171,6 +195,8 @@ class DeadlineSession(requests.Session):
         timer.start()
         try:
             response = super().request(method, url, *args, **kwargs)  # reads the whole answer
+            if self.max_bytes is not None:
+                _read_at_most(response, self.max_bytes)
         except requests.RequestException as exc:
             if time.monotonic() - started >= self.deadline:
                 raise requests.Timeout(f"no complete answer within {self.deadline:.0f} s") from exc
