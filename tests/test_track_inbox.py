@@ -226,6 +226,27 @@ def test_the_abandoner_waits_for_a_newer_beacon_in_the_inbox(inbox_app: Any) -> 
         assert cart.status == "active" and cart.abandon_at > datetime.now(UTC)
 
 
+def test_the_abandoner_waits_for_a_checkout_beacon_that_names_only_the_checkout(inbox_app: Any) -> None:
+    """The web pixel's checkout beacons carry the checkout token, not the cart token: the abandoner must see
+    such a beacon waiting too (review: the cart was abandoned, then the beacon moved its time)."""
+    rt, client = inbox_app
+    assert send(client, beacon()).status_code == 204
+    apply_all(rt)
+    with rt.sessions.begin() as session:
+        session.execute(update(t.Cart).values(email="ada@example.com", checkout_token="ck1234abcd",
+                                              abandon_at=datetime.now(UTC) - timedelta(minutes=1)))
+    started = beacon("checkout_started", checkout_token="ck1234abcd", page="checkout")
+    assert send(client, started).status_code == 204
+    assert [r.checkout_token for r in inbox_rows(rt)] == ["ck1234abcd"]
+    with rt.sessions.begin() as session:
+        assert rt.abandoner.run(session, datetime.now(UTC)) == []
+    apply_all(rt)
+    with rt.sessions.begin() as session:
+        assert rt.abandoner.run(session, datetime.now(UTC)) == []
+        cart = session.scalars(select(t.Cart)).one()
+        assert cart.status == "active" and cart.abandon_at > datetime.now(UTC)
+
+
 def test_the_dispatcher_relay_applies_beacons_within_seconds(inbox_app: Any) -> None:
     rt, client = inbox_app
     stop = threading.Event()

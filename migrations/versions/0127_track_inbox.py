@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("store_id", ID, nullable=False),
         sa.Column("received_at", AT, nullable=False),
         sa.Column("cart_token", sa.String(length=255), nullable=True),
+        sa.Column("checkout_token", sa.String(length=255), nullable=True),
         sa.Column("beacon", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False),
         sa.Column("failed_at", AT, nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
@@ -39,6 +40,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_track_inbox_pending", ["id"], unique=False,
                               postgresql_where=PENDING, sqlite_where=PENDING)
         batch_op.create_index("ix_track_inbox_cart", ["store_id", "cart_token"], unique=False,
+                              postgresql_where=PENDING, sqlite_where=PENDING)
+        batch_op.create_index("ix_track_inbox_checkout", ["store_id", "checkout_token"], unique=False,
                               postgresql_where=PENDING, sqlite_where=PENDING)
 
 

@@ -65,8 +65,9 @@ WITH store AS (
     FROM stores WHERE domain = :shop AND uninstalled_at IS NULL
     LIMIT 1
 ), added AS (
-    INSERT INTO track_inbox (store_id, received_at, cart_token, beacon)
-    SELECT id, CAST(:now AS timestamptz), CAST(:cart_token AS varchar), CAST(:beacon AS jsonb)
+    INSERT INTO track_inbox (store_id, received_at, cart_token, checkout_token, beacon)
+    SELECT id, CAST(:now AS timestamptz), CAST(:cart_token AS varchar), CAST(:checkout_token AS varchar),
+           CAST(:beacon AS jsonb)
     FROM store WHERE CAST(:store AS boolean) AND (allowed OR CAST(:trusted AS boolean))
     RETURNING id
 )
@@ -88,6 +89,7 @@ def record(
     rows = _RECORD.autocommit(
         engine, shop=beacon["shop"], origin=origin or "", now=now, store=store, trusted=trusted,
         cart_token=strip_token(info["token"]) if info and info.get("token") else None,
+        checkout_token=beacon.get("checkout_token") or None,
         beacon=json.dumps(beacon, separators=(",", ":")) if store else None,
     )  # fmt: skip
     if not rows:
@@ -108,14 +110,6 @@ _ANY_PENDING = DriverStatement(select(exists().where(t.TrackInbox.failed_at.is_(
 def any_pending(engine: Engine) -> bool:
     """One probe of the partial index: an idle relay polling often costs next to nothing."""
     return bool(_ANY_PENDING.autocommit(engine)[0][0])
-
-
-def pending_for_cart() -> Any:
-    """SQL condition: a beacon of the cart (`t.Cart` in the enclosing query) waits in the inbox."""
-    return exists().where(
-        t.TrackInbox.failed_at.is_(None), t.TrackInbox.store_id == t.Cart.store_id,
-        t.TrackInbox.cart_token == t.Cart.cart_token,
-    )  # fmt: skip
 
 
 def apply_pending(session: Session, timing: Timing = Timing(), limit: int = BATCH) -> tuple[int, int]:

@@ -34,10 +34,12 @@ DEFAULT_CANDIDATES: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(15))
 
 
 #: The cart has a beacon in the track inbox (recovery/intake/track_inbox.py) that may move its abandonment
-#: time: it waits for the relay (seconds), which applies the beacon with the cart locked.
-_BEACON_WAITING = exists().where(
-    t.TrackInbox.failed_at.is_(None), t.TrackInbox.store_id == t.Cart.store_id,
-    t.TrackInbox.cart_token == t.Cart.cart_token,
+#: time: it waits for the relay (seconds), which applies the beacon with the cart locked. A beacon names the
+#: cart by its cart token or its checkout token (the web pixel's checkout beacons know only the latter).
+_WAITING = (t.TrackInbox.failed_at.is_(None), t.TrackInbox.store_id == t.Cart.store_id)
+_BEACON_WAITING = or_(
+    exists().where(*_WAITING, t.TrackInbox.cart_token == t.Cart.cart_token),
+    exists().where(*_WAITING, t.TrackInbox.checkout_token == t.Cart.checkout_token),
 )
 
 

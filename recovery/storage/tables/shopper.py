@@ -63,7 +63,7 @@ class TrackInbox(Base):
     Only beacons that need no answer beyond 2xx and start nothing (cart, view, popup shown/closed, checkout
     steps). The dispatcher's track relay applies them in batches (`apply_beacon`) and deletes them; a row
     that cannot be applied keeps `failed_at` and `error` (a dead letter, purged after a week). `cart_token`
-    lets the abandoner leave a cart alone while a newer beacon of it waits here.
+    and `checkout_token` let the abandoner leave a cart alone while a newer beacon of it waits here.
     """
 
     __tablename__ = "track_inbox"
@@ -72,12 +72,15 @@ class TrackInbox(Base):
               sqlite_where=text("failed_at IS NULL")),
         Index("ix_track_inbox_cart", "store_id", "cart_token", postgresql_where=text("failed_at IS NULL"),
               sqlite_where=text("failed_at IS NULL")),
+        Index("ix_track_inbox_checkout", "store_id", "checkout_token", postgresql_where=text("failed_at IS NULL"),
+              sqlite_where=text("failed_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     received_at: Mapped[datetime]
     cart_token: Mapped[str | None] = mapped_column(String(255))
+    checkout_token: Mapped[str | None] = mapped_column(String(255))
     #: The validated beacon (recovery/intake/tracking_schema.py), as JSON.
     beacon: Mapped[Any] = mapped_column(Json)
     failed_at: Mapped[datetime | None]
