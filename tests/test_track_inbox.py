@@ -247,6 +247,17 @@ def test_the_abandoner_waits_for_a_checkout_beacon_that_names_only_the_checkout(
         assert cart.status == "active" and cart.abandon_at > datetime.now(UTC)
 
 
+def test_a_lone_surrogate_is_a_400_not_a_storage_error(inbox_app: Any) -> None:
+    """JSON may spell a lone surrogate ("\\ud800"); PostgreSQL cannot store one: refused as bad input (it was
+    answered 503 "storage is unavailable", on both paths)."""
+    rt, client = inbox_app
+    body = beacon()
+    body["cart"]["items"][0]["title"] = "Tote \ud800"
+    answer = send(client, body)
+    assert answer.status_code == 400 and "surrogate" in answer.json["error"]
+    assert inbox_rows(rt) == []
+
+
 def test_the_dispatcher_relay_applies_beacons_within_seconds(inbox_app: Any) -> None:
     rt, client = inbox_app
     stop = threading.Event()

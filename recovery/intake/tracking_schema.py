@@ -32,6 +32,8 @@ _SCRIPT = re.compile(
 _ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
 _VID = re.compile(r"[a-z0-9]{24}")  # what the tracker makes (24 base-36 characters)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: A lone surrogate ("\ud800" in JSON) is no character: PostgreSQL refuses to store it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-=+/.:?&%]+")  # opaque platform tokens: printable, no spaces or markup
 #: Anchored at both ends: marshmallow's Regexp uses `match`, which alone would accept any suffix.
 _HOST = re.compile(r"(?i)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?(/[a-z0-9._~%-]+)*\Z")  # a WooCommerce store in a folder: host/path
@@ -54,6 +56,8 @@ class Text(fields.String):
             raise ValidationError(f"longer than {self.max_length} characters")
         if _CONTROL.search(text):
             raise ValidationError("contains control characters")
+        if _SURROGATE.search(text):
+            raise ValidationError("is not valid Unicode (a lone surrogate)")
         if _SCRIPT.search(text):
             raise ValidationError("contains script-like content")
         return text
