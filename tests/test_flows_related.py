@@ -152,6 +152,23 @@ def woo(database_url: str, tmp_path: Path, redis_url: str) -> Iterator[Woo]:
     yield from make_woo(database_url, tmp_path, redis_url=redis_url)
 
 
+def test_cached_related_products_are_purged_once_too_old_to_use(rt: Runtime) -> None:
+    from datetime import UTC
+
+    from recovery.consent.purge import RECOMMENDATIONS_KEPT, purge_unauthenticated
+
+    assert RECOMMENDATIONS_KEPT > related.USABLE
+    now = datetime.now(UTC)
+    with rt.sessions.begin() as session:
+        store_id = session.scalars(select(t.Store.id)).one()
+        for product, age in (("101", timedelta(days=9)), ("102", timedelta(days=1))):
+            session.add(t.PlatformRecommendation(store_id=store_id, product_id=product, related=["7"], ok=True,
+                                                 fetched_at=now - age))
+    with rt.sessions.begin() as session:
+        assert purge_unauthenticated(session, now)["platform_recommendations"] == 1
+        assert list(session.scalars(select(t.PlatformRecommendation.product_id))) == ["102"]
+
+
 def test_woocommerce_recommends_same_category_best_sellers(woo: Woo) -> None:
     def product(pid: int, name: str, category: int) -> None:
         payload = {**load("product_updated"), "id": pid, "name": name, "slug": name.lower().replace(" ", "-"),

@@ -25,6 +25,9 @@ TRACK_DEAD_KEPT = timedelta(days=7)
 #: A tracker visitor id tied to a cart (browse abandonment across sessions) is of no use after this
 #: (recovery/intake/views.py VISITOR_KEPT; repeated here: intake imports nothing of consent).
 VISITORS_KEPT = timedelta(days=30)
+#: Shopify's related products for a product, cached (recovery/flows/related.py uses an answer up to 7 days
+#: old); the products they start from can come from carts strangers made with the tracker.
+RECOMMENDATIONS_KEPT = timedelta(days=8)
 #: How often the dispatcher runs the purge (each process).
 EVERY = timedelta(minutes=10)
 
@@ -50,5 +53,9 @@ def purge_unauthenticated(session: Session, now: datetime) -> dict[str, int]:
     views = session.execute(delete(t.ProductView).where(t.ProductView.due_at < now - PRODUCT_VIEWS_KEPT))
     dead = session.execute(delete(t.TrackInbox).where(t.TrackInbox.failed_at < now - TRACK_DEAD_KEPT))
     visitors = session.execute(delete(t.TrackerVisitor).where(t.TrackerVisitor.seen_at < now - VISITORS_KEPT))
+    related = session.execute(
+        delete(t.PlatformRecommendation).where(t.PlatformRecommendation.fetched_at < now - RECOMMENDATIONS_KEPT)
+    )
     return {"oauth_states": count(states), "woo_activations": count(activations), "push_subscriptions": count(pushes),
-            "product_views": count(views), "track_dead_letters": count(dead), "tracker_visitors": count(visitors)}
+            "product_views": count(views), "track_dead_letters": count(dead), "tracker_visitors": count(visitors),
+            "platform_recommendations": count(related)}
