@@ -40,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
         time_machine.travel(datetime.fromisoformat(CLOCK), tick=True).start()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs in several xdist workers with --dist loadgroup: what shares an expensive session fixture
     stays on one worker (tests/ml: the trained model; each order storage of the real WooCommerce store: its
