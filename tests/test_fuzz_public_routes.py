@@ -45,6 +45,9 @@ from tests.conftest import add_store, make_settings
 from tests.support import shopify
 from tests.support.shopify import SECRET, SHOP
 
+#: Under xdist (make test) the chunks and the count of what they sent must share one worker's process.
+pytestmark = pytest.mark.xdist_group("fuzz")
+
 TOTAL = int(os.environ.get("CARTRESQ_FUZZ_EXAMPLES", "100000"))
 PER_EXAMPLE = 24
 SENT: Counter[str] = Counter()
