@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from recovery.sending import dispatch
-from recovery.storage import tables as t
 from recovery.sending.send import Sender
+from recovery.storage import tables as t
 from recovery.storage.tables import utcnow
 
 HOUR = timedelta(hours=1)
@@ -79,3 +82,15 @@ def set_store(rt: Runtime, **settings: object) -> None:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def loop_runtime(database_url: str, tmp_path: Path, fake: Any, **store: Any) -> Iterator[Runtime]:
+    """The recovery loop's runtime, for a module's `rt` fixture (`yield from`): every channel is `fake`, one
+    store with no holdout, plus `store`'s settings."""
+    from tests.conftest import add_store, make_settings
+
+    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
+    add_store(runtime)
+    set_store(runtime, holdout_percent=0, **store)
+    yield runtime
+    runtime.close()

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
-from app.runtime import Runtime, build_runtime
-from recovery.storage import tables as t
+from app.runtime import Runtime
 from recovery.sending.channels import FakeChannel
-from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due, set_store
+from recovery.storage import tables as t
+from tests.conftest import drain
+from tests.loop_helpers import HOUR, abandon_all, loop_runtime, messages, now, send_due
 from tests.support import shopify
 
 KEYS = ("checkout_token", "cart_token", "email", "phone")
@@ -46,11 +46,7 @@ def fake() -> PostingChannel:
 
 @pytest.fixture
 def rt(database_url: str, tmp_path: Path, fake: FakeChannel) -> Iterator[Runtime]:
-    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
-    add_store(runtime)
-    set_store(runtime, holdout_percent=0)
-    yield runtime
-    runtime.close()
+    yield from loop_runtime(database_url, tmp_path, fake)
 
 
 @pytest.fixture

@@ -15,10 +15,29 @@ from sqlalchemy import select
 from app import create_app
 from app.runtime import Runtime, build_runtime
 from recovery.sending import dispatch
+from recovery.sending.channels import (
+    FakeChannel,
+    OutboundEmail,
+    OutboundSms,
+    PermanentSendError,
+    TransientSendError,
+)
 from recovery.storage import tables as t
-from recovery.sending.channels import FakeChannel, OutboundEmail, OutboundSms, PermanentSendError, TransientSendError
 from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, cart, claim, daytime, messages, now, send_at, send_due, sender_at, set_store
+from tests.loop_helpers import (
+    HOUR,
+    abandon_all,
+    cart,
+    claim,
+    daytime,
+    loop_runtime,
+    messages,
+    now,
+    send_at,
+    send_due,
+    sender_at,
+    set_store,
+)
 from tests.support import shopify
 
 
@@ -29,11 +48,7 @@ def fake() -> FakeChannel:
 
 @pytest.fixture
 def rt(database_url: str, tmp_path: Path, fake: FakeChannel) -> Iterator[Runtime]:
-    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
-    add_store(runtime)
-    set_store(runtime, holdout_percent=0)
-    yield runtime
-    runtime.close()
+    yield from loop_runtime(database_url, tmp_path, fake)
 
 
 @pytest.fixture

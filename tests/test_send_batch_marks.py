@@ -16,7 +16,7 @@ from recovery.sending import send
 from recovery.sending.channels import FakeChannel
 from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
-from tests.loop_helpers import now, set_store
+from tests.loop_helpers import loop_runtime, now, set_store
 
 
 class BlowsUpOnThird(FakeChannel):
@@ -35,11 +35,7 @@ def fake() -> FakeChannel:
 
 @pytest.fixture
 def rt(database_url: str, tmp_path: Path, fake: FakeChannel) -> Iterator[Runtime]:
-    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
-    add_store(runtime)
-    set_store(runtime, holdout_percent=0, shopper_cap="off")
-    yield runtime
-    runtime.close()
+    yield from loop_runtime(database_url, tmp_path, fake, shopper_cap="off")
 
 
 def queued(rt: Runtime, count: int) -> list[int]:

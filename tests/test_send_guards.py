@@ -11,15 +11,24 @@ import pytest
 from sqlalchemy import select
 
 from app import create_app
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime
 from recovery.consent import records as consent
-from recovery.storage import tables as t
-from recovery.sending.checks import Candidate
 from recovery.sending.channels import FakeChannel
+from recovery.sending.checks import Candidate
 from recovery.sending.policy import verdicts
 from recovery.sequence.timing import Timing
-from tests.conftest import add_store, drain, make_settings
-from tests.loop_helpers import HOUR, abandon_all, daytime, messages, now, send_at, send_due, set_store
+from recovery.storage import tables as t
+from tests.conftest import drain
+from tests.loop_helpers import (
+    HOUR,
+    abandon_all,
+    daytime,
+    loop_runtime,
+    messages,
+    now,
+    send_at,
+    send_due,
+)
 from tests.support import shopify
 
 
@@ -30,11 +39,7 @@ def fake() -> FakeChannel:
 
 @pytest.fixture
 def rt(database_url: str, tmp_path: Path, fake: FakeChannel) -> Iterator[Runtime]:
-    runtime = build_runtime(make_settings(database_url, tmp_path), channels={"email": fake, "sms": fake, "push": fake}, seed=3)
-    add_store(runtime)
-    set_store(runtime, holdout_percent=0, shopper_cap="off")
-    yield runtime
-    runtime.close()
+    yield from loop_runtime(database_url, tmp_path, fake, shopper_cap="off")
 
 
 @pytest.fixture

@@ -220,7 +220,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("body", "reason"), BAD)
+# Ids by position: the bodies carry the time of collection, and xdist's workers must collect the same ids.
+@pytest.mark.parametrize(("body", "reason"), BAD, ids=[f"bad{i}" for i in range(len(BAD))])
 def test_malformed_beacons_get_400_with_a_reason(client: Any, runtime: Runtime, store_id: int, body: Any, reason: str | None) -> None:
     response = send(client, body)
     assert response.status_code == 400, response.data
