@@ -13,6 +13,7 @@ from connectors.receipts import order_keys
 from connectors.shopify import compliance
 from recovery.measure import metrics
 from recovery.intake.deliveries import record_webhook
+from recovery.intake.receipts import wait_for_hand_overs
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -54,6 +55,7 @@ def shopify_webhook() -> tuple[object, int]:
         # A non-2xx answer would make Shopify retry and finally drop the subscription.
         log.info("shopify webhook %s from %s: unhandled topic %s", meta.webhook_id, meta.shop, meta.topic)
         return jsonify(status="ignored", detail=f"topic {meta.topic} is not handled"), 200
+    keys = order_keys("shopify", meta.topic, payload)  # an order's receipt columns: seen by sends at once
     delivery_pk, status = record_webhook(
         rt.engine,
         platform="shopify",
@@ -64,11 +66,13 @@ def shopify_webhook() -> tuple[object, int]:
         triggered_at=meta.triggered_at,
         payload=payload,
         always=meta.topic in shopify.ALWAYS_PROCESSED,
-        order_keys=order_keys("shopify", meta.topic, payload),  # the purchase, visible to sends at once
+        order_keys=keys,
         raw=body.decode("utf-8-sig"),  # verify() accepted only UTF-8; json.loads skips a BOM too
     )
     if delivery_pk is not None:
         rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
+        if keys:  # a reminder already on its way reaches its provider before the purchase is acknowledged
+            wait_for_hand_overs(rt.engine, delivery_pk)
     metrics.webhook("shopify", meta.topic, status)
     answer = _ANSWERS.get(status) or json.dumps({"status": status})
     return Response(answer, 200, mimetype="application/json"), 200

@@ -213,6 +213,10 @@ def webhook(store_key: str):  # type: ignore[no-untyped-def]
         )
     if delivery_pk is not None:
         rt.hand_off_delivery(delivery_pk)  # after commit; if the broker is down the sweeper sends it
+        if meta.topic.startswith("order."):  # a reminder already on its way reaches its provider first
+            from recovery.intake.receipts import wait_for_hand_overs
+
+            wait_for_hand_overs(rt.engine, delivery_pk)
     from recovery.measure import metrics
 
     metrics.webhook("woocommerce", meta.topic, status)

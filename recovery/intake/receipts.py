@@ -142,3 +142,61 @@ def clear(delivery: t.WebhookDelivery) -> None:
 
 def columns_of(keys: Mapping[str, str | None] | None) -> dict[str, str | None]:
     return {**NO_KEYS, **(keys or {})}
+
+
+#: How long an order's 2xx waits at most for a hand-over already under way (see `wait_for_hand_overs`).
+HAND_OVER_WAIT = 10.0
+
+#: The cart's messages that may be on their way to a provider: `sending`, or `queued` with a mark that may be
+#: running right now. FOR SHARE waits for a mark in progress and sees its result (PostgreSQL re-reads the
+#: row). The digests are receipts' own (email_digest, phone_digest) in SQL.
+_UNDER_WAY = """
+SELECT m.id FROM recovery_messages m JOIN carts c ON c.id = m.cart_id
+WHERE m.store_id = :store AND m.status IN ('queued', 'sending')
+  AND (c.checkout_token = :ck OR c.cart_token = :ct{digests})
+"""
+_DIGESTS_PG = """
+       OR left(encode(sha256(convert_to('email:' || lower(btrim(c.email)), 'UTF8')), 'hex'), 40) = :eh
+       OR left(encode(sha256(convert_to('phone:' || regexp_replace(c.phone, '[^0-9]', '', 'g'), 'UTF8')),
+                      'hex'), 40) = :ph"""
+
+
+def wait_for_hand_overs(engine: Any, delivery_pk: int, timeout: float = HAND_OVER_WAIT) -> int:
+    """Called after an order's receipt is committed and before its 2xx: wait while a message of that cart is
+    being handed to its provider. The receipt holds every message marked later (the mark re-checks receipts
+    in its own statement); one marked just before it may still be on its way, and its provider must have it
+    before the purchase is acknowledged, or a reminder would reach the shopper after the shop said "paid".
+    Returns how many such messages there were (0: nothing waited). Bounded by `timeout`."""
+    import time
+
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        row = conn.execute(text(
+            "SELECT store_id, order_checkout_token, order_cart_token, order_email_hash, order_phone_hash"
+            " FROM webhook_deliveries WHERE id = :id"), {"id": delivery_pk}).first()  # fmt: skip
+        if row is None or not any(row[1:]):
+            return 0
+        params = {"store": row[0], "ck": row[1], "ct": row[2], "eh": row[3], "ph": row[4]}
+        if engine.dialect.name == "postgresql":
+            under_way = text(_UNDER_WAY.format(digests=_DIGESTS_PG) + " FOR SHARE OF m")
+            ids = [r[0] for r in conn.execute(under_way, params)]
+        else:  # SQLite (one writer at a time): the store's few messages under way, matched here
+            ids = [r[0] for r in conn.execute(text(
+                "SELECT m.id, c.checkout_token, c.cart_token, c.email, c.phone FROM recovery_messages m"
+                " JOIN carts c ON c.id = m.cart_id WHERE m.store_id = :store AND m.status IN ('queued', 'sending')"),
+                params) if (r[1] and r[1] == row[1]) or (r[2] and strip_token(r[2]) == row[2])
+                or (row[3] and email_digest(r[3]) == row[3]) or (row[4] and phone_digest(r[4]) == row[4])]
+    if not ids:
+        return 0
+    # Until none is `sending`, twice in a row: a mark that read the receipts before this receipt's commit and
+    # wrote after the look above (milliseconds, one statement) shows by the second look.
+    deadline, clean = time.monotonic() + timeout, 0
+    waiting = text("SELECT count(*) FROM recovery_messages WHERE id IN :ids AND status = 'sending'").bindparams(
+        bindparam("ids", expanding=True))
+    while clean < 2 and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            clean = 0 if conn.execute(waiting, {"ids": ids}).scalar_one() else clean + 1
+        if clean < 2:
+            time.sleep(0.05)
+    return len(ids)
