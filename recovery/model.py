@@ -96,6 +96,9 @@ class CartSnapshot:
     completed_at: datetime | None = None
     source: str = "webhook"
     device: str | None = None
+    #: The stored delivery that brought this state (set by intake, not by a normalizer): of two states with the
+    #: same `updated_at`, the later-received one is kept.
+    delivery_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,28 @@ def test_a_burst_within_one_second_is_applied_whole(woo: Woo) -> None:  # noqa: 
     assert str(carts["wc-order-9000"].total) == "12.00"
 
 
+def test_of_two_states_in_one_second_the_later_delivery_wins_in_either_order(woo: Woo) -> None:  # noqa: F811
+    """date_modified_gmt has whole seconds: two changes in one second carry the same time. Workers may take
+    the two deliveries in either order; the cart keeps the later-received state (it kept the last applied)."""
+    import connectors
+    from recovery.intake.deliveries import process_delivery
+
+    stamp = _gmt(now())
+    base = load("order_created__classic_pending")
+    for total in ("10.00", "12.00"):
+        body, headers = woo.store.signed("order.updated", {**base, "id": 9100, "total": total, "date_modified_gmt": stamp})
+        assert woo.client.post(woo.webhook_path, data=body, headers=headers).get_json()["status"] == "accepted"
+    with woo.rt.sessions() as session:
+        first, second = session.scalars(select(t.WebhookDelivery.id).order_by(t.WebhookDelivery.id)).all()
+    outcomes = []
+    for pk in (second, first):  # another worker took the later one first
+        with woo.rt.sessions.begin() as session:
+            outcomes.append(process_delivery(session, pk, connectors.normalize, woo.rt.timing))
+    assert outcomes[1] == "stale: a later delivery of the same time is stored"
+    [cart] = _carts(woo)
+    assert str(cart.total) == "12.00"
+
+
 def test_a_nul_in_an_item_name_is_stored_as_a_replacement_character(woo: Woo) -> None:  # noqa: F811
     # PostgreSQL's jsonb and text cannot hold U+0000; the delivery must not fail on every retry
     items = load("order_created__classic_pending")["line_items"]

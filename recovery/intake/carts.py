@@ -97,6 +97,9 @@ def apply_snapshot(session: Session, store: t.Store, snap: CartSnapshot, timing:
         assert cart is not None
     if cart.platform_updated_at > snap.updated_at:
         return "stale: a newer state is stored"
+    if (cart.platform_updated_at == snap.updated_at and snap.delivery_id is not None
+            and (cart.platform_delivery_id or 0) > snap.delivery_id):
+        return "stale: a later delivery of the same time is stored"  # two workers took them out of order
     _copy_snapshot(cart, snap, abandon_after)
     cart.customer_id = _upsert_customer(session, store.id, snap.contact, snap.updated_at)
     consent.on_snapshot(session, store.id, cart, snap)
@@ -265,6 +268,7 @@ def _copy_snapshot(cart: t.Cart, snap: CartSnapshot, abandon_after: timedelta) -
     cart.restore_url = snap.restore_url or cart.restore_url
     cart.device = snap.device or cart.device
     cart.platform_updated_at = snap.updated_at
+    cart.platform_delivery_id = snap.delivery_id
     push_back_abandonment(cart, snap.updated_at, abandon_after)
     if snap.created_at and cart.created_at is None:
         cart.created_at = snap.created_at

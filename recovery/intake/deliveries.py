@@ -20,7 +20,7 @@ from recovery.measure import metrics
 from recovery.storage import tables as t
 from recovery.intake.carts import apply_event
 from recovery.storage.db import DriverStatement, defer_batches, insert_for
-from recovery.model import LIFECYCLE_EVENTS, NormalizeResult, ShopRedact
+from recovery.model import LIFECYCLE_EVENTS, CartSnapshot, NormalizeResult, ShopRedact
 from recovery.storage.tables import utcnow
 from recovery.sequence.timing import Timing
 
@@ -201,6 +201,8 @@ def process_delivery(session: Session, delivery_pk: int, normalize: Normalize, t
             # Events that order by X-Shopify-Triggered-At (catalog) get it from the stored delivery.
             stamped = replace(result.event, triggered_at=delivery.triggered_at)  # type: ignore[type-var]
             result = replace(result, event=stamped)
+        if isinstance(result.event, CartSnapshot):  # of two states in one second, the later-received one wins
+            result = replace(result, event=replace(result.event, delivery_id=delivery.id))
         if result.event is None:
             outcome = result.skipped or "no event"
         elif not (store.active or isinstance(result.event, LIFECYCLE_EVENTS)):

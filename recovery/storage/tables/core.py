@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recovery.storage.tables.base import Base, utcnow
@@ -126,6 +126,9 @@ class Cart(Base):
     source: Mapped[str] = mapped_column(String(16), default="webhook")
     device: Mapped[str | None] = mapped_column(String(16))
     platform_updated_at: Mapped[datetime]
+    #: The stored delivery (webhook_deliveries.id) that platform state came from: orders states of equal
+    #: `platform_updated_at` (whole seconds) by receipt (migration 0130).
+    platform_delivery_id: Mapped[int | None] = mapped_column(BigInteger)
     last_activity_at: Mapped[datetime]
     #: When the cart counts as abandoned if nothing happens before (last activity + the store's delay).
     abandon_at: Mapped[datetime | None]
