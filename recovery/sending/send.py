@@ -51,10 +51,10 @@ class Sender:
 
     def send_batch(self, sessions: sessionmaker[Session], message_ids: Sequence[int]) -> dict[int, str]:
         """Idempotent: only `queued` rows are sent. Each row is marked `sending` on its own, just before its
-        provider call, so a crash loses at most the one message in flight; the hand-overs are marked `sent`
-        together after the batch (one commit), so a crash mid-batch leaves the batch's accepted ones
-        `sending` too. The dispatcher later marks such rows failed ("interrupted") instead of sending them
-        again: never a duplicate.
+        provider call, and `sent` as soon as the provider took it, so a crash loses at most the one message
+        in flight; the dispatcher later marks such a row failed ("interrupted") instead of sending it again:
+        never a duplicate. (Marking a whole batch `sent` in one statement was tried: a worker killed mid-batch
+        then left up to a batch per thread recorded as failed although it went out.)
 
         An offer step's discount code is made only for a message that passed every check (consent, policy,
         caps, quiet hours): the first pass leaves it queued, its code is made with no transaction open, and
@@ -72,18 +72,14 @@ class Sender:
         # One provider's outage must not hold up the others: after its first transient error the rest of
         # that channel stays queued (no timeout per message), other channels go on; then the job retries.
         down: dict[str, TransientSendError] = {}
-        handed: list[Handed] = []  # accepted by the provider, marked `sent` together at the end
         with _connection_for_batch(sessions.kw["bind"]) as bind:
-            try:
-                for message_id, channel, outbound, guard, due_at in ready:
-                    if channel in down:
-                        continue
-                    try:
-                        outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due_at, handed)
-                    except TransientSendError as exc:
-                        down[channel] = exc
-            finally:  # also when a provider call raised something unexpected: what went out is recorded
-                _mark_sent(bind, handed)
+            for message_id, channel, outbound, guard, due_at in ready:
+                if channel in down:
+                    continue
+                try:  # marked `sent` at once (handed=None): what went out is never recorded as failed
+                    outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due_at)
+                except TransientSendError as exc:
+                    down[channel] = exc
         if down:
             raise next(iter(down.values()))
         return outcomes
