@@ -76,7 +76,7 @@ class Sender:
             for message_id, channel, outbound, guard, due_at in ready:
                 if channel in down:
                     continue
-                try:  # marked `sent` at once (handed=None): what went out is never recorded as failed
+                try:  # marked `sent` at once: what went out is never recorded as failed
                     outcomes[message_id] = self._deliver(bind, message_id, channel, outbound, guard, due_at)
                 except TransientSendError as exc:
                     down[channel] = exc
@@ -169,10 +169,9 @@ class Sender:
 
     def _deliver(
         self, bind: Engine | Connection, message_id: int, channel: str, outbound: OutboundEmail | OutboundSms,
-        guard: Guard | None = None, due_at: datetime | None = None, handed: list[Handed] | None = None,
+        guard: Guard | None = None, due_at: datetime | None = None,
     ) -> str:
-        """Mark it `sending` (committed), hand it over, and record the outcome: `sent` is appended to
-        `handed` (marked by the caller, `_mark_sent`, for the whole batch at once), or marked now without."""
+        """Mark it `sending` (committed), hand it over, and record the outcome (`sent` committed at once)."""
         handed_over = self.clock()
         # The guard: only if nothing (an order, an unsubscribe) cancelled it since the check, and the caps
         # still hold with what other workers sent meanwhile.
@@ -192,11 +191,7 @@ class Sender:
             metrics.message(channel, "requeued")
             raise  # the job's retry policy decides when to try again
         # sent_at is the hand-over to the provider: the shopper cannot act on it any earlier.
-        done = Handed(message_id, channel, handed_over, result.provider_message_id[:128], due_at)
-        if handed is None:
-            _mark_sent(bind, [done])
-        else:
-            handed.append(done)
+        _mark_sent(bind, [Handed(message_id, channel, handed_over, result.provider_message_id[:128], due_at)])
         return "sent"
 
 
