@@ -148,6 +148,7 @@ def test_the_bulk_rebuild_counts_what_the_recount_counts(pg_url: str, tmp_path: 
         store_id = add_store(runtime)
         with runtime.sessions.begin() as session:
             session.get(t.Store, store_id).timezone = "Asia/Kolkata"  # type: ignore[union-attr]
+        set_store(runtime, holdout_percent=0)
         client = create_app(runtime=runtime).test_client()
         deliver(runtime, client, "checkouts_update")
         deliver(runtime, client, "checkouts_update", other_checkout())
