@@ -43,7 +43,7 @@ from recovery.storage import tables as t
 from recovery.storage.crypto import Vault
 from tests.conftest import add_store, make_settings
 from tests.support import shopify
-from tests.support.shopify import SECRET, SHOP
+from tests.support.shopify import SHOP
 
 #: Under xdist (make test) the chunks and the count of what they sent must share one worker's process.
 pytestmark = pytest.mark.xdist_group("fuzz")

@@ -17,7 +17,7 @@ from tests.support.fake_shopify import FakeShopify
 from tests.support.shopify import SHOP
 from tests.test_exit_offer import creates, offer_store
 from tests.test_links import sent, token  # noqa: F401  (fixture)
-from tests.test_track import TOKEN, beacon, send
+from tests.test_track import beacon, send
 from tests.test_woocommerce_offers import OFFER_FIRST, _configure, _us_order
 from tests.woo_helpers import Woo, woo  # noqa: F401  (fixture)
 

@@ -111,8 +111,6 @@ class Client:
 
 
 def run(carts: int = 60, seed: int = 7, keep: bool = False) -> dict[str, Any]:
-    from sqlalchemy import text
-
     from app.drill.cluster import Postgres, Redis, Supervisor
     from app.bench.ingest_env import free_port
     from ml.simulator import ShopperModel

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from app import create_app
 from app.runtime import Runtime, build_runtime
 from recovery.storage import tables as t
-from tests.browser.storefront import SHOP, Served, Storefront, wait_for
+from tests.browser.storefront import SHOP, Served, Storefront
 from tests.browser.test_tracker_browser import Visit
 from tests.conftest import add_store, make_settings
 from tests.support.push_service import VAPID_PRIVATE, VAPID_PUBLIC
