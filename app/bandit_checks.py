@@ -28,7 +28,6 @@ def bandit_checks(
     k, steps = len(arms), shoppers // batch
     sim = stores(n_stores, seed)
     truth, conversion = sim.profit(arms, margin), sim.conversion(arms)
-    best = truth.max(axis=1)
     rng = np.random.default_rng([seed, 1])
     value = np.repeat(sim.value[:, None], k, axis=1)  # the store's average order value, known beforehand
     shown, conv = np.zeros((n_stores, k)), np.zeros((n_stores, k))
@@ -56,7 +55,7 @@ def bandit_checks(
         "stores": n_stores, "shoppers": steps * batch, "at": out,
         "best_arm_share": {int(a): float(np.mean(truth.argmax(axis=1) == j)) for j, a in enumerate(arms)},
         "near_tie_rate": float(np.mean(srt[:, -2] >= 0.995 * srt[:, -1])),  # top two arms within 0.5 %
-        "cold_start": {int(a): float(c) for a, c in zip(arms, cold)}, "min_propensity": float(propensity.min()),
+        "cold_start": {int(a): float(c) for a, c in zip(arms, cold, strict=True)}, "min_propensity": float(propensity.min()),
     })  # fmt: skip
     return result
 

@@ -150,3 +150,17 @@ def test_evaluate_discounts_reads_the_recorded_propensities(database_url: str, t
     zero = float(lines["0"].split(":")[1].split("[")[0])
     assert 3.5 < ten < 5.5 and 1.0 < zero < 3.0
     assert CliRunner().invoke(main, ["evaluate", "--discounts"]).exit_code == 2  # needs --store
+
+
+def test_evaluate_simulated_discounts_prints_the_figures_per_horizon() -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    args = ["evaluate", "--simulated", "--discounts", "--bandit-seeds", "2,3", "--stores", "10", "--offers", "2000", "--horizons", "1000"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "over 2 seeds x 10 simulated stores (seeds 2,3)" in out and "0 %: 25%, 5 %: 25%, 10 %: 25%, 15 %: 25%" in out
+    assert "after 1,000 shown offers per store:" in out and "after 2,000 shown offers per store:" in out
+    assert out.count("fixed arms 0 %:") == 2 and out.count("IPS 95 % interval") == 2 and out.count("acceptance (") == 2
