@@ -164,3 +164,11 @@ def test_evaluate_simulated_discounts_prints_the_figures_per_horizon() -> None:
     assert "over 2 seeds x 10 simulated stores (seeds 2,3)" in out and "0 %: 25%, 5 %: 25%, 10 %: 25%, 15 %: 25%" in out
     assert "after 1,000 shown offers per store:" in out and "after 2,000 shown offers per store:" in out
     assert out.count("fixed arms 0 %:") == 2 and out.count("IPS 95 % interval") == 2 and out.count("acceptance (") == 2
+
+
+def test_a_store_with_one_or_two_arms_gets_probabilities_that_add_up() -> None:
+    for arms in ([10], [0, 10], [5, 10, 20]):
+        stats = {a: ArmStats(3000, 300 + a, (300 + a) * 60.0) for a in arms}
+        shown, conv, value = discounts._arrays(stats, arms, 60.0)
+        p = discounts.probabilities(shown, conv, value, arms, 0.4, np.random.default_rng(7))[0]
+        assert abs(p.sum() - 1) < 1e-12 and p.min() >= discounts.EXPLORATION_FLOOR / len(arms) - 1e-12
