@@ -11,6 +11,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from app.bandit_checks import bandit_checks, bandit_report
+
+__all__ = ["bandit_checks", "bandit_report", "evaluate", "lift_checks", "register"]
+
 
 def _settings():  # type: ignore[no-untyped-def]
     from recovery.config.settings import Settings
@@ -83,15 +87,29 @@ def lift_checks(n_experiments: int = 1000, shoppers: int = 2000, holdout_share: 
 @click.option("--store", "store_domain", default=None, help="logged: evaluate on this store's sends only")
 @click.option("--model-dir", type=click.Path(path_type=Path), default=None, help="logged: the challenger (default: var/model)")
 @click.option("--dry-run", is_flag=True, help="logged: print the verdict without recording it in the model")
-@click.option("--discounts", is_flag=True, help="logged: each discount arm's profit per shown offer (IPS), needs --store")
+@click.option("--discounts", is_flag=True, help="logged: each discount arm's profit per shown offer (IPS), needs --store; "
+              "with --simulated: only the discount bandit's figures")  # fmt: skip
+@click.option("--bandit-seeds", default="11,3,5,7,13,17,19,23", show_default=True, help="simulated --discounts: seeds")
+@click.option("--stores", "n_stores", default=100, show_default=True, type=click.IntRange(1), help="simulated --discounts: stores per seed")
+@click.option("--offers", default=100_000, show_default=True, type=click.IntRange(250), help="simulated --discounts: shown offers per store")
+@click.option("--horizons", default="20000,50000", show_default=True, help="simulated --discounts: also report after these many offers")
 def evaluate(
     simulated: bool, seeds: str, carts: int, train_rows: int, experiments: int,
     store_domain: str | None, model_dir: Path | None, dry_run: bool, discounts: bool = False,
+    bandit_seeds: str = "11,3,5,7,13,17,19,23", n_stores: int = 100, offers: int = 100_000, horizons: str = "",
 ) -> None:  # fmt: skip
     """Off-policy evaluation: challenger model vs the fixed delay (IPS and DR), promote or not.
 
     With --simulated: the send-time policy table on fresh simulator seeds, and the lift report's
     interval coverage and CUPED variance reduction over simulated experiments."""
+    if simulated and discounts:
+        try:
+            seed_list, stops = _ints(bandit_seeds), tuple(_ints(horizons))
+        except ValueError:
+            raise click.BadParameter("seeds and horizons must be integers, comma-separated") from None
+        for line in bandit_report(seed_list, n_stores=n_stores, offers=offers, horizons=stops):
+            click.echo(line)
+        return
     if simulated:
         from ml.evaluate import report, run_seed
 
@@ -111,19 +129,9 @@ def evaluate(
                 f"{c['cuped_variance_reduction']:.0%} (median)\n"
                 f"  always-valid 95% confidence sequence covers it in {c['sequential_coverage']:.1%}"
             )
-        b = bandit_checks(n_stores=100, shoppers=20_000, batch=250)
-        fixed = ", ".join(f"{arm} %: {regret:,.0f}" for arm, regret in b["fixed_regret"].items())  # type: ignore[attr-defined]
-        click.echo(
-            f"\ndiscount bandit (Thompson on profit, dose-response posterior, margin 40 %, floor 10 % decaying to 2 %) "
-            f"over {b['stores']} simulated stores x {b['shoppers']:,} shown offers:\n"
-            f"  ends on the best arm in {b['best_arm_rate']:.0%} of stores; within 1 % of the best profit in "
-            f"{b['within_1pct_rate']:.0%}, within 2 % in {b['within_2pct_rate']:.0%} "
-            f"({b['near_tie_rate']:.0%} of stores have their top two arms within 0.5 %)\n"
-            f"  cumulative profit regret per store (order-value units): bandit {b['bandit_regret']:,.0f}; "
-            f"fixed arms {fixed}\n"
-            f"  IPS estimate of each fixed arm's profit from the logged propensities: 95 % interval covers the truth "
-            f"in {b['ips_coverage']:.1%} of (store, arm) pairs"
-        )
+        click.echo("")
+        for line in bandit_report([11], horizons=(20_000, 50_000)):
+            click.echo(line)
         return
     if discounts:
         if not store_domain:
@@ -154,6 +162,10 @@ def evaluate(
             "difference_dr": [verdict.difference_dr.value, verdict.difference_dr.low, verdict.difference_dr.high],
         })  # fmt: skip
         click.echo(f"recorded in {directory}: {'served from now on' if verdict.promote else 'the fixed delay stays'}")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
 
 
 def _discount_report(store_domain: str) -> None:
@@ -219,61 +231,3 @@ def _extend_train(train: click.Command) -> None:
 def register(main: click.Group) -> None:
     main.add_command(evaluate)
     _extend_train(main.commands["train"])
-
-
-def bandit_checks(n_stores: int = 200, shoppers: int = 4000, batch: int = 100, seed: int = 11, margin: float = 0.40) -> dict[str, object]:
-    """The discount bandit over simulated stores: how often it ends on the best arm, its cumulative
-    profit regret against each fixed arm's (per shopper, in order-value units), and how often the
-    off-policy estimate of each fixed arm's profit (recovery.measure.discount_eval, weighted by the recorded
-    assignment probabilities) covers the truth."""
-    from ml.discount_sim import stores
-    from recovery.measure import discount_eval
-    from recovery.sequence import discounts
-
-    arms = np.asarray(discounts.DEFAULT_ARMS)
-    k = len(arms)
-    sim = stores(n_stores, seed)
-    truth = sim.profit(arms, margin)
-    conversion = sim.conversion(arms)
-    best = truth.max(axis=1)
-    rng = np.random.default_rng([seed, 1])
-    regret = np.zeros(n_stores)
-    found = near = near1 = covered = 0
-    for s in range(n_stores):
-        stats = {int(a): discounts.ArmStats() for a in arms}
-        prior = float(sim.value[s])  # the store's average order value is known before the experiment
-        logged, propensity, bought = [], [], []
-        for _ in range(shoppers // batch):
-            shown, conv, value = discounts._arrays(stats, arms.tolist(), prior)
-            picks = np.argmax(discounts.profit_samples(shown, conv, value, arms.tolist(), margin, rng, batch), axis=1)
-            floor = discounts.floor_for(float(shown.sum()))
-            share = np.bincount(picks, minlength=k) / batch  # P(Thompson picks each arm), as assign() records it
-            explore = rng.random(batch) < floor
-            picks[explore] = rng.integers(k, size=int(explore.sum()))
-            ordered = rng.random(batch) < conversion[s, picks]
-            logged.append(arms[picks]), propensity.append(floor / k + (1 - floor) * share[picks]), bought.append(ordered)
-            counts = np.bincount(picks, minlength=k)
-            won = np.bincount(picks, weights=ordered, minlength=k)
-            for j, a in enumerate(arms):
-                st = stats[int(a)]
-                st.shown, st.converted = st.shown + int(counts[j]), st.converted + int(won[j])
-                st.revenue += float(won[j]) * prior
-            regret[s] += float(np.sum(best[s] - truth[s, picks]))
-        chosen = discounts.best_arm(stats, arms=arms.tolist(), margin=margin, prior_aov=prior)
-        j = int(np.flatnonzero(arms == chosen)[0])
-        found += truth[s, j] == best[s]
-        near += truth[s, j] >= 0.98 * best[s]
-        near1 += truth[s, j] >= 0.99 * best[s]
-        values = discount_eval.arm_values(np.concatenate(logged), np.concatenate(propensity), np.concatenate(bought),
-                                          np.full(shoppers // batch * batch, prior), arms.tolist(), margin)  # fmt: skip
-        covered += sum(v.low <= truth[s, i] <= v.high for i, v in enumerate(values))
-    fixed = {int(a): float(np.mean(shoppers * (best - truth[:, j]))) for j, a in enumerate(arms)}
-    srt = np.sort(truth, axis=1)
-    return {
-        "stores": n_stores, "shoppers": shoppers, "best_arm_rate": found / n_stores,
-        "within_2pct_rate": near / n_stores, "within_1pct_rate": near1 / n_stores,
-        "bandit_regret": float(regret.mean()), "fixed_regret": fixed,
-        "best_arm_share": {int(a): float(np.mean(truth.argmax(axis=1) == j)) for j, a in enumerate(arms)},
-        "near_tie_rate": float(np.mean(srt[:, -2] >= 0.995 * srt[:, -1])),  # top two arms within 0.5 %
-        "ips_coverage": covered / (n_stores * k),
-    }  # fmt: skip

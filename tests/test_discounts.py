@@ -8,13 +8,23 @@ from app.effectiveness import bandit_checks
 from recovery.sequence import discounts
 from recovery.sequence.discounts import ArmStats
 
+STORES, SEED = 200, 2
 
-def test_bandit_beats_every_fixed_arm_and_ends_on_the_best_arm() -> None:
-    r = bandit_checks(n_stores=60, shoppers=20_000, batch=500, seed=3)
-    fixed = r["fixed_regret"]
-    assert isinstance(fixed, dict) and r["bandit_regret"] < 0.6 * min(fixed.values())
-    assert r["within_1pct_rate"] >= 0.85 and r["best_arm_rate"] >= 0.75
-    assert r["ips_coverage"] >= 0.9  # the recorded propensities make each fixed arm's value estimable
+
+def test_bandit_meets_the_acceptance_at_50000_offers() -> None:
+    # issue 21 item 5: best arm in >= 90 % of stores and less cumulative profit regret than every fixed arm,
+    # here at 50,000 shown offers per store (200 stores, one seed; docs/effectiveness.md has 800 stores)
+    r = bandit_checks(n_stores=STORES, shoppers=50_000, batch=1000, seed=SEED, horizons=(20_000,))
+    at = r["at"]
+    assert isinstance(at, dict)
+    late, early = at[50_000], at[20_000]
+    assert late["best_arm_rate"] >= 0.9 and late["within_1pct_rate"] >= 0.97 and early["best_arm_rate"] < late["best_arm_rate"]
+    assert late["bandit_regret"] < 0.7 * min(late["fixed_regret"].values())
+    assert late["ips_coverage"] >= 0.94 and r["min_propensity"] >= discounts.EXPLORATION_FLOOR / 4 - 1e-12
+    assert r["cold_start"] == {0: 0.25, 5: 0.25, 10: 0.25, 15: 0.25}  # uniform before any data
+    # the identification share is what lifts it over 90 %: plain Thompson (with the same floor) stays below
+    plain = bandit_checks(n_stores=STORES, shoppers=50_000, batch=1000, seed=SEED, identify=0.0)
+    assert plain["best_arm_rate"] < 0.9
 
 
 def test_profit_not_conversion_decides() -> None:
@@ -37,14 +47,31 @@ def test_assignment_probability_is_recorded() -> None:
         assert abs(len(recorded) / len(draws) - float(np.mean(recorded))) < 0.04
     certain = {a: ArmStats(50_000, 5000 if a == 5 else 1000, (5000 if a == 5 else 1000) * 60.0) for a in (0, 5, 10, 15)}
     arm, p = discounts.assign(certain, np.random.default_rng(3), floor=0.1)
-    floor = discounts.floor_for(200_000)  # decayed to its minimum at this traffic
-    assert floor == discounts.FLOOR_MIN
-    assert (arm, round(p, 3)) == (5, round(1 - floor + floor / 4, 3)) or (arm != 5 and round(p, 3) == round(floor / 4, 3))
+    assert discounts.floor_for(200_000, 0.1) == 0.1  # past the warm-up: just the floor
+    assert (arm, round(p, 6)) == (5, round(1 - 0.1 + 0.1 / 4, 6)) or (arm != 5 and round(p, 6) == round(0.1 / 4, 6))
 
 
-def test_the_floor_decays_with_traffic() -> None:
-    assert discounts.floor_for(0) == discounts.floor_for(2000) == 0.10
-    assert discounts.floor_for(8000) == 0.05 and discounts.floor_for(10**6) == discounts.FLOOR_MIN
+def test_cold_start_is_uniform_and_the_floor_is_reached_after_the_warm_up() -> None:
+    assert discounts.floor_for(0) == discounts.floor_for(discounts.WARM_UP) == 1.0
+    assert discounts.floor_for(2 * discounts.WARM_UP) == 0.5
+    assert discounts.floor_for(10**6) == discounts.EXPLORATION_FLOOR == 0.08
+    p = discounts.probabilities(np.zeros(4), np.zeros(4), np.full(4, 60.0), discounts.DEFAULT_ARMS, 0.4,
+                                np.random.default_rng(5))[0]  # fmt: skip
+    assert np.allclose(p, 0.25)
+
+
+def test_an_unsettled_leader_sends_the_identification_share_to_the_outer_arms() -> None:
+    # 5 % and 10 % earn about the same: Thompson alone would split between them; the identification
+    # share (1 - P(leader is best)) goes to 0 % and 15 %, which measure the curve's slope best
+    stats = {0: ArmStats(4000, 400, 400 * 60.0), 5: ArmStats(4000, 520, 520 * 60.0),
+             10: ArmStats(4000, 607, 607 * 60.0), 15: ArmStats(4000, 660, 660 * 60.0)}  # fmt: skip
+    shown, conv, value = discounts._arrays(stats, list(discounts.DEFAULT_ARMS), 60.0)
+    args = (shown, conv, value, discounts.DEFAULT_ARMS, 0.4)
+    plain = discounts.probabilities(*args, np.random.default_rng(6), identify=0.0)[0]
+    served = discounts.probabilities(*args, np.random.default_rng(6))[0]
+    assert plain[1] + plain[2] > 0.8 and plain[0] + plain[3] < 0.2
+    assert served[0] > 0.15 and served[3] > 0.15 and abs(served.sum() - 1) < 1e-12
+    assert min(served) >= discounts.EXPLORATION_FLOOR / 4
 
 
 def test_the_posterior_shares_strength_across_arms() -> None:
@@ -123,3 +150,25 @@ def test_evaluate_discounts_reads_the_recorded_propensities(database_url: str, t
     zero = float(lines["0"].split(":")[1].split("[")[0])
     assert 3.5 < ten < 5.5 and 1.0 < zero < 3.0
     assert CliRunner().invoke(main, ["evaluate", "--discounts"]).exit_code == 2  # needs --store
+
+
+def test_evaluate_simulated_discounts_prints_the_figures_per_horizon() -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    args = ["evaluate", "--simulated", "--discounts", "--bandit-seeds", "2,3", "--stores", "10", "--offers", "2000", "--horizons", "1000"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "over 2 seeds x 10 simulated stores (seeds 2,3)" in out and "0 %: 25%, 5 %: 25%, 10 %: 25%, 15 %: 25%" in out
+    assert "after 1,000 shown offers per store:" in out and "after 2,000 shown offers per store:" in out
+    assert out.count("fixed arms 0 %:") == 2 and out.count("IPS 95 % interval") == 2 and out.count("acceptance (") == 2
+
+
+def test_a_store_with_one_or_two_arms_gets_probabilities_that_add_up() -> None:
+    for arms in ([10], [0, 10], [5, 10, 20]):
+        stats = {a: ArmStats(3000, 300 + a, (300 + a) * 60.0) for a in arms}
+        shown, conv, value = discounts._arrays(stats, arms, 60.0)
+        p = discounts.probabilities(shown, conv, value, arms, 0.4, np.random.default_rng(7))[0]
+        assert abs(p.sum() - 1) < 1e-12 and p.min() >= discounts.EXPLORATION_FLOOR / len(arms) - 1e-12
