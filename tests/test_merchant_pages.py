@@ -80,6 +80,13 @@ def test_flow_editor_saves_through_the_cli_validation_with_inline_errors(runtime
     text = wide.get_data(as_text=True)
     assert wide.status_code == 400 and "wider than the law allows" in text and 'id="err-sms_window"' in text
     assert "sms_window" not in store_settings(runtime, store)
+    for quiet in ("22:00-22:00", "00:00-24:00"):  # the whole day: every email would be cancelled
+        silent = client.post("/app/flow", data={**form, "email_quiet_hours": quiet})
+        text = silent.get_data(as_text=True)
+        assert silent.status_code == 400 and "quiet all day" in text and 'id="err-email_quiet_hours"' in text
+    short = client.post("/app/flow", data={**form, "email_quiet_hours": "06:00-03:00"})
+    assert short.status_code == 400 and "leaves only 3 h a day to send email" in short.get_data(as_text=True)
+    assert "email_quiet_hours" not in store_settings(runtime, store)
     answer = client.post("/app/flow", data={**form, "step-2-delay": "1 h", "step-3-on": "", "offer_percent": "15",
                                             "email_quiet_hours": "22:00-07:00", "holdout_percent": "20"})
     assert answer.status_code == 303

@@ -178,6 +178,10 @@ def test_unset_is_checked_across_keys(cli: CliRunner, tmp_path: Path) -> None:
         ('sequence=[{"channel": "email", "template": "offer", "delay": 3600}]', "delay 3600 has no unit"),
         ("sequence=email:gentle_reminder, email:offer+3600", "has no unit"),
         ("sequence=email:gentle_reminder, email:offer in 1d", "is not a step"),
+        ("email_quiet_hours=22:00-22:00", "quiet all day"),  # equal ends: the whole day, no email ever
+        ("email_quiet_hours=00:00-24:00", "quiet all day"),
+        ("email_quiet_hours=06:00-03:00", "leaves only 3 h a day to send email"),
+        ("email_quiet_hours=08:00-04:30", "leaves only 3 h 30 min a day"),
     ],
 )
 def test_values_that_would_surprise_are_refused(cli: CliRunner, tmp_path: Path, pair: str, message: str) -> None:
@@ -189,10 +193,12 @@ def test_values_that_would_surprise_are_refused(cli: CliRunner, tmp_path: Path, 
 
 def test_units_currencies_and_lawful_windows_are_accepted(cli: CliRunner, tmp_path: Path) -> None:
     cli.invoke(main, ["store", "add", "--platform", "shopify", "--shop", SHOP])
-    pairs = ["abandon_after=10m", "currency=eur", "sms_window=09:00-20:30", "shopper_cap=1/12h"]
+    pairs = ["abandon_after=10m", "currency=eur", "sms_window=09:00-20:30", "shopper_cap=1/12h",
+             "email_quiet_hours=18:00-14:00"]  # quiet hours leaving exactly 4 h open are still accepted
     assert cli.invoke(main, ["store", "set", SHOP, *pairs]).exit_code == 0
     assert stored(tmp_path).settings == {
-        "abandon_after": 600, "currency": "EUR", "sms_window": "09:00-20:30", "shopper_cap": "1/12h"
+        "abandon_after": 600, "currency": "EUR", "sms_window": "09:00-20:30", "shopper_cap": "1/12h",
+        "email_quiet_hours": "18:00-14:00",
     }
 
 

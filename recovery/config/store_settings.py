@@ -227,8 +227,27 @@ def _sms_window(text: str) -> str:
     return value
 
 
+#: Email quiet hours must leave at least this many hours a day to send in: "22:00-22:00" or "00:00-24:00"
+#: mean the whole day, and every email would be cancelled with `no_allowed_send_time`.
+MIN_EMAIL_HOURS = 4
+
+
 def _quiet(text: str) -> str:
-    return _window(text) if str(text).strip() else ""
+    from recovery.sending.policy.hours import Window
+
+    if not str(text).strip():
+        return ""
+    value = _window(text)
+    open_minutes = sum(end - start for start, end in Window.quiet(value).spans)
+    if open_minutes == 0:
+        raise SettingError(f"{value} is quiet all day (equal ends, or 00:00-24:00, mean the whole day): no email "
+                           "could ever be sent; write e.g. 22:00-07:00, or leave it empty for no quiet hours")
+    if open_minutes < MIN_EMAIL_HOURS * 60:
+        hours, minutes = divmod(open_minutes, 60)
+        left = f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+        raise SettingError(f"{value} leaves only {left} a day to send email: keep at least {MIN_EMAIL_HOURS} h "
+                           "open, e.g. 22:00-07:00")
+    return value
 
 
 def _threshold(text: str) -> str:
