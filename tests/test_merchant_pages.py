@@ -104,7 +104,7 @@ def test_flow_editor_saves_through_the_cli_validation_with_inline_errors(runtime
     page = client.get("/app/flow").get_data(as_text=True)
     moved = client.post("/app/flow", data={**_flow_form(page), "op": "up:4"})
     assert moved.status_code == 400 and "time order" in moved.get_data(as_text=True)  # same rule as the CLI
-    removed = client.post("/app/flow", data={**_flow_form(page), "op": "remove:4"})
+    removed = client.post("/app/flow", data={**_flow_form(page), "op": "remove-confirmed:4"})
     assert removed.status_code == 303
     assert len(store_sequence(effective(store_settings(runtime, store)), switched_off=True)) == 3
     reset = client.post("/app/flow", data={**_flow_form(client.get("/app/flow").get_data(as_text=True)),

@@ -390,14 +390,40 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep:
             raise SettingError(f"{pair!r} is not KEY=VALUE")
-        spec = SPECS.get(key)
-        if spec is None:
-            raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}")
-        try:
-            parsed[key] = spec.parse(value)
-        except SettingError as exc:
-            raise SettingError(f"{key}: {exc}") from None
+        parsed[key] = parse_value(key, value)
     return parsed
+
+
+def parse_value(key: str, value: str) -> Any:
+    spec = SPECS.get(key)
+    if spec is None:
+        raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}")
+    try:
+        return spec.parse(value)
+    except SettingError as exc:
+        raise SettingError(f"{key}: {exc}") from None
+
+
+def parse_each(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every value parsed on its own: (parsed, {key: why}) with an error for each bad value, not only the
+    first (a form shows them all, each next to its field)."""
+    parsed: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, value in values.items():
+        try:
+            parsed[key] = parse_value(key, value)
+        except SettingError as exc:
+            errors[key] = str(exc).removeprefix(f"{key}: ")
+    return parsed, errors
+
+
+def current(stored: Mapping[str, Any], key: str) -> Any:
+    """The value in force for `key`, as its parser returns it (the sequence as the steps that apply)."""
+    if key == "sequence":
+        from recovery.sequence.plan import store_sequence
+
+        return [step.to_json() for step in store_sequence(effective(stored), switched_off=True)]
+    return stored.get(key, SPECS[key].default)
 
 
 def check_consistency(merged: Mapping[str, Any]) -> None:

@@ -78,13 +78,27 @@ def parse_sequence(text: str | list[Any]) -> tuple[Step, ...]:
         min_total, enabled = raw.get("min_total"), raw.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ValueError(f"step {number}: enabled is true or false")
-        steps.append(Step(number, channel, template, delay, None if min_total is None else Decimal(str(min_total)),
-                          enabled))
+        steps.append(Step(number, channel, template, delay, parse_min_total(number, min_total), enabled))
     if not any(step.enabled for step in steps):
         raise ValueError("at least one step must be on")
     if any(b.delay is not None and a.delay is not None and b.delay < a.delay for a, b in zip(steps, steps[1:])):
         raise ValueError("steps must be in time order")
     return tuple(steps)
+
+
+def parse_min_total(number: int, raw: Any) -> Decimal | None:
+    """A step's "only for carts above" total: a number, not negative (-50 would mean every cart)."""
+    if raw is None:
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except ArithmeticError:  # decimal.InvalidOperation
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ValueError(f"step {number}: {str(raw)[:32]!r} is not an amount such as 50")
+    if value < 0:
+        raise ValueError(f"step {number}: the cart total cannot be negative (or leave it empty for any total)")
+    return value
 
 
 def store_sequence(settings: Mapping[str, Any], *, switched_off: bool = False) -> tuple[Step, ...]:

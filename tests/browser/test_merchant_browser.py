@@ -165,6 +165,9 @@ def test_edit_the_flow(browser: Any, merchant: Merchant, viewport: str) -> None:
     assert page.is_checked("input[name=cross_sell]") and page.input_value("#f-cross_sell_after") == "3 d"
     assert page.input_value("#s2-delay") == "12 h" and not page.is_checked("input[name=step-3-on]")
     _submit(page, "button:has-text('Remove step 4')")
+    assert page.locator("#confirm-remove").is_visible() and page.locator("#s4-delay").count() == 1  # asked first
+    _check(page, viewport, "flow-confirm-remove")
+    _submit(page, "button:has-text('Yes, remove step 4 and save')")
     page.wait_for_selector("text=Saved.")
     assert page.locator("#s4-delay").count() == 0
     _check(page, viewport, "flow-saved")

@@ -8,6 +8,7 @@ Without JavaScript every action (add, remove, move, reset) is a submit button of
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -16,8 +17,8 @@ from app.web.merchant import bp, settings_form
 from app.web.merchant.context import current_store, merchant_required
 from recovery.messages.content import TEMPLATES
 from recovery.sending.policy.hours import SMS_LEGAL
-from recovery.sequence.plan import store_sequence
-from recovery.config.store_settings import SPECS, effective, format_duration
+from recovery.sequence.plan import parse_min_total, store_sequence
+from recovery.config.store_settings import SPECS, SettingError, effective, format_duration, parse_duration
 
 FIELDS = ("offer_percent", "offer_window", "first_message_min", "first_message_max", "email_quiet_hours",
           "sms_window", "shopper_cap", "holdout_percent", "sms_enabled",
@@ -74,31 +75,72 @@ def _from_form() -> tuple[list[dict[str, Any]], dict[str, str], bool]:
     return steps, fields, bool(request.form.get("model_first"))
 
 
-def _edit(steps: list[dict[str, Any]], op: str) -> None:
+def _edit(steps: list[dict[str, Any]], op: str) -> int | None:
+    """Apply an add/move/remove button; "remove:N" only asks (the step number to confirm), and
+    "remove-confirmed:N" removes it."""
     verb, _, number = op.partition(":")
     index = int(number) - 1 if number.isdigit() else -1
     if verb == "add" and len(steps) < MAX_STEPS:
         steps.append({"channel": "email", "template": "final_call", "delay": "", "min": "", "on": True})
     elif verb == "remove" and 0 <= index < len(steps) and len(steps) > 1:
+        return index + 1
+    elif verb == "remove-confirmed" and 0 <= index < len(steps) and len(steps) > 1:
         steps.pop(index)
     elif verb == "up" and 0 < index < len(steps):
         steps[index - 1], steps[index] = steps[index], steps[index - 1]
     elif verb == "down" and 0 <= index < len(steps) - 1:
         steps[index + 1], steps[index] = steps[index], steps[index + 1]
+    return None
 
 
-def _sequence_json(steps: list[dict[str, Any]], model: bool) -> tuple[str, str | None]:
-    raw = []
+def _step_errors(steps: list[dict[str, Any]], model: bool) -> dict[str, str]:
+    """Each step's delay and minimum total checked on its own (the CLI's parsers), errors keyed by field."""
+    errors = {}
     for n, step in enumerate(steps, start=1):
-        delay: str | None = step["delay"] or None
-        if n == 1 and model:
-            delay = None
-        elif delay is None:
-            return "", (f"step {n}: give its delay after abandonment, e.g. 1 d" if n > 1 else
-                        "step 1: give its delay, or let the send-time model choose it")
-        raw.append({"channel": step["channel"], "template": step["template"], "delay": delay,
-                    "min_total": step["min"] or None, "enabled": step["on"]})
-    return json.dumps(raw), None
+        if step["delay"] and not (n == 1 and model):
+            try:
+                parse_duration(step["delay"], bare_seconds=False)
+            except SettingError as exc:
+                errors[f"step-{n}-delay"] = str(exc)
+        elif not step["delay"] and not (n == 1 and model):
+            errors[f"step-{n}-delay"] = ("give its delay after abandonment, e.g. 1 d" if n > 1 else
+                                         "give its delay, or let the send-time model choose it")
+        if step["min"]:
+            try:
+                parse_min_total(n, step["min"])
+            except ValueError as exc:
+                errors[f"step-{n}-min"] = str(exc).removeprefix(f"step {n}: ")
+    return errors
+
+
+def _sequence_json(steps: list[dict[str, Any]], model: bool) -> str:
+    raw = [{"channel": step["channel"], "template": step["template"],
+            "delay": None if n == 1 and model else step["delay"] or None,
+            "min_total": step["min"] or None, "enabled": step["on"]} for n, step in enumerate(steps, start=1)]
+    return json.dumps(raw)
+
+
+def _by_step(errors: dict[str, str]) -> dict[str, str]:
+    """A sequence error about one step ("step 2: ...") shown at that step."""
+    problem = errors.get("sequence", "")
+    match = re.match(r"step (\d+): (.*)", problem, re.S)
+    if match:
+        del errors["sequence"]
+        errors[f"step-{match[1]}"] = match[2]
+    return errors
+
+
+def _save(store_id: int, steps: list[dict[str, Any]], fields: dict[str, str], model: bool) -> dict[str, str]:
+    """Every error at once (each step's fields, the sequence, every setting); saved only when there is none,
+    and then only the values that differ from those in force."""
+    errors = _step_errors(steps, model)
+    values = {key: fields[key] for key in FIELDS}
+    if not errors:
+        values["sequence"] = _sequence_json(steps, model)
+    errors.update(settings_form.check(values))
+    if not errors:
+        _, errors = settings_form.apply(store_id, values, only_changed=True)
+    return _by_step(errors)
 
 
 @bp.route("/flow", methods=["GET", "POST"])
@@ -106,6 +148,7 @@ def _sequence_json(steps: list[dict[str, Any]], model: bool) -> tuple[str, str |
 def flow() -> Any:
     store = current_store()
     errors: dict[str, str] = {}
+    confirm = None  # the step whose removal is asked about
     saved = request.args.get("saved") == "1"
     if request.method == "GET":
         steps, fields, model = _from_store(settings_form.stored(store.id))
@@ -119,20 +162,15 @@ def flow() -> Any:
             steps, fields, model = _from_form()
         else:
             steps, fields, model = _from_form()
-            _edit(steps, op)
-            sequence, problem = _sequence_json(steps, model)
-            if problem:
-                errors = {"sequence": problem}
-            else:
-                values = {key: fields[key] for key in FIELDS}
-                values["sequence"] = sequence
-                _, errors = settings_form.apply(store.id, values)
-            if not errors:
-                return redirect(url_for("merchant.flow", store=request.args.get("store"), saved=1), 303)
+            confirm = _edit(steps, op)
+            if confirm is None and op != "keep":
+                errors = _save(store.id, steps, fields, model)
+                if not errors:
+                    return redirect(url_for("merchant.flow", store=request.args.get("store"), saved=1), 303)
     stored = settings_form.stored(store.id)
     defaults = {key: _shown(key, SPECS[key].default) for key in FIELDS}
     return render_template(
         "merchant/flow.html", steps=steps, fields=fields, model=model, errors=errors, saved=saved,
         channels=CHANNELS, templates=TEMPLATES, defaults=defaults, custom=set(stored), help=SPECS,
-        sms_legal=SMS_LEGAL, max_steps=MAX_STEPS,
+        sms_legal=SMS_LEGAL, max_steps=MAX_STEPS, confirm=confirm,
     ), 400 if errors else 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from recovery.storage import tables as t
-from recovery.config.store_settings import SPECS
+from recovery.config.store_settings import SPECS, current, parse_each
 from recovery.config.stores import StoreError, set_settings, unset_settings
 
 
@@ -15,16 +15,30 @@ def _field(message: str) -> str:
     return key if sep and key in SPECS else "_form"
 
 
-def apply(store_id: int, values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Set KEY=VALUE for `values` in one transaction: (changes, {}) or ({}, {field: error}); nothing
-    changes when any value is refused."""
+def check(values: dict[str, str]) -> dict[str, str]:
+    """{field: error} for every value refused on its own (rules across keys are checked by `apply`)."""
+    return parse_each(values)[1]
+
+
+def apply(
+    store_id: int, values: dict[str, str], *, only_changed: bool = False
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Set KEY=VALUE for `values` in one transaction: (changes, {}) or ({}, {field: error}) with an error for
+    each bad value; nothing changes when any value is refused. With `only_changed`, a value equal to the one
+    in force is not stored, so a page that posts all its fields does not pin today's defaults."""
     from app.web import runtime
 
-    pairs = [f"{key}={value}" for key, value in values.items()]
+    parsed, errors = parse_each(values)
+    if errors:
+        return {}, errors
     try:
         with runtime().sessions.begin() as db:
             store = db.get(t.Store, store_id, with_for_update=True)
-            return set_settings(db, store, pairs), {}
+            stored_now = store.settings or {}
+            keys = [key for key in values if not only_changed or parsed[key] != current(stored_now, key)]
+            if not keys:
+                return {}, {}
+            return set_settings(db, store, [f"{key}={values[key]}" for key in keys]), {}
     except StoreError as exc:
         message = str(exc)
         field = _field(message)
