@@ -175,6 +175,25 @@ def test_edit_the_flow(browser: Any, merchant: Merchant, viewport: str) -> None:
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_change_a_store_setting(browser: Any, merchant: Merchant, viewport: str) -> None:
+    context = _signed_in(browser, merchant, viewport)
+    page = context.new_page()
+    page.goto(merchant.url + "/app/settings")
+    _check(page, viewport, "settings")
+    page.fill("#f-abandon_after", "10")
+    page.fill("#f-country", "Germany")
+    _submit(page, "#save-settings")
+    assert page.locator("#err-abandon_after").is_visible() and page.locator("#err-country").is_visible()
+    _check(page, viewport, "settings-errors")
+    page.fill("#f-abandon_after", "2 h")
+    page.fill("#f-country", "DE")
+    _submit(page, "#save-settings")
+    page.wait_for_selector("text=Saved.")
+    assert page.input_value("#f-abandon_after") == "2 h" and page.input_value("#f-country") == "DE"
+    context.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_preview_a_template_live_and_send_a_test(browser: Any, merchant: Merchant, viewport: str) -> None:
     with merchant.rt.sessions.begin() as db:  # the offer as the Flow page sets it (and its test does)
         store = db.get(t.Store, merchant.stores[viewport])

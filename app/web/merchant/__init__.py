@@ -28,6 +28,7 @@ csrf = CSRFProtect()
 from app.web.merchant import home, setup, flow, copy, status, signin  # noqa: E402,F401  (register their routes on bp)
 from app.web.merchant import billing  # noqa: E402,F401  (the plan picker, recovery/billing)
 from app.web.merchant import carts, performance  # noqa: E402,F401  (insights: Performance, Carts)
+from app.web.merchant import store_page  # noqa: E402,F401  (Settings: the settings not on Flow or Setup)
 
 
 @bp.record_once

@@ -20,7 +20,7 @@ from recovery.sending.policy.hours import SMS_LEGAL
 from recovery.sequence.plan import parse_min_total, store_sequence
 from recovery.config.store_settings import SPECS, SettingError, effective, format_duration, parse_duration
 
-FIELDS = ("offer_percent", "offer_window", "first_message_min", "first_message_max", "email_quiet_hours",
+FIELDS = ("offer_percent", "offer_window", "offer_arms", "margin_percent", "first_message_min", "first_message_max", "email_quiet_hours",
           "sms_window", "shopper_cap", "holdout_percent", "sms_enabled",
           "price_drop", "price_drop_threshold", "back_in_stock", "cross_sell", "cross_sell_after",
           "browse_abandonment", "browse_abandonment_after", "recommendations_in_reminders")

@@ -9,6 +9,7 @@ NAV: list[tuple[str, str]] = [
     ("merchant.setup", "Setup guide"),
     ("merchant.flow", "Flow"),
     ("merchant.templates", "Templates"),
+    ("merchant.settings", "Settings"),
     ("merchant.status", "Store status"),
     ("merchant.billing", "Plan"),  # shown only where billing applies (app/web/merchant/billing.py)
 ]
