@@ -84,7 +84,7 @@ def status(shop: str) -> Any:
                                       token=token)
 
 
-@bp.post("/ops/stores/<shop>/deliveries/<int:delivery_id>/retry")
+@bp.post("/ops/stores/<shop>/deliveries/<id:delivery_id>/retry")
 @require_operator
 def retry(shop: str, delivery_id: int) -> Any:
     from app.web import runtime

@@ -114,7 +114,7 @@ def carts() -> str:
     )  # fmt: skip
 
 
-@bp.get("/carts/<int:cart_id>")
+@bp.get("/carts/<id:cart_id>")
 @merchant_required
 def cart(cart_id: int) -> str:
     from app.web import runtime
