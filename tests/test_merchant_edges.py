@@ -27,3 +27,24 @@ def test_the_largest_stored_id_still_reaches_the_page(runtime: Runtime, self_hos
     add_store(runtime)  # the route matches (the store has no such cart): the page's own 404, with its reason
     response = self_hosted_client.get(f"/app/carts/{HUGE - 1}?store={SHOP}")
     assert response.status_code == 404 and b"no such cart in this store" in response.data
+
+
+@pytest.mark.parametrize("path", [
+    "/app/performance?from=9999-12-31&to=9999-12-31",
+    "/app/performance?to=0001-01-01",
+    "/app/performance?from=0001-01-01&to=0001-01-02",
+    "/app/carts?to=9999-12-31",
+    "/app/carts?from=0001-01-01",
+])  # fmt: skip
+def test_a_date_at_the_end_of_the_calendar_is_refused_with_the_range_allowed(runtime: Runtime, self_hosted_client, path: str) -> None:
+    add_store(runtime)
+    response = self_hosted_client.get(f"{path}&store={SHOP}")
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert "must be a date from 1970-01-01 to 9998-12-31" in response.get_json()["detail"]
+
+
+def test_the_last_allowed_days_still_answer(runtime: Runtime, self_hosted_client) -> None:
+    add_store(runtime)
+    for path in ("/app/performance?from=9998-12-31&to=9998-12-31", "/app/performance?from=1970-01-01&to=1970-01-01",
+                 "/app/carts?from=9998-12-01&to=9998-12-31"):
+        assert self_hosted_client.get(f"{path}&store={SHOP}").status_code == 200, path
