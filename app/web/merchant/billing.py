@@ -111,6 +111,7 @@ def billing_subscribe() -> Response | tuple[str, int]:
         trial = trial_days_left(billing_row, datetime.now(UTC))  # one trial per store, never a new one per change
     if store.platform == "shopify":
         from connectors.shopify.billing import BillingError, create_subscription, embedded_return_url
+        from connectors.shopify.tokens import NeedsReauth
 
         if rt.shopify is None:
             abort(404)
@@ -118,6 +119,9 @@ def billing_subscribe() -> Response | tuple[str, int]:
             url = create_subscription(rt.shopify.quick_admin or rt.shopify.admin, store.domain, plan,
                                       embedded_return_url(store.domain), test=rt.settings.shopify_billing_test,
                                       trial_days=trial)
+        except NeedsReauth:  # no usable token: the merchant reconnects first (the status page's button)
+            log.info("billing: store %s must reconnect before subscribing", store.id)
+            return render_template("merchant/billing_reconnect.html", store=store, plan=PLANS[plan]), 409
         except BillingError as exc:
             log.warning("billing: %s's subscription was refused: %s", store.domain, exc)
             abort(502, "Shopify did not create the subscription; try again")
