@@ -48,3 +48,36 @@ def test_the_last_allowed_days_still_answer(runtime: Runtime, self_hosted_client
     for path in ("/app/performance?from=9998-12-31&to=9998-12-31", "/app/performance?from=1970-01-01&to=1970-01-01",
                  "/app/carts?from=9998-12-01&to=9998-12-31"):
         assert self_hosted_client.get(f"{path}&store={SHOP}").status_code == 200, path
+
+
+def basic(token: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"anyone:{token}".encode()).decode()
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({"Origin": "https://evil.example"}, 403),
+    ({"Referer": "https://evil.example/page.html"}, 403),
+    ({"Origin": "null"}, 403),  # a sandboxed frame or a data: page
+    ({"Origin": "http://localhost"}, 404),  # this site's own page: reaches the view (no such dead letter)
+    ({"Referer": "http://localhost/ops/stores/x"}, 404),
+    ({}, 404),  # no Origin, no Referer: a script, not another site's form
+])  # fmt: skip
+def test_an_operator_post_from_another_site_is_refused_even_with_basic_credentials(
+    runtime: Runtime, self_hosted_client, headers: dict[str, str], status: int,
+) -> None:  # fmt: skip
+    from tests.conftest import ADMIN_TOKEN
+
+    add_store(runtime)
+    url = f"/ops/stores/{SHOP}/deliveries/1/retry"
+    response = self_hosted_client.post(url, headers={"Authorization": basic(ADMIN_TOKEN), **headers})
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+
+
+def test_an_api_client_with_the_bearer_token_and_no_origin_keeps_working(runtime: Runtime, self_hosted_client) -> None:
+    add_store(runtime)  # the fixture's client sends `Authorization: Bearer <token>` and no Origin
+    response = self_hosted_client.post(f"/ops/stores/{SHOP}/deliveries/1/retry")
+    assert response.status_code == 404 and response.get_json()["detail"] == "no dead letter with that id for this store"
+    assert self_hosted_client.post(f"/ops/stores/{SHOP}/deliveries/1/retry",
+                                   headers={"Origin": "https://evil.example"}).status_code == 403
