@@ -44,7 +44,7 @@ def performance() -> str:
     other_currencies = {c: v for c, v in fig.revenue.items() if c != currency and v}
     report = None
     if fig.holdout_carts and fig.treated_carts:
-        aov = float(revenue / fig.recovered) if fig.recovered else 0.0  # an average for an estimate, not money
+        aov = lift_stats.average_order(revenue, fig.recovered_in.get(currency, 0))  # as the dashboard and the CLI
         report = lift_stats.report(fig.treated_carts, fig.treated_ordered, fig.holdout_carts, fig.holdout_ordered, aov)
     revenue_title = f"Recovered revenue per day ({currency}), by the day the cart was abandoned"
     carts_title = "Recovered carts per day (ordered after one of our messages), by the day the cart was abandoned"
@@ -57,7 +57,7 @@ def performance() -> str:
     return render_template(
         "merchant/performance.html", store=store, span=span, fig=fig, currency=currency, revenue=revenue,
         other_currencies=other_currencies, report=report, charts=charts, percent=percent,
-        stages=STAGES, flows=flows, flow_names=FLOW_NAMES,
+        stages=STAGES, flows=flows, flow_names=FLOW_NAMES, estimate=lift_stats.estimate,
     )  # fmt: skip
 
 
