@@ -1,5 +1,6 @@
 """The holdout comparison reads the same on the dashboard (/), the CLI summary and the Performance page: one
-incremental revenue for the same counts (lift.average_order, lift.estimate),."""
+incremental revenue for the same counts (lift.average_order, lift.estimate), and a verdict that names the test
+still inconclusive, with that test's result shown beside the Newcombe interval."""
 
 from __future__ import annotations
 
@@ -51,3 +52,16 @@ def test_one_incremental_revenue_for_the_same_counts_everywhere(runtime: Runtime
     with runtime.sessions() as session:
         text = format_summary(summarize(session))
     assert "incremental revenue   4,501 USD, 95% CI [875, 6,551]" in text and "average recovered order 113.22" in text
+
+
+def test_the_verdict_names_the_always_valid_test_that_is_not_conclusive_yet(runtime: Runtime, self_hosted_client) -> None:
+    seed(runtime, add_store(runtime))
+    html = self_hosted_client.get(f"/app/performance?store={SHOP}&from=2026-03-01&to=2026-03-10").get_data(as_text=True)
+    assert figure(html, "lift") == "+21.4 points [+4.2, +31.1]"  # Newcombe excludes zero ...
+    assert figure(html, "sequential") == "p = 0.186; 95% confidence sequence [-6.4, +49.2] points"  # ... this does not
+    verdict = re.sub(r"\s+", " ", figure(html, "verdict"))
+    assert verdict.startswith("Not yet significant: the 95% interval (Newcombe) excludes zero, but the always-valid test")
+    assert "still includes zero" in verdict and "p = 0.186" in verdict
+    assert "The interval below still includes zero" not in html  # the old wording contradicted the interval shown
+    dashboard = self_hosted_client.get("/").get_data(as_text=True)
+    assert "but the always-valid test (safe to check any time): p = 0.186" in dashboard

@@ -10,7 +10,7 @@
 - Incremental revenue = lift x treated carts x average recovered order (`average_order`, the one definition
   the dashboard, the CLI and the Performance page share), with the lift's interval.
 The verdict stays "not yet significant" until both the fixed interval and the always-valid test
-exclude zero. numpy only, vectorised so simulations can check coverage over many experiments.
+exclude zero; `why` says which of the two is not conclusive yet. numpy only, vectorised so simulations can check coverage over many experiments.
 """
 
 from __future__ import annotations
@@ -129,8 +129,30 @@ class LiftReport:
     cuped_variance_reduction: float | None = None
 
     @property
+    def interval_excludes_zero(self) -> bool:
+        return bool(self.lift_low > 0 or self.lift_high < 0)
+
+    @property
+    def sequential_conclusive(self) -> bool:
+        return self.sequential_p < ALPHA
+
+    @property
     def significant(self) -> bool:
-        return bool(self.lift_low > 0 or self.lift_high < 0) and self.sequential_p < ALPHA
+        return self.interval_excludes_zero and self.sequential_conclusive
+
+    @property
+    def why(self) -> str:
+        """The verdict's reason, naming the test that decides it (both must exclude zero)."""
+        seq = (f"the always-valid test (safe to check any time): p = {self.sequential_p:.3f}, 95% confidence sequence "
+               f"[{self.sequential_low * 100:+.1f}, {self.sequential_high * 100:+.1f}] points")  # fmt: skip
+        if self.holdout_carts == 0 or self.treated_carts == 0:
+            return "it needs abandoned carts in both the holdout and the treated group"
+        if not self.interval_excludes_zero:
+            return f"the 95% interval (Newcombe) still includes zero, and so does {seq}: the difference may be chance"
+        if not self.sequential_conclusive:
+            return (f"the 95% interval (Newcombe) excludes zero, but {seq}, still includes zero: a single look's "
+                    "interval is not enough while the results are checked as they come; more carts will settle it")
+        return f"both the 95% interval (Newcombe) and {seq}, exclude zero"
 
     @property
     def verdict(self) -> str:
@@ -186,6 +208,6 @@ def lines(r: LiftReport, currency: str = "") -> list[str]:
         f"incremental revenue   {estimate(r.incremental_revenue)}{cur}, 95% CI [{estimate(r.incremental_low)}, "
         f"{estimate(r.incremental_high)}] (caused by messages: lift x treated carts x average recovered order "
         f"{r.aov:,.2f})",
-        f"verdict               {r.verdict}",
+        f"verdict               {r.verdict}: {r.why}",
     ]
     return out
