@@ -82,6 +82,22 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ 
 </body></html>"""
 
 
+@bp.get("/operator")
+def sign_in() -> Any:
+    """The operator's door for a browser: a basic-auth challenge (any user name, the token as the password), then
+    the merchant app. At the root path, so the browser sends the credentials with every request to this site
+    afterwards (RFC 7617: the challenged path's directory and below); the merchant app's sign-in form is for
+    merchant accounts only."""
+    from app.web import runtime
+    from app.web.access import is_operator, unauthorized
+
+    if not runtime().settings.admin_token:
+        abort(404, "no operator token is set on this installation (CARTRESQ_ADMIN_TOKEN)")
+    if not is_operator(runtime().settings):
+        return unauthorized("sign in with any user name and the operator token (CARTRESQ_ADMIN_TOKEN) as the password")
+    return redirect("/app/", 303)
+
+
 def _store(session: Any, shop: str) -> t.Store | None:
     return session.scalar(select(t.Store).where(t.Store.domain == shop.strip().lower()[:255]))
 
