@@ -65,3 +65,14 @@ def test_the_verdict_names_the_always_valid_test_that_is_not_conclusive_yet(runt
     assert "The interval below still includes zero" not in html  # the old wording contradicted the interval shown
     dashboard = self_hosted_client.get("/").get_data(as_text=True)
     assert "but the always-valid test (safe to check any time): p = 0.186" in dashboard
+
+
+def test_an_empty_default_range_with_older_carts_offers_their_range(runtime: Runtime, self_hosted_client) -> None:
+    seed(runtime, add_store(runtime))
+    # The default 30 days (here ending on a given day, so the test does not depend on today): nothing abandoned.
+    html = self_hosted_client.get(f"/app/performance?store={SHOP}&to=2026-05-01").get_data(as_text=True)
+    assert 'id="abandoned">0<' in html
+    assert "the latest earlier one was on 2026-03-05" in html
+    assert f"/app/performance?store={SHOP}&amp;from=2026-02-04&amp;to=2026-03-05" in html
+    shown = self_hosted_client.get(f"/app/performance?store={SHOP}&from=2026-02-04&to=2026-03-05").get_data(as_text=True)
+    assert 'id="abandoned">215<' in shown and 'id="older"' not in shown
