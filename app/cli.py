@@ -280,6 +280,9 @@ def shopify_reconcile(shop: str | None) -> None:
 from app.cli_store import store  # noqa: E402  (the `store` group lives in its own module)
 
 main.add_command(store)
+from app.cli_account import account  # noqa: E402  (`cartresq account create`)
+
+main.add_command(account)
 
 __import__("app.effectiveness").effectiveness.register(main)  # `evaluate`, `train --from-db` (issue 21)
 
