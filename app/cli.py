@@ -55,7 +55,7 @@ def serve(host: str, port: int) -> None:
     server = make_server(host, port, create_app(runtime=runtime), threaded=True, request_handler=plain_request_logs())
     click.echo(f"CartResQ on http://{host}:{port}/ ({'embedded' if settings.embedded else 'redis'} mode)")
     if local_token:  # to the operator's terminal only; set CARTRESQ_ADMIN_TOKEN to choose it
-        click.echo(f"dashboard sign-in: any user name, password {local_token} (for this run only)")
+        click.echo(f"sign in: open http://{host}:{port}/operator, any user name, password {local_token} (for this run only)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -280,6 +280,9 @@ def shopify_reconcile(shop: str | None) -> None:
 from app.cli_store import store  # noqa: E402  (the `store` group lives in its own module)
 
 main.add_command(store)
+from app.cli_account import account  # noqa: E402  (`cartresq account create`)
+
+main.add_command(account)
 
 __import__("app.effectiveness").effectiveness.register(main)  # `evaluate`, `train --from-db` (issue 21)
 

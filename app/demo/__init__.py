@@ -163,7 +163,7 @@ def _run(
     if serve:
         progress.stage(f"dashboard: {settings.app_url}/   (Ctrl-C to stop; later: make serve VAR={var_dir})")
         if not os.environ.get("CARTRESQ_ADMIN_TOKEN"):  # the operator's terminal only, never a log
-            print(f"dashboard sign-in: any user name, password {settings.admin_token}")
+            print(f"sign in: open {settings.app_url}/operator, any user name, password {settings.admin_token}")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -29,6 +29,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_webhook_bytes)
     app.extensions["cartresq"] = runtime
+    from app.web import ids
+
+    ids.register(app)  # `<id:...>` in routes: a stored row id, 1 .. 2**63 - 1 (else 404, never an OverflowError)
 
     from app.web import bare, dashboard, health, links, webhooks
 

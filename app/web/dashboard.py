@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.web.access import require_store_access, store_scope
 from recovery.storage import tables as t
+from recovery.measure import lift as lift_stats
 from recovery.measure.analytics import summarize
 from recovery.messages.content import TEMPLATES
 from recovery.measure.monitoring import store_report
@@ -80,5 +81,6 @@ def index() -> str:
         by_cart.setdefault(message.cart_id, []).append(message)
     return render_template(
         "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, mask_text=mask_text,
-        platform=g.get("store_status"), no_address=no_address, templates=TEMPLATES, drift=drift
+        platform=g.get("store_status"), no_address=no_address, templates=TEMPLATES, drift=drift,
+        estimate=lift_stats.estimate,
     )

@@ -3,6 +3,10 @@ guards them and /metrics.
 
 `require_operator` guards them with app.web.access's operator check (CARTRESQ_ADMIN_TOKEN as bearer or basic
 auth; the page's retry form posts the token as a field). Without a token configured they answer 401.
+
+A browser attaches cached basic credentials to any site's form posting here, so a state-changing request whose
+Origin (or, without one, Referer) names another site is refused (403) whatever it carries. API clients send
+neither header and keep working; the page's own form sends this site's origin.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template_string, request
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, jsonify, redirect, render_template_string, request
 from sqlalchemy import func, select
 
 from recovery.intake import deadletters
@@ -34,11 +40,29 @@ def operator_allowed() -> bool:
     return bool(given and token) and hmac.compare_digest(given.encode(), token.encode())
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site() -> bool:
+    """Whether the request comes from another site's page: its Origin, or else its Referer, names a host other
+    than this one (the request's Host, or APP_URL's behind a proxy); "null", an opaque origin, counts as another
+    site. Neither header: not a browser form."""
+    from app.web import runtime
+
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source:
+        return False
+    ours = {request.host.lower(), urlsplit(runtime().settings.app_url or "").netloc.lower()} - {""}
+    return source == "null" or urlsplit(source).netloc.lower() not in ours
+
+
 def require_operator(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from app.web.access import unauthorized
 
+        if request.method not in SAFE_METHODS and cross_site():
+            abort(403, "a request from another site cannot change anything here")
         return view(*args, **kwargs) if operator_allowed() else unauthorized()
 
     return wrapper
@@ -56,6 +80,22 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ 
 {% if token %}<input type="hidden" name="admin_token" value="{{ token }}">{% endif %}
 <button type="submit">Retry</button></form>{% endif %}</td></tr>{% endfor %}</tbody></table>{% endif %}
 </body></html>"""
+
+
+@bp.get("/operator")
+def sign_in() -> Any:
+    """The operator's door for a browser: a basic-auth challenge (any user name, the token as the password), then
+    the merchant app. At the root path, so the browser sends the credentials with every request to this site
+    afterwards (RFC 7617: the challenged path's directory and below); the merchant app's sign-in form is for
+    merchant accounts only."""
+    from app.web import runtime
+    from app.web.access import is_operator, unauthorized
+
+    if not runtime().settings.admin_token:
+        abort(404, "no operator token is set on this installation (CARTRESQ_ADMIN_TOKEN)")
+    if not is_operator(runtime().settings):
+        return unauthorized("sign in with any user name and the operator token (CARTRESQ_ADMIN_TOKEN) as the password")
+    return redirect("/app/", 303)
 
 
 def _store(session: Any, shop: str) -> t.Store | None:
@@ -84,7 +124,7 @@ def status(shop: str) -> Any:
                                       token=token)
 
 
-@bp.post("/ops/stores/<shop>/deliveries/<int:delivery_id>/retry")
+@bp.post("/ops/stores/<shop>/deliveries/<id:delivery_id>/retry")
 @require_operator
 def retry(shop: str, delivery_id: int) -> Any:
     from app.web import runtime

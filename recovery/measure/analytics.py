@@ -83,7 +83,6 @@ def summarize(session: Session, store_id: int | None = None) -> Summary:
         group.carts += 1
         group.ordered += status in ORDERED
     s.abandoned = len(rows)
-    s.lift_report, s.currency = _lift(rows)
     sent = session.execute(
         scoped(
             select(t.RecoveryMessage.channel, func.count())
@@ -109,36 +108,36 @@ def summarize(session: Session, store_id: int | None = None) -> Summary:
             t.Order,
         )
     ).all()
+    orders: Counter[str] = Counter()
     for currency, total in recovered:
         s.recovered_carts += 1
+        orders[currency] += 1
         s.recovered_revenue[currency] = s.recovered_revenue.get(currency, Decimal("0")) + total
+    s.lift_report, s.currency = _lift(rows, s.recovered_revenue, orders)
     return s
 
 
-def _lift(rows) -> tuple[lift_stats.LiftReport | None, str]:  # type: ignore[no-untyped-def]
-    """The lift per shopper: a shopper ordered if any of their abandoned carts did."""
+def _lift(rows, revenue: dict[str, Decimal], orders: Counter[str]) -> tuple[lift_stats.LiftReport | None, str]:  # type: ignore[no-untyped-def]
+    """The lift per shopper: a shopper ordered if any of their abandoned carts did; incremental revenue priced
+    at the average recovered order in the carts' main currency (lift.average_order, as the Performance page)."""
     shoppers: dict[str, list] = {}  # type: ignore[type-arg]
     currencies: Counter[str] = Counter()
-    values: list[tuple[str, float]] = []
-    for status, variant, cart_id, unit, total, currency, earlier in rows:
+    for status, variant, cart_id, unit, _total, currency, earlier in rows:
         key = unit or f"cart:{cart_id}"
         entry = shoppers.setdefault(key, [variant != "holdout", False, 0])
         entry[1] = entry[1] or status in ORDERED
         entry[2] = max(entry[2], earlier or 0)
         currencies[currency] += 1
-        if status in ORDERED and total is not None:
-            values.append((currency, float(total)))  # an average for a report, not money
     if not shoppers:
         return None, ""
     currency = currencies.most_common(1)[0][0]
-    amounts = [v for c, v in values if c == currency]
     treated = np.array([e[0] for e in shoppers.values()])
     ordered = np.array([float(e[1]) for e in shoppers.values()])
     pre = np.array([float(e[2]) for e in shoppers.values()])
     has_pre = bool(np.var(pre) > 0 and treated.sum() > 1 and (~treated).sum() > 1)
     report = lift_stats.report(
         int(treated.sum()), int(ordered[treated].sum()), int((~treated).sum()), int(ordered[~treated].sum()),
-        float(np.mean(amounts)) if amounts else 0.0, pre=(ordered, pre, treated) if has_pre else None,
+        lift_stats.average_order(revenue.get(currency, 0), orders[currency]), pre=(ordered, pre, treated) if has_pre else None,
     )  # fmt: skip
     return report, currency
 

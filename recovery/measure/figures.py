@@ -201,6 +201,8 @@ class Figures:
     abandoned: int = 0
     recovered: int = 0
     revenue: dict[str, Decimal] = field(default_factory=dict)
+    #: Recovered carts per currency (the count behind `revenue`, for lift.average_order).
+    recovered_in: dict[str, int] = field(default_factory=dict)
     treated_carts: int = 0
     treated_ordered: int = 0
     holdout_carts: int = 0
@@ -236,6 +238,7 @@ def read(session: Session, store_id: int, first: date, last: date) -> Figures:
         d.recovered += counts[1]
         d.revenue[currency] = d.revenue.get(currency, Decimal("0")) + revenue
         out.revenue[currency] = out.revenue.get(currency, Decimal("0")) + revenue
+        out.recovered_in[currency] = out.recovered_in.get(currency, 0) + counts[1]
         for key, value in zip(CART_COUNTS, counts, strict=True):
             setattr(out, key, getattr(out, key) + value)
     return out

@@ -7,9 +7,10 @@
   its p-value and confidence sequence stay valid however often the dashboard is looked at.
 - CUPED (Deng et al. 2013): subtracting theta * (pre-period metric - its mean) removes the part of
   each shopper's outcome their past predicts, shrinking the variance by corr^2.
-- Incremental revenue = lift x treated carts x average order value, with the lift's interval.
+- Incremental revenue = lift x treated carts x average recovered order (`average_order`, the one definition
+  the dashboard, the CLI and the Performance page share), with the lift's interval.
 The verdict stays "not yet significant" until both the fixed interval and the always-valid test
-exclude zero. numpy only, vectorised so simulations can check coverage over many experiments.
+exclude zero; `why` says which of the two is not conclusive yet. numpy only, vectorised so simulations can check coverage over many experiments.
 """
 
 from __future__ import annotations
@@ -90,6 +91,18 @@ def mean_diff(y: np.ndarray, treated: np.ndarray, z: float = Z95) -> tuple[float
     return d, v, d - z * np.sqrt(v), d + z * np.sqrt(v)
 
 
+def average_order(revenue: object, orders: int) -> float:
+    """The order value incremental revenue is priced at: recovered carts' orders (attributed to a message, not
+    cancelled) in the report's currency, over their number. Every view passes the same two figures, so the same
+    counts give the same incremental revenue everywhere. 0 without a recovered order."""
+    return float(revenue) / orders if orders else 0.0  # type: ignore[arg-type]  # an average for an estimate, not money
+
+
+def estimate(value: float) -> str:
+    """An estimated amount as every view prints it: whole units (cents would claim a precision it has not)."""
+    return f"{value:,.0f}"
+
+
 @dataclass(frozen=True)
 class LiftReport:
     treated_carts: int
@@ -105,7 +118,7 @@ class LiftReport:
     sequential_p: float  # always valid
     sequential_low: float
     sequential_high: float
-    aov: float  # treated group's average order value
+    aov: float  # the average recovered order (`average_order`)
     #: Estimated orders caused by messages, in money: lift x treated carts x AOV (interval alike).
     incremental_revenue: float
     incremental_low: float
@@ -116,8 +129,30 @@ class LiftReport:
     cuped_variance_reduction: float | None = None
 
     @property
+    def interval_excludes_zero(self) -> bool:
+        return bool(self.lift_low > 0 or self.lift_high < 0)
+
+    @property
+    def sequential_conclusive(self) -> bool:
+        return self.sequential_p < ALPHA
+
+    @property
     def significant(self) -> bool:
-        return bool(self.lift_low > 0 or self.lift_high < 0) and self.sequential_p < ALPHA
+        return self.interval_excludes_zero and self.sequential_conclusive
+
+    @property
+    def why(self) -> str:
+        """The verdict's reason, naming the test that decides it (both must exclude zero)."""
+        seq = (f"the always-valid test (safe to check any time): p = {self.sequential_p:.3f}, 95% confidence sequence "
+               f"[{self.sequential_low * 100:+.1f}, {self.sequential_high * 100:+.1f}] points")  # fmt: skip
+        if self.holdout_carts == 0 or self.treated_carts == 0:
+            return "it needs abandoned carts in both the holdout and the treated group"
+        if not self.interval_excludes_zero:
+            return f"the 95% interval (Newcombe) still includes zero, and so does {seq}: the difference may be chance"
+        if not self.sequential_conclusive:
+            return (f"the 95% interval (Newcombe) excludes zero, but {seq}, still includes zero: a single look's "
+                    "interval is not enough while the results are checked as they come; more carts will settle it")
+        return f"both the 95% interval (Newcombe) and {seq}, exclude zero"
 
     @property
     def verdict(self) -> str:
@@ -170,8 +205,9 @@ def lines(r: LiftReport, currency: str = "") -> list[str]:
             f"{(r.cuped_high or 0) * 100:+.1f}] (variance {-(r.cuped_variance_reduction or 0):+.0%} from pre-period behaviour)"
         )
     out += [
-        f"incremental revenue   {r.incremental_revenue:,.2f}{cur}, 95% CI [{r.incremental_low:,.2f}, "
-        f"{r.incremental_high:,.2f}] (caused by messages: lift x treated carts x average order)",
-        f"verdict               {r.verdict}",
+        f"incremental revenue   {estimate(r.incremental_revenue)}{cur}, 95% CI [{estimate(r.incremental_low)}, "
+        f"{estimate(r.incremental_high)}] (caused by messages: lift x treated carts x average recovered order "
+        f"{r.aov:,.2f})",
+        f"verdict               {r.verdict}: {r.why}",
     ]
     return out

@@ -83,13 +83,18 @@ def _refresh_shopify(store) -> None:  # type: ignore[no-untyped-def]
 def billing() -> str:
     store = _billed_store()
     _refresh_shopify(store)
+    from recovery.billing.plans import TRIAL_DAYS, trial_days_left
+    from recovery.storage import tables as t
+
     with _runtime().sessions() as session:
         now = datetime.now(UTC)
         current = usage(session, store, now)
+        trial = trial_days_left(session.get(t.StoreBilling, store.id), now)  # one trial per store
     return render_template(
         "merchant/billing.html", store=store, usage=current, plans=[PLANS[k] for k in SELF_SERVE],
         enterprise=PLANS["enterprise"], reasons=REASONS, action=_keep_query,
         portal=store.platform == "woocommerce" and current.provider == "stripe",
+        trial=trial, full_trial=trial == TRIAL_DAYS, contact=bool(_runtime().settings.operator_email),
     )  # fmt: skip
 
 
@@ -111,6 +116,7 @@ def billing_subscribe() -> Response | tuple[str, int]:
         trial = trial_days_left(billing_row, datetime.now(UTC))  # one trial per store, never a new one per change
     if store.platform == "shopify":
         from connectors.shopify.billing import BillingError, create_subscription, embedded_return_url
+        from connectors.shopify.tokens import NeedsReauth
 
         if rt.shopify is None:
             abort(404)
@@ -118,6 +124,9 @@ def billing_subscribe() -> Response | tuple[str, int]:
             url = create_subscription(rt.shopify.quick_admin or rt.shopify.admin, store.domain, plan,
                                       embedded_return_url(store.domain), test=rt.settings.shopify_billing_test,
                                       trial_days=trial)
+        except NeedsReauth:  # no usable token: the merchant reconnects first (the status page's button)
+            log.info("billing: store %s must reconnect before subscribing", store.id)
+            return render_template("merchant/billing_reconnect.html", store=store, plan=PLANS[plan]), 409
         except BillingError as exc:
             log.warning("billing: %s's subscription was refused: %s", store.domain, exc)
             abort(502, "Shopify did not create the subscription; try again")
@@ -167,6 +176,9 @@ def billing_enterprise() -> tuple[str, int]:
     store = _billed_store()
     from app.billing_mail import send_mail
 
+    if not _runtime().settings.operator_email:  # the plan page hides the form then; a stale post gets a page
+        return render_template("merchant/billing_sent.html", store=store, unavailable=True,
+                               back=_keep_query("merchant.billing")), 503
     email = (request.form.get("email") or "").strip()
     message = (request.form.get("message") or "").strip()
     if not email or "@" not in email or len(email) > 320 or any(c in email for c in "\r\n<>"):
@@ -174,8 +186,6 @@ def billing_enterprise() -> tuple[str, int]:
     if not message or len(message) > MAX_MESSAGE:
         abort(400, f"message: 1 to {MAX_MESSAGE} characters")
     rt = _runtime()
-    if not rt.settings.operator_email:
-        abort(503, "contact is not configured on this installation (CARTRESQ_OPERATOR_EMAIL)")
     body = f"Enterprise enquiry from store {store.domain} ({store.platform}).\nReply to: {email}\n\n{message}\n"
     send_mail(rt, rt.settings.operator_email, f"CartResQ Enterprise enquiry: {store.domain}", body, reply_to=email)
     log.info("billing: enterprise enquiry from store %s sent to the operator", store.id)

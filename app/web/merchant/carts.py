@@ -114,7 +114,7 @@ def carts() -> str:
     )  # fmt: skip
 
 
-@bp.get("/carts/<int:cart_id>")
+@bp.get("/carts/<id:cart_id>")
 @merchant_required
 def cart(cart_id: int) -> str:
     from app.web import runtime
@@ -125,4 +125,12 @@ def cart(cart_id: int) -> str:
         if found is None:  # another store's cart is as absent as a cart that never was
             abort(404, "no such cart in this store")
         events = timeline(session, found, store.timezone)
-    return render_template("merchant/cart.html", store=store, cart=found, events=events, mask=mask)
+        # Held back by the plan (recovery/billing): why no sequence started, in the latest period it was looked at.
+        held = session.scalar(select(t.PlanCart).where(t.PlanCart.cart_id == found.id, t.PlanCart.outcome == "held")
+                              .order_by(t.PlanCart.period_end.desc()).limit(1))  # fmt: skip
+    from app.web.merchant.billing import visible
+    from recovery.billing.plans import REASONS
+
+    held_reason = REASONS.get(held.reason or "", "not started: held back by the plan") if held is not None else None
+    return render_template("merchant/cart.html", store=store, cart=found, events=events, mask=mask,
+                           held_reason=held_reason, plan_page=visible())  # fmt: skip

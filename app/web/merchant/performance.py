@@ -6,15 +6,18 @@ so it answers in a few milliseconds at any store size. Every figure counts carts
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 from flask import render_template, request
+from sqlalchemy import func, select
 
 from app.web.merchant import bp
 from app.web.merchant.charts import bars
 from app.web.merchant.context import current_store, merchant_required
-from app.web.merchant.ranges import day_range
+from app.web.merchant.ranges import DayRange, day_range
 from recovery.measure import figures
+from recovery.storage import tables as t
 from recovery.measure import lift as lift_stats
 from recovery.flows.report import flow_lines
 
@@ -39,12 +42,13 @@ def performance() -> str:
     with runtime().sessions() as session:
         fig = figures.read(session, store.id, span.first, span.last)
         flows = flow_lines(session, store.id, *span.utc_bounds())
+        older = earlier_range(session, store.id, span) if fig.abandoned == 0 and not request.args.get("from") else None
     currency = store.currency or next(iter(fig.revenue), "USD")
     revenue = fig.revenue.get(currency, Decimal("0"))
     other_currencies = {c: v for c, v in fig.revenue.items() if c != currency and v}
     report = None
     if fig.holdout_carts and fig.treated_carts:
-        aov = float(revenue / fig.recovered) if fig.recovered else 0.0  # an average for an estimate, not money
+        aov = lift_stats.average_order(revenue, fig.recovered_in.get(currency, 0))  # as the dashboard and the CLI
         report = lift_stats.report(fig.treated_carts, fig.treated_ordered, fig.holdout_carts, fig.holdout_ordered, aov)
     revenue_title = f"Recovered revenue per day ({currency}), by the day the cart was abandoned"
     carts_title = "Recovered carts per day (ordered after one of our messages), by the day the cart was abandoned"
@@ -57,8 +61,19 @@ def performance() -> str:
     return render_template(
         "merchant/performance.html", store=store, span=span, fig=fig, currency=currency, revenue=revenue,
         other_currencies=other_currencies, report=report, charts=charts, percent=percent,
-        stages=STAGES, flows=flows, flow_names=FLOW_NAMES,
+        stages=STAGES, flows=flows, flow_names=FLOW_NAMES, estimate=lift_stats.estimate, older=older,
     )  # fmt: skip
+
+
+def earlier_range(session, store_id: int, span: DayRange) -> DayRange | None:  # type: ignore[no-untyped-def]
+    """An empty range with older carts behind it (the demo's data, a store quiet lately): the same number of days
+    ending on the day the latest earlier cart was abandoned, for the page to offer. None if there is none."""
+    start = span.utc_bounds()[0]
+    latest = session.scalar(select(func.max(t.Cart.abandoned_at)).where(t.Cart.store_id == store_id, t.Cart.abandoned_at < start))
+    if latest is None:
+        return None
+    last = (latest if latest.tzinfo else latest.replace(tzinfo=UTC)).astimezone(span.tz).date()
+    return DayRange(last - timedelta(days=span.days - 1), last, span.tz)
 
 
 FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",

@@ -15,6 +15,9 @@ from recovery.measure.figures import day_bounds, zone
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+#: The days a range may name: far enough either way for any store, and a year of margin from the calendar's ends
+#: (a default range reaches back 29 days; a local day's UTC bounds can fall on the next or previous day).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,12 @@ def parse_day(value: str | None, name: str) -> date | None:
     if value is None or value == "":
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         abort(400, f"{name} must be a date like 2026-05-03")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        abort(400, f"{name} must be a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return day
 
 
 def day_range(args, timezone: str | None, *, default_days: int | None = DEFAULT_DAYS) -> DayRange | None:  # type: ignore[no-untyped-def]

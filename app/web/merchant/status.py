@@ -49,12 +49,10 @@ def status() -> Any:
     )
 
 
-@bp.post("/status/deliveries/<int:delivery_id>/retry")
+@bp.post("/status/deliveries/<id:delivery_id>/retry")
 @merchant_required
 def retry_delivery(delivery_id: int) -> Any:
     store = current_store()
-    if delivery_id > 2**63 - 1:  # beyond any stored id (and PostgreSQL's bigint)
-        abort(404, "no dead letter with that id for this store")
     with _rt().sessions.begin() as db:  # the job is enqueued after commit
         if not deadletters.retry_dead(db, store.id, delivery_id):
             abort(404, "no dead letter with that id for this store")
