@@ -56,14 +56,15 @@ def both(rendered: RenderedEmail) -> tuple[str, str]:
 
 
 LOCALES = [
-    # locale, currency, unit price, line total (2 x), cart total, fixed strings
-    ("en-US", "USD", "$49.90", "$99.80", "$104.79", ("Return to your cart", "Don't remind me again", "Qty")),
+    # locale, currency, unit price, line total (2 x), the lines' subtotal (not the cart's 104.79), fixed strings
+    ("en-US", "USD", "$49.90", "$99.80", "Subtotal at today's prices",
+     ("Return to your cart", "Don't remind me again", "Qty")),
     (
         "de-DE",
         "EUR",
         "49,90\xa0€",
         "99,80\xa0€",
-        "104,79\xa0€",
+        "Zwischensumme zu heutigen Preisen",
         ("Zurück zum Warenkorb", "Nicht mehr erinnern", "Menge"),
     ),
 ]

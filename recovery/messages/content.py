@@ -52,6 +52,8 @@ class MessageContext:
     locale: str  # BCP 47 from the shopper's browser or checkout, e.g. "en-US", "de-DE"
     currency: str  # the cart's currency, ISO 4217
     items: tuple[ItemView, ...]
+    #: The cart's own total (checkout prices, maybe shipping and tax). Not shown as such: the email shows
+    #: the sum of `items`, labelled "Total" only when the two agree (`_variables`).
     total: Decimal
     restore_url: str
     unsubscribe_url: str
@@ -169,6 +171,10 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         chosen = strings.get(f"{key}.named", strings[key]) if name else strings[key]
         return chosen.format(**{**facts, **extra})
 
+    # The figure under the lines is always their sum at the prices shown: a cart's stored total (prices
+    # when it was abandoned, maybe shipping and tax) beside today's lower line prices would contradict them.
+    # Labelled "Total" only when it is the cart's total too, else "Subtotal at today's prices".
+    shown = sum((item.unit_price * item.quantity for item in ctx.items), Decimal(0))
     expires = None
     if template == "offer" and (at := ctx.offer_expires_at) is not None:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)  # stored times are UTC
@@ -186,7 +192,8 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         "store_url": ctx.store_url,
         "postal_address": ", ".join(p.strip() for p in ctx.postal_address.splitlines() if p.strip()),
         "lines": [_line(item, money, say) for item in ctx.items],
-        "total": money(ctx.total),
+        "total": money(shown),
+        "total_label": say("total") if shown == ctx.total else say("subtotal"),
         "restore_url": ctx.restore_url,
         "unsubscribe_url": ctx.unsubscribe_url,
         "open_pixel_url": ctx.open_pixel_url,
