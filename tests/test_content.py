@@ -167,7 +167,8 @@ def test_subjects_are_honest_and_use_the_first_name_when_known() -> None:
     assert subjects["offer"] == "15% off the cart you left"
     assert subjects["final_call"] == "Your cart is still saved — last reminder"
     assert render_email("value_proposition", cart()).subject == "Still thinking it over, Jo?"
-    assert render_email("gentle_reminder", cart(first_name="Jo\nBcc: x")).subject.startswith("Jo Bcc: x, did")
+    # A "name" carrying a header is no name (recovery/messages/names.py): the unnamed subject
+    assert render_email("gentle_reminder", cart(first_name="Jo\nBcc: x")).subject == subjects["gentle_reminder"]
     named = [render_email(t, cart(locale=loc)).subject for t in TEMPLATES for loc in ("en-US", "de-DE")]
     assert all("Jo" in s and not any(w.isupper() and len(w) > 1 for w in s.split()) for s in named)
 

@@ -19,6 +19,7 @@ from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from recovery.messages import catalogs, store_copy
+from recovery.messages.names import greeting_name
 
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
 #: The triggered flows' templates (recovery/flows): cart-based (price drop, back in stock) or product lists.
@@ -150,7 +151,8 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
     if template in FLOW_TEMPLATES and not flow_copy:
         loc = catalogs.ENGLISH  # no flow copy in this language: English text, lang and formats alike
     strings = _strings(loc.language)
-    name, store = _clean(ctx.first_name), _clean(ctx.store_name) or ""
+    # The name only when it looks like one (recovery/messages/names.py): shoppers type it themselves.
+    name, store = greeting_name(ctx.first_name), _clean(ctx.store_name) or ""
     facts: dict[str, object] = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
 
     def money(amount: Decimal) -> str:
