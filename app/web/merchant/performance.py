@@ -14,6 +14,7 @@ from app.web.merchant import bp
 from app.web.merchant.charts import bars
 from app.web.merchant.context import current_store, merchant_required
 from app.web.merchant.ranges import day_range
+from app.web.merchant.reasons import FLOW_NAMES  # one list of the flows' names
 from recovery.measure import figures
 from recovery.measure import lift as lift_stats
 from recovery.flows.report import flow_lines
@@ -61,8 +62,6 @@ def performance() -> str:
     )  # fmt: skip
 
 
-FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",
-              "browse_abandonment": "Browse abandonment"}
 
 #: The funnel's stages: (attribute, column heading, what it counts).
 STAGES = (
