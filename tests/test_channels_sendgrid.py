@@ -81,7 +81,8 @@ def test_an_account_email_carries_no_unsubscribe_headers_or_group(server: FakeSe
     # Given a password reset to a merchant (transactional) / Then no one-click unsubscribe and no ASM group
     from dataclasses import replace
 
-    channel(server, asm_group_id=1234).send(replace(EMAIL, transactional=True, unsubscribe_url="", unsubscribe_mailto=""))
+    reset = replace(EMAIL, transactional=True, unsubscribe_url="", unsubscribe_mailto="")
+    channel(server, asm_group_id=1234).send(reset)
     body = json.loads(server.requests[0].body)
     assert "headers" not in body and "asm" not in body
 

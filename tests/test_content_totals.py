@@ -10,7 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from recovery.messages.content import FLOW_TEMPLATES, TEMPLATES, ItemView, render_email, render_sms, sample_context
+from recovery.messages.content import (
+    FLOW_TEMPLATES,
+    TEMPLATES,
+    ItemView,
+    render_email,
+    render_sms,
+    sample_context,
+)
 from recovery.messages.push_content import render_push
 
 # The reviewer's cart: 18.00 + 26.00 (was 32.50); its stored total 50.50 is from before the drop.

@@ -40,7 +40,7 @@ def test_serve_on_another_port_points_its_links_there(served: list[Any]) -> None
     assert result.exit_code == 0, result.output
     [runtime] = served
     assert runtime.settings.app_url == "http://127.0.0.1:8093"
-    assert runtime.sender.composer.app_url == "http://127.0.0.1:8093"  # /r/, /u/ and /o/ links in every message
+    assert runtime.sender.composer.app_url == "http://127.0.0.1:8093"  # /r/, /u/ and /o/ links in messages
 
 
 def test_an_explicit_app_url_wins(served: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +49,7 @@ def test_an_explicit_app_url_wins(served: list[Any], monkeypatch: pytest.MonkeyP
     assert served[0].settings.app_url == "https://recover.example.com"
 
 
-@pytest.mark.parametrize("host, url", [("127.0.0.1", "http://127.0.0.1:8093"), ("0.0.0.0", "http://127.0.0.1:8093"),
+@pytest.mark.parametrize("host, url", [("127.0.0.1", "http://127.0.0.1:8093"), ("0.0.0.0", "http://127.0.0.1:8093"),  # noqa: S104
                                        ("::1", "http://[::1]:8093"), ("localhost", "http://localhost:8093")])
 def test_the_url_is_one_a_browser_can_open(host: str, url: str) -> None:
     assert with_served_url(Settings(database_url="sqlite://"), host, 8093, {}).app_url == url

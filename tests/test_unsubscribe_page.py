@@ -23,7 +23,8 @@ def _set(rt, message, *, locale: str | None, store_name: str) -> None:  # type: 
      "Keramik <Linde> & Co will not email you about carts again.", "en"),
     ("fr-FR", "Ne plus recevoir de rappels de panier de Keramik <Linde> & Co ?", "Se désabonner",
      "Keramik <Linde> & Co ne vous enverra plus d'e-mails au sujet de vos paniers.", "fr"),
-    (None, "Stop cart reminders from Keramik <Linde> & Co?", "Unsubscribe",  # no locale: the email was English
+    # no locale: the email was English
+    (None, "Stop cart reminders from Keramik <Linde> & Co?", "Unsubscribe",
      "Keramik <Linde> & Co will not email you about carts again.", "en"),
 ])
 def test_the_page_is_in_the_message_language_and_names_the_store(  # type: ignore[no-untyped-def]

@@ -38,7 +38,7 @@ def _page(title: str, body: str, status: int, lang: str = "en") -> tuple[str, in
 
 
 def _browser_language() -> str:
-    """The visitor's language among the catalogs' (Accept-Language), else English: for a link we cannot read."""
+    """The visitor's language among the catalogs' (Accept-Language), else English: for links we cannot read."""
     return request.accept_languages.best_match(catalogs.LANGUAGES) or "en"
 
 
@@ -104,7 +104,7 @@ CONFIRM = """<!doctype html><html lang="{{ lang }}"><meta charset="utf-8">
 
 def _sent_as(session, target: LinkTarget) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
     """(language, store name) of the message the link came in: the language it was written in (the cart's
-    locale, as recovery/messages/content.py picks it) and the sender name it carried. None: no such message."""
+    locale, as recovery/messages/content.py picks it) and the sender name it carried. None: no message."""
     message = session.get(t.RecoveryMessage, target.message_id)
     cart = session.get(t.Cart, target.cart_id)
     if message is None or cart is None or message.cart_id != cart.id:

@@ -61,11 +61,12 @@ _FIXED = {
     "dropped": "Stopped: the email provider dropped an earlier email to this address",
     "spamreport": "Stopped: the shopper reported an earlier email as spam",
     # the triggered flows' own checks (recovery/flows/checks.py)
-    "product bought or in the cart": "Not sent: the shopper has since bought the product or put it in the cart",
+    "product bought or in the cart": "Not sent: the shopper has since bought the product or put it in "
+                                     "the cart",
     "order cancelled": "Not sent: the order it follows up on was cancelled",
     "order refunded": "Not sent: the order it follows up on was refunded",
-    "no_marketing_consent": "Not emailed: recommendations go only to shoppers who subscribed to marketing emails, "
-                            "and this one did not",
+    "no_marketing_consent": "Not emailed: recommendations go only to shoppers who subscribed to marketing "
+                            "emails, and this one did not",
 }
 #: The triggered flows by name (recovery/flows), as the Flow and Performance pages call them.
 FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",
