@@ -26,7 +26,7 @@ def send_mail(rt, to: str, subject: str, text: str, *, reply_to: str | None = No
     message = OutboundEmail(
         message_id=time.time_ns(), cart_id=0, step=0, to=to, from_addr=f"billing@{host}", from_name="CartResQ",
         subject=subject, html="<p>" + html.escape(text).replace("\n", "<br>\n") + "</p>", text=text,
-        unsubscribe_url=f"{rt.settings.app_url}/app/billing", unsubscribe_mailto=f"mailto:billing@{host}",
+        unsubscribe_url="", unsubscribe_mailto="", transactional=True,  # a service notice, not marketing
         reply_to=reply_to, categories=("billing",),
     )
     channel.send(message)

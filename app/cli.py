@@ -37,9 +37,9 @@ def serve(host: str, port: int) -> None:
     from app.runtime import build_runtime
     from recovery.storage.schema import upgrade
 
-    from app.web.access import check_exposure, with_local_token
+    from app.web.access import check_exposure, with_local_token, with_served_url
 
-    settings = _settings()
+    settings = with_served_url(_settings(), host, port)  # APP_URL unset: links use this port
     preflight(settings)
     check_exposure(settings, [host])  # no store data on a public address without the operator token
     settings, local_token = with_local_token(settings)

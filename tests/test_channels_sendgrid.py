@@ -77,6 +77,16 @@ def test_sends_the_v3_body_and_returns_the_x_message_id(server: FakeServer) -> N
     }
 
 
+def test_an_account_email_carries_no_unsubscribe_headers_or_group(server: FakeServer) -> None:
+    # Given a password reset to a merchant (transactional) / Then no one-click unsubscribe and no ASM group
+    from dataclasses import replace
+
+    reset = replace(EMAIL, transactional=True, unsubscribe_url="", unsubscribe_mailto="")
+    channel(server, asm_group_id=1234).send(reset)
+    body = json.loads(server.requests[0].body)
+    assert "headers" not in body and "asm" not in body
+
+
 def test_no_asm_without_a_group(server: FakeServer) -> None:
     channel(server).send(EMAIL)
     assert "asm" not in json.loads(server.requests[0].body)

@@ -78,6 +78,8 @@ def test_password_reset_by_emailed_link_works_once(runtime: Runtime, client) -> 
     mails = outbox_emails(runtime)
     assert [m["To"] for m in mails] == ["owner@example.com"]
     link = re.search(r"http\S+/app/reset/\S+", body_of(mails[0])).group(0)
+    # An account email, not marketing: no one-click unsubscribe pointing anywhere
+    assert mails[0]["List-Unsubscribe"] is None and mails[0]["List-Unsubscribe-Post"] is None
     path = link.split("127.0.0.1:8000")[-1] if "127.0.0.1:8000" in link else "/app/" + link.split("/app/", 1)[1]
     form = token_for(client, path)
     assert client.post(path, data={"password": "short", "csrf_token": form}).status_code == 400

@@ -221,3 +221,27 @@ def test_reason_codes_in_words() -> None:
     assert words("provider refused: 550 no such mailbox") == "Not sent: the provider refused it (550 no such mailbox)"
     assert words("rescheduled: quiet_hours").startswith("Moved later. Waiting: it is night")
     assert words("something_new") == "Technical reason: something_new" and words(None) == ""
+
+
+def test_flow_messages_and_reasons_are_named_not_coded(runtime: Runtime, self_hosted_client) -> None:
+    # Given a cart with a cross-sell message (its step is a flow-event id) and a step moved by the frequency cap
+    a = add_store(runtime, SHOP_A)
+    with runtime.sessions.begin() as session:
+        cart = t.Cart(store_id=a, email="flo@example.com", currency="USD", subtotal=Decimal("40"), total=Decimal("40"),
+                      status="abandoned", platform_updated_at=NOW, last_activity_at=NOW, abandoned_at=NOW,
+                      checkout_token="flo-tok")  # fmt: skip
+        session.add(cart)
+        session.flush()
+        session.add(t.RecoveryMessage(store_id=a, cart_id=cart.id, step=1268, channel="email", template="cross_sell",
+                                      flow="cross_sell", due_at=NOW, status="cancelled", reason="no_marketing_consent"))
+        session.add(t.RecoveryMessage(store_id=a, cart_id=cart.id, step=1, channel="email", template="gentle_reminder",
+                                      due_at=NOW, status="planned", reason="rescheduled: shopper_cap"))
+        cart_id = cart.id
+    # Then the cart page and the dashboard say the flow's name and the reason in words, never a code or an id
+    page = self_hosted_client.get(f"/app/carts/{cart_id}?store={SHOP_A}").get_data(as_text=True)
+    home = self_hosted_client.get("/").get_data(as_text=True)
+    for html in (page, home):
+        assert "Cross-sell (email)" in html and "1268" not in html
+        assert "recommendations go only to shoppers who subscribed" in html
+        assert "Moved later. Waiting: the shopper had a message recently" in html
+        assert "no_marketing_consent" not in html and "shopper_cap" not in html and "Technical reason" not in html

@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Response, g, request
@@ -120,6 +121,20 @@ def with_local_token(settings: Settings) -> tuple[Settings, str | None]:
         return settings, None
     token = secrets.token_urlsafe(24)
     return dataclasses.replace(settings, admin_token=token), token
+
+
+def with_served_url(
+    settings: Settings, host: str, port: int, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """For `serve`: without an explicit APP_URL, links (password reset, /r/, /u/, /o/) point at the address
+    this process listens on, not at the default port 8000. A wildcard bind is reached on loopback."""
+    import dataclasses
+
+    if ((os.environ if environ is None else environ).get("APP_URL") or "").strip():
+        return settings
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104  (a wildcard bind)
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    return dataclasses.replace(settings, app_url=f"http://{shown}:{port}")
 
 
 def gunicorn_hosts() -> list[str] | None:

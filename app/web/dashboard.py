@@ -76,6 +76,8 @@ def index() -> str:
             .where(t.RecoveryMessage.cart_id.in_([c.id for c in carts]))
             .order_by(t.RecoveryMessage.step)
         ).all()
+    from app.web.merchant.reasons import message_name, words  # here: the merchant package imports this module
+
     by_cart: dict[int, list[t.RecoveryMessage]] = {}
     for message in messages:
         by_cart.setdefault(message.cart_id, []).append(message)
@@ -83,4 +85,5 @@ def index() -> str:
         "dashboard.html", summary=summary, carts=carts, messages=by_cart, mask=mask, mask_text=mask_text,
         platform=g.get("store_status"), no_address=no_address, templates=TEMPLATES, drift=drift,
         estimate=lift_stats.estimate,
+        message_name=message_name, reason_words=words,  # no raw codes or database ids for the merchant
     )

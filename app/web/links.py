@@ -12,14 +12,16 @@ from recovery.consent import engagement
 from recovery.sequence import offers
 from recovery.storage import tables as t
 from recovery.storage.crypto import Vault
-from recovery.messages.links import LinkError, LinkSigner
+from recovery.config.store_settings import effective
+from recovery.messages import catalogs
+from recovery.messages.links import LinkError, LinkSigner, LinkTarget
 from recovery.storage.tables import utcnow
 
 bp = Blueprint("links", __name__)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
-PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+PAGE = """<!doctype html><html lang="{{ lang }}"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }}</title>
 <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
 <h1 style="font-size: 1.4rem">{{ title }}</h1><p>{{ body }}</p></body></html>"""
@@ -31,14 +33,25 @@ def _signer() -> LinkSigner:
     return runtime().sender.links
 
 
-def _page(title: str, body: str, status: int) -> tuple[str, int]:
-    return pages.render(PAGE, title=title, body=body), status
+def _page(title: str, body: str, status: int, lang: str = "en") -> tuple[str, int]:
+    return pages.render(PAGE, title=title, body=body, lang=lang), status
+
+
+def _browser_language() -> str:
+    """The visitor's language among the catalogs' (Accept-Language), else English: for links we cannot read."""
+    return request.accept_languages.best_match(catalogs.LANGUAGES) or "en"
+
+
+def _say(language: str, key: str, **facts: str) -> str:
+    """A page line from the message catalogs (recovery/messages/locale): our format string, facts fill it."""
+    return catalogs.strings(language)[f"page.{key}"].format(**facts)
 
 
 def _bad_link(error: LinkError) -> tuple[str, int]:
+    lang = _browser_language()
     if error.reason == "expired":
-        return _page("This link has expired", "Visit the store to find your cart again.", 410)
-    return _page("This link is not valid", "It may have been copied incompletely. Nothing was changed.", 400)
+        return _page(_say(lang, "link.expired"), _say(lang, "link.expired_body"), 410, lang)
+    return _page(_say(lang, "link.invalid"), _say(lang, "link.invalid_body"), 400, lang)
 
 
 @bp.get("/r/<token>")
@@ -81,12 +94,26 @@ def open_pixel(token: str) -> Response:
     return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, private"})
 
 
-CONFIRM = """<!doctype html><html lang="en"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Unsubscribe</title>
+CONFIRM = """<!doctype html><html lang="{{ lang }}"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ title }}</title>
 <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem">
-<h1 style="font-size: 1.4rem">Stop cart reminders from this store?</h1>
+<h1 style="font-size: 1.4rem">{{ question }}</h1>
 <form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit" style="font-size: 1rem; padding: .6rem 1.2rem">Unsubscribe</button></form></body></html>"""
+<button type="submit" style="font-size: 1rem; padding: .6rem 1.2rem">{{ button }}</button></form></body></html>"""
+
+
+def _sent_as(session, target: LinkTarget) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+    """(language, store name) of the message the link came in: the language it was written in (the cart's
+    locale, as recovery/messages/content.py picks it) and the sender name it carried. None: no message."""
+    message = session.get(t.RecoveryMessage, target.message_id)
+    cart = session.get(t.Cart, target.cart_id)
+    if message is None or cart is None or message.cart_id != cart.id:
+        return None
+    store = session.get(t.Store, message.store_id)
+    if store is None:
+        return None
+    name = effective(store.settings or {})["sender_name"] or store.name or store.domain
+    return catalogs.copy_locale(cart.locale or "en-US").language, " ".join(str(name).split())
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
@@ -101,11 +128,21 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     except LinkError as exc:
         return _bad_link(exc)
     if request.method == "GET":
-        return pages.render(CONFIRM), 200, {"Cache-Control": "no-store"}
+        with runtime().sessions() as session:  # reads only: a GET changes nothing
+            sent = _sent_as(session, target)
+        lang, store = sent or (_browser_language(), "")
+        if not sent:
+            return _page(_say(lang, "unsubscribe.gone"), _say(lang, "unsubscribe.gone_body"), 404, lang)
+        page = pages.render(CONFIRM, lang=lang, title=_say(lang, "unsubscribe.title"),  # autoescaped
+                            question=_say(lang, "unsubscribe.question", store=store),
+                            button=_say(lang, "unsubscribe.button"))
+        return page, 200, {"Cache-Control": "no-store"}
     if request.form.get("List-Unsubscribe") != "One-Click":
         return _page("Nothing was changed", "An unsubscribe request needs the body List-Unsubscribe=One-Click.", 400)
     with runtime().sessions.begin() as session:
+        sent = _sent_as(session, target)
         address = engagement.unsubscribe(session, target)
-    if address is None:
-        return _page("Nothing to unsubscribe", "This message no longer exists.", 404)
-    return _page("You will not get more reminders", "We will not email you about carts at this store again.", 200)
+    lang, store = sent or (_browser_language(), "")
+    if address is None or sent is None:
+        return _page(_say(lang, "unsubscribe.gone"), _say(lang, "unsubscribe.gone_body"), 404, lang)
+    return _page(_say(lang, "unsubscribe.done"), _say(lang, "unsubscribe.done_body", store=store), 200, lang)

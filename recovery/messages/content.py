@@ -19,6 +19,7 @@ from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from recovery.messages import catalogs, store_copy
+from recovery.messages.names import greeting_name
 
 TEMPLATES = ("gentle_reminder", "value_proposition", "offer", "final_call")
 #: The triggered flows' templates (recovery/flows): cart-based (price drop, back in stock) or product lists.
@@ -52,6 +53,8 @@ class MessageContext:
     locale: str  # BCP 47 from the shopper's browser or checkout, e.g. "en-US", "de-DE"
     currency: str  # the cart's currency, ISO 4217
     items: tuple[ItemView, ...]
+    #: The cart's own total (checkout prices, maybe shipping and tax). Not shown as such: the email shows
+    #: the sum of `items`, labelled "Total" only when the two agree (`_variables`).
     total: Decimal
     restore_url: str
     unsubscribe_url: str
@@ -148,7 +151,8 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
     if template in FLOW_TEMPLATES and not flow_copy:
         loc = catalogs.ENGLISH  # no flow copy in this language: English text, lang and formats alike
     strings = _strings(loc.language)
-    name, store = _clean(ctx.first_name), _clean(ctx.store_name) or ""
+    # The name only when it looks like one (recovery/messages/names.py): shoppers type it themselves.
+    name, store = greeting_name(ctx.first_name), _clean(ctx.store_name) or ""
     facts: dict[str, object] = {"name": name, "store": store, "percent": ctx.offer_percent, "code": ctx.offer_code}
 
     def money(amount: Decimal) -> str:
@@ -169,6 +173,10 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         chosen = strings.get(f"{key}.named", strings[key]) if name else strings[key]
         return chosen.format(**{**facts, **extra})
 
+    # The figure under the lines is always their sum at the prices shown: a cart's stored total (prices
+    # when it was abandoned, maybe shipping and tax) beside today's lower line prices would contradict them.
+    # Labelled "Total" only when it is the cart's total too, else "Subtotal at today's prices".
+    shown = sum((item.unit_price * item.quantity for item in ctx.items), Decimal(0))
     expires = None
     if template == "offer" and (at := ctx.offer_expires_at) is not None:
         at = at if at.tzinfo else at.replace(tzinfo=UTC)  # stored times are UTC
@@ -186,7 +194,8 @@ def _variables(template: str, ctx: MessageContext) -> dict[str, Any]:
         "store_url": ctx.store_url,
         "postal_address": ", ".join(p.strip() for p in ctx.postal_address.splitlines() if p.strip()),
         "lines": [_line(item, money, say) for item in ctx.items],
-        "total": money(ctx.total),
+        "total": money(shown),
+        "total_label": say("total") if shown == ctx.total else say("subtotal"),
         "restore_url": ctx.restore_url,
         "unsubscribe_url": ctx.unsubscribe_url,
         "open_pixel_url": ctx.open_pixel_url,

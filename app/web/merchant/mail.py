@@ -26,7 +26,7 @@ def send(to: str, subject: str, text: str, html: str | None = None, *, from_name
     message = OutboundEmail(
         message_id=secrets.randbits(48), cart_id=0, step=0, to=to, from_addr=f"reminders@{domain}",
         from_name=from_name, subject=subject, html=html or f"<pre>{_escape(text)}</pre>", text=text,
-        unsubscribe_url=f"{rt.settings.app_url}/app/", unsubscribe_mailto=f"mailto:unsubscribe@{domain}",
+        unsubscribe_url="", unsubscribe_mailto="", transactional=True,  # an account email, not marketing
         reply_to=reply_to or None, categories=("merchant",),
     )
     try:

@@ -16,6 +16,7 @@ from app.web.merchant import bp
 from app.web.merchant.charts import bars
 from app.web.merchant.context import current_store, merchant_required
 from app.web.merchant.ranges import DayRange, day_range
+from app.web.merchant.reasons import FLOW_NAMES  # one list of the flows' names
 from recovery.measure import figures
 from recovery.storage import tables as t
 from recovery.measure import lift as lift_stats
@@ -75,9 +76,6 @@ def earlier_range(session, store_id: int, span: DayRange) -> DayRange | None:  #
     last = (latest if latest.tzinfo else latest.replace(tzinfo=UTC)).astimezone(span.tz).date()
     return DayRange(last - timedelta(days=span.days - 1), last, span.tz)
 
-
-FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",
-              "browse_abandonment": "Browse abandonment"}
 
 #: The funnel's stages: (attribute, column heading, what it counts).
 STAGES = (

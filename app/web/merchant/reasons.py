@@ -5,6 +5,10 @@ policy, recovery/sending/send.py, recovery/consent/records.py, ...) and returns 
 understands, e.g. `no_email_consent_region_GB` → "Not emailed: shoppers in the UK need marketing consent".
 It never shows a raw code when it knows it; an unknown code is shown as it is, prefixed so that it reads as
 a technical note rather than a sentence. Provider errors keep their detail (masked by the caller).
+tests/test_reason_words.py finds every code the code base can record and fails when one has no sentence.
+
+`message_name(m)` names a message the way the merchant set it up: "Step 2 (email, value proposition)" for
+the abandoned-cart sequence, "Cross-sell (email)" for a triggered flow (whose step is a database id).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ _FIXED = {
     "store uninstalled": "Stopped: the app was uninstalled",
     "customer data redacted": "Stopped: the customer's data was erased at their request",
     "consent withdrawn": "Stopped: the shopper withdrew marketing consent",
+    "withdrawn on platform": "Stopped: the shopper withdrew marketing consent on the platform",
     "sms stop": "Stopped: the shopper replied STOP to a text message",
     "address suppressed": "Not sent: this address is blocked (bounce, spam report or unsubscribe)",
     "no email address": "Not emailed: no email address on the cart",
@@ -51,6 +56,28 @@ _FIXED = {
     "items_not_confirmed": "Not sent: the cart's items could not be confirmed with the store",
     "interrupted mid-send; not resent to avoid a duplicate": "Not resent: sending was interrupted, and resending could have sent it twice",
     "cancelled meanwhile": "Stopped before sending",
+    # suppressions that cancel what is pending for the address (recovery/consent/suppress.py)
+    "bounced": "Stopped: an earlier email to this address bounced",
+    "dropped": "Stopped: the email provider dropped an earlier email to this address",
+    "spamreport": "Stopped: the shopper reported an earlier email as spam",
+    # the triggered flows' own checks (recovery/flows/checks.py)
+    "product bought or in the cart": "Not sent: the shopper has since bought the product or put it in "
+                                     "the cart",
+    "order cancelled": "Not sent: the order it follows up on was cancelled",
+    "order refunded": "Not sent: the order it follows up on was refunded",
+    "no_marketing_consent": "Not emailed: recommendations go only to shoppers who subscribed to marketing "
+                            "emails, and this one did not",
+}
+#: The triggered flows by name (recovery/flows), as the Flow and Performance pages call them.
+FLOW_NAMES = {"price_drop": "Price drop", "back_in_stock": "Back in stock", "cross_sell": "Cross-sell",
+              "browse_abandonment": "Browse abandonment"}
+#: `cart is <status>` (recovery/model.py CartStatus): why a cart's pending message stopped.
+_CART_IS = {
+    "active": "Stopped: the shopper is back in the cart",
+    "abandoned": "Stopped: the cart is abandoned again (its messages were planned anew)",
+    "recovered": "Stopped: the shopper ordered after one of our messages",
+    "completed": "Stopped: the shopper ordered",
+    "deleted": "Stopped: the checkout was deleted on the platform",
 }
 _PREFIXES = (
     ("rescheduled: ", "Moved later. "),
@@ -90,7 +117,17 @@ def words(code: str | None) -> str:
         if code.startswith(prefix):
             return f"{said} ({code[len(prefix):]})"
     if code.startswith("cart is "):
-        return f"Stopped: the cart is {code[8:]}"
+        return _CART_IS.get(code[8:], f"Stopped: the cart is {code[8:]}")
+    if code.endswith(" turned off") and code[:-11] in FLOW_NAMES:
+        return f"Not sent: the {FLOW_NAMES[code[:-11]]} flow was turned off"
     if code.startswith("cannot compose"):
         return "Not sent: the message could not be built (" + code.partition(": ")[2] + ")"
     return f"Technical reason: {code}"
+
+
+def message_name(m: object) -> str:
+    """A message as the merchant set it up, never a database id: the sequence's step, or the flow's name."""
+    flow, channel = getattr(m, "flow", None), getattr(m, "channel", "")
+    if flow and flow != "cart":
+        return f"{FLOW_NAMES.get(flow, flow.replace('_', ' ').capitalize())} ({channel})"
+    return f"Step {getattr(m, 'step', '')} ({channel}, {str(getattr(m, 'template', '')).replace('_', ' ')})"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.web.dashboard import mask_text
 from app.web.merchant.ranges import local
-from app.web.merchant.reasons import words
+from app.web.merchant.reasons import message_name, words
 from recovery.storage import tables as t
 from recovery.measure.figures import zone
 
@@ -52,7 +52,7 @@ def timeline(session: Session, cart: t.Cart, tz_name: str | None) -> list[Event]
         which = {"holdout": " — holdout group: no message, to measure the lift"}.get(group or "", "")
         events.append(Event(cart.abandoned_at, "cart", "Abandoned" + which))
     for m in session.scalars(select(t.RecoveryMessage).where(t.RecoveryMessage.cart_id == cart.id).order_by(t.RecoveryMessage.step)):
-        name = f"Step {m.step} ({m.channel}, {m.template.replace('_', ' ')})"
+        name = message_name(m)  # a flow's message by its flow's name: its step is a database id
         events.append(Event(m.created_at, "message", f"{name}: planned for {local(m.due_at, zone(tz_name))}"))
         if m.sent_at:
             events.append(Event(m.sent_at, "message", f"{name}: sent"))

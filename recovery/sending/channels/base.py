@@ -21,6 +21,9 @@ class OutboundEmail:
     unsubscribe_mailto: str  # "mailto:unsubscribe+<token>@cartresq.example.com"
     reply_to: str | None = None
     categories: tuple[str, ...] = ()  # e.g. ("cart-recovery", "step-1")
+    #: An account email to a merchant (password reset, test send): no List-Unsubscribe / one-click headers
+    #: and no SendGrid unsubscribe group, which belong to marketing mail only (unsubscribe_* are ignored).
+    transactional: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ def build_email_message(
     msg["Subject"] = m.subject
     msg["Date"] = format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = f"<cartresq-{m.message_id}@{message_domain}>"
-    msg["List-Unsubscribe"] = _list_unsubscribe(m.unsubscribe_url, m.unsubscribe_mailto)
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if not m.transactional:  # marketing mail only: an account email has nothing to unsubscribe from
+        msg["List-Unsubscribe"] = _list_unsubscribe(m.unsubscribe_url, m.unsubscribe_mailto)
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     if m.reply_to:
         msg["Reply-To"] = _address(m.reply_to)
     msg["X-CartResQ-Message-Id"] = str(m.message_id)

@@ -75,17 +75,18 @@ class SendGridChannel:
             "subject": m.subject,
             # SendGrid requires text/plain first, then text/html.
             "content": [{"type": "text/plain", "value": m.text}, {"type": "text/html", "value": m.html}],
-            "headers": {
-                "List-Unsubscribe": str(_list_unsubscribe(m.unsubscribe_url, m.unsubscribe_mailto)),
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
             "custom_args": custom_args,
         }
+        if not m.transactional:  # marketing mail only: an account email has nothing to unsubscribe from
+            body["headers"] = {
+                "List-Unsubscribe": str(_list_unsubscribe(m.unsubscribe_url, m.unsubscribe_mailto)),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
         if m.reply_to:
             body["reply_to"] = {"email": m.reply_to}
         if m.categories:
             body["categories"] = [c[:255] for c in m.categories[:10]]  # SendGrid's limits
-        if self.asm_group_id is not None:
+        if self.asm_group_id is not None and not m.transactional:
             body["asm"] = {"group_id": self.asm_group_id}
         return body
 
