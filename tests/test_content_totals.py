@@ -82,3 +82,15 @@ def test_sms_and_push_never_show_a_total(
     if template in TEMPLATES:
         title, body = render_push(template, _ctx(locale))
         assert "$" not in title + body
+
+
+def test_a_line_taken_out_of_the_cart_is_not_shown() -> None:
+    from recovery.intake.catalog import item_views
+    from recovery.storage import tables as t
+
+    cart = t.Cart(line_items=[
+        {"title": "Enamel Camp Mug", "quantity": 0, "unit_price": "49.90"},  # Shopify keeps a removed line at 0
+        {"title": "Waxed Canvas Tote", "quantity": 2, "unit_price": "26.00"},
+    ])  # fmt: skip
+    views = item_views(None, t.Store(platform="shopify", domain="x.myshopify.com"), cart)
+    assert [(v.title, v.quantity) for v in views] == [("Waxed Canvas Tote", 2)]

@@ -23,6 +23,12 @@ def test_an_id_beyond_any_stored_row_is_404_not_a_500(runtime: Runtime, self_hos
     assert response.status_code == 404, response.get_data(as_text=True)[:300]
 
 
+@pytest.mark.parametrize("digits", ["\u0661", "\uff11", "01"])  # Arabic-Indic one, fullwidth one, a leading zero
+def test_an_id_is_written_in_ascii_digits_only(runtime: Runtime, self_hosted_client, digits: str) -> None:
+    add_store(runtime)
+    assert self_hosted_client.get(f"/app/carts/{digits}?store={SHOP}").status_code == 404
+
+
 def test_the_largest_stored_id_still_reaches_the_page(runtime: Runtime, self_hosted_client) -> None:
     add_store(runtime)  # the route matches (the store has no such cart): the page's own 404, with its reason
     response = self_hosted_client.get(f"/app/carts/{HUGE - 1}?store={SHOP}")

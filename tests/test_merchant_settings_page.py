@@ -78,3 +78,15 @@ def test_the_settings_page_saves_through_the_cli_validation(runtime: Runtime, cl
     page = client.get("/app/settings").get_data(as_text=True)
     reset = client.post("/app/settings", data={**_form(page), "op": "reset:abandon_after"})
     assert reset.status_code == 303 and "abandon_after" not in store_settings(runtime, store)
+
+
+def test_saving_the_page_as_shown_pins_neither_the_store_row_time_zone_nor_its_reset(runtime: Runtime, client) -> None:
+    store = _signed_in(runtime, client)
+    with runtime.sessions.begin() as db:  # the platform (or the demo) set the row, not a setting
+        db.get(t.Store, store).timezone = "America/New_York"  # type: ignore[union-attr]
+    form = _form(client.get("/app/settings").get_data(as_text=True))
+    assert form["timezone"] == "America/New_York"
+    assert client.post("/app/settings", data=form).status_code == 303
+    assert "timezone" not in store_settings(runtime, store)  # nothing changed: no "Reset" that would move it to UTC
+    with runtime.sessions() as db:
+        assert db.get(t.Store, store).timezone == "America/New_York"  # type: ignore[union-attr]

@@ -27,6 +27,8 @@ HOSTILE = [
     "x" * (NAME_MAX + 1),
     "- . '",
     "Eve\u202eevil",  # a bidi override: not a letter
+    "evil\ufe0f.example",  # an invisible mark before the period still reads as a web address
+    "evil.\u034fexample",
     "",
     "   ",
     None,

@@ -108,6 +108,12 @@ def test_serving_on_a_public_address_needs_the_token(host: str, refused: bool) -
     else:
         access.check_exposure(bare, [host])
     access.check_exposure(dataclasses.replace(bare, admin_token="x" * 32), [host])  # with a token: fine
+    short = dataclasses.replace(bare, admin_token="x" * 23)  # guessable: refused where others can reach it
+    if refused:
+        with pytest.raises(SystemExit, match="fewer than 24"):
+            access.check_exposure(short, [host])
+    else:
+        access.check_exposure(short, [host])
 
 
 def test_the_gunicorn_factory_refuses_a_public_bind_without_the_token(monkeypatch, tmp_path) -> None:

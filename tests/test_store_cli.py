@@ -61,6 +61,17 @@ def test_add_set_show_round_trip(cli: CliRunner, tmp_path: Path) -> None:
         (["timezone=Mars/Olympus"], "IANA time zone"),
         (["abandon_after"], "is not KEY=VALUE"),
         (["abandon_after=0s"], "longer than zero"),
+        # values that overflowed a date (every cart beacon a 500) or silently meant "never"
+        (["abandon_after=3000000d"], "too long: at most 365d"),
+        (["abandon_after=99999999999999999d"], "too long"),
+        (["abandon_after=8d"], "at most 7d"),
+        (["attribution_window=91d"], "at most 90d"),
+        (["sms_min_cart_value=NaN"], "enter an amount from 0 to"),
+        (["sms_min_cart_value=Infinity"], "enter an amount from 0 to"),
+        (["sms_min_cart_value=1E+999999"], "enter an amount from 0 to"),
+        # an arm at or above the margin loses money on every order it wins, and the bandit keeps a floor on it
+        (["offer_arms=0,10,40"], "below margin_percent (40)"),
+        (["offer_arms=0,5,10,15", "margin_percent=15"], "below margin_percent (15)"),
     ],
 )
 def test_bad_settings_fail_clearly_and_change_nothing(cli: CliRunner, tmp_path: Path, pairs: list[str], message: str) -> None:

@@ -99,12 +99,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: The operator token's least length where the server is reachable from other machines.
+MIN_TOKEN = 24
+
+
 def check_exposure(settings: Settings, hosts: Iterable[str]) -> None:
     """Refuse (SystemExit) to serve store data on a non-loopback address without the operator token,
-    when no Shopify keys give merchants their own sign-in."""
+    when no Shopify keys give merchants their own sign-in; and with a token too short to withstand guessing
+    (nothing slows guesses at `/operator` or the bearer check: the token's length is the defence)."""
+    exposed = sorted(h for h in hosts if not is_loopback(h))
+    if exposed and settings.admin_token and len(settings.admin_token) < MIN_TOKEN:
+        raise SystemExit(f"refusing to serve on {', '.join(exposed)} with a CARTRESQ_ADMIN_TOKEN of fewer than {MIN_TOKEN} "
+                         "characters: use a random one, e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`")
     if settings.admin_token or (settings.shopify_api_key and settings.shopify_api_secret):
         return
-    exposed = sorted(h for h in hosts if not is_loopback(h))
     if exposed:
         raise SystemExit(
             f"refusing to serve on {', '.join(exposed)} without CARTRESQ_ADMIN_TOKEN: without Shopify keys the "

@@ -12,6 +12,8 @@ MAX_ID = 2**63 - 1
 
 
 class StoredId(IntegerConverter):
+    regex = r"[1-9][0-9]{0,18}"  # ASCII digits, no leading zero: werkzeug's \d+ also took "١" and "１" as 1
+
     def __init__(self, map: Map) -> None:  # noqa: A002  (werkzeug's name)
         super().__init__(map, min=1, max=MAX_ID)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from recovery.config.values import (  # noqa: F401  SettingError, parse_duration, format_duration, parse_cap: re-exported
     SettingError,
+    duration_up_to,
     format_duration,
     format_sequence,
     parse_arms,
@@ -23,7 +24,6 @@ from recovery.config.values import (  # noqa: F401  SettingError, parse_duration
     parse_low_stock,
     parse_origins,
     parse_percent,
-    parse_positive_duration,
     parse_quiet,
     parse_sequence_setting,
     parse_sms_window,
@@ -44,13 +44,13 @@ class Spec:
 
 
 SPECS: Mapping[str, Spec] = {
-    "abandon_after": Spec(parse_positive_duration, 3600, "idle time before a cart counts as abandoned", format_duration),
+    "abandon_after": Spec(duration_up_to(7), 3600, "idle time before a cart counts as abandoned", format_duration),
     "holdout_percent": Spec(parse_percent, 10, "share of abandoned carts kept as an untouched control group"),
     "attribution_window": Spec(
-        parse_positive_duration, 5 * 86400, "an order this soon after a message counts as recovered", format_duration
+        duration_up_to(90), 5 * 86400, "an order this soon after a message counts as recovered", format_duration
     ),
-    "first_message_min": Spec(parse_positive_duration, 1800, "earliest first reminder after abandonment", format_duration),
-    "first_message_max": Spec(parse_positive_duration, 4 * 3600, "latest first reminder after abandonment", format_duration),
+    "first_message_min": Spec(duration_up_to(7), 1800, "earliest first reminder after abandonment", format_duration),
+    "first_message_max": Spec(duration_up_to(7), 4 * 3600, "latest first reminder after abandonment", format_duration),
     "sms_min_cart_value": Spec(lambda t: str(parse_decimal(t)), "50", "SMS step only for carts above this total"),
     "sms_enabled": Spec(parse_bool, True, "send the SMS step when the shopper consented", lambda v: str(v).lower()),
     "timezone": Spec(parse_timezone, "UTC", "the store's own time zone"),
@@ -71,7 +71,7 @@ SPECS: Mapping[str, Spec] = {
     ),
     # Offers (recovery/sequence/offers.py): 0 = the offer step goes out as a plain reminder, no code is made.
     "offer_percent": Spec(parse_percent, 0, "percent off in the offer step's single-use code (0: no code)"),
-    "offer_window": Spec(parse_positive_duration, 48 * 3600, "how long an offer's code stays valid", format_duration),
+    "offer_window": Spec(duration_up_to(90), 48 * 3600, "how long an offer's code stays valid", format_duration),
     # Discounts as an experiment (recovery/sequence/discount_arms.py): arms tried per shopper, judged on profit.
     "offer_arms": Spec(parse_arms, [], "percents tried per shopper by Thompson sampling on profit, e.g. 0,5,10,15 "
                        "(empty: offer_percent for everyone)", lambda v: ",".join(map(str, v))),
@@ -83,7 +83,7 @@ SPECS: Mapping[str, Spec] = {
     "exit_offer_percent": Spec(
         parse_percent, 10, "percent off in the exit offer's unique code (0: show exit_offer text only, no code)"
     ),
-    "exit_offer_window": Spec(parse_positive_duration, 86400, "how long an exit offer's code stays valid", format_duration),
+    "exit_offer_window": Spec(duration_up_to(90), 86400, "how long an exit offer's code stays valid", format_duration),
     "track_consent_required": Spec(
         parse_bool, True, "keep tracker contact details only with the shopper's analytics/marketing consent",
         lambda v: str(v).lower(),
@@ -105,14 +105,14 @@ SPECS: Mapping[str, Spec] = {
     "back_in_stock": Spec(parse_bool, True, "message a shopper when a sold-out item of their abandoned cart is back",
                           show_on_off),
     "cross_sell": Spec(parse_bool, False, "\"complete the look\" email with recommendations after fulfilment", show_on_off),
-    "cross_sell_after": Spec(parse_positive_duration, 7 * 86400, "how long after fulfilment the cross-sell goes",
+    "cross_sell_after": Spec(duration_up_to(90), 7 * 86400, "how long after fulfilment the cross-sell goes",
                              format_duration),
     "browse_abandonment": Spec(
         parse_bool, False, "remind a known shopper of a product they viewed twice in a visit without adding it",
         show_on_off,
     ),
     "browse_abandonment_after": Spec(
-        parse_positive_duration, 86400, "how long after the last view the browse reminder goes", format_duration
+        duration_up_to(30), 86400, "how long after the last view the browse reminder goes", format_duration
     ),
     "recommendations_in_reminders": Spec(
         parse_bool, False, "a \"you may also like\" block in cart reminders", show_on_off
@@ -169,6 +169,10 @@ def check_consistency(merged: Mapping[str, Any]) -> None:
     values = effective(merged)
     if values["first_message_min"] > values["first_message_max"]:
         raise SettingError("first_message_min must not be later than first_message_max")
+    margin = values["margin_percent"]
+    if any(arm >= margin for arm in values["offer_arms"] or []):  # the bandit would keep serving a losing arm
+        raise SettingError(f"offer_arms: every percent must be below margin_percent ({margin}): an offer at or above "
+                           "the margin loses money on every order it wins")  # fmt: skip
 
 
 def effective(stored: Mapping[str, Any]) -> dict[str, Any]:

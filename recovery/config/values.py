@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +18,10 @@ _CAP = re.compile(r"^\s*1\s*/\s*(\S+)\s*$")
 
 class SettingError(ValueError):
     """A bad key or value: the message says which and why."""
+
+
+#: No duration a store sets may exceed a year (`abandon_after=3000000d` made every cart beacon a 500).
+MAX_DURATION = 365 * 86400
 
 
 def parse_duration(text: str, *, bare_seconds: bool = True) -> int:
@@ -31,7 +36,10 @@ def parse_duration(text: str, *, bare_seconds: bool = True) -> int:
     match = _DURATION.match(text)
     if not match:
         raise SettingError(f"{text!r} is not a duration: use a number with s, m, h or d, e.g. 90s, 15m, 4h, 3d")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if seconds > MAX_DURATION:  # a date this far ahead overflows (a cart's deadline, a report's bounds)
+        raise SettingError(f"{text.strip()!r} is too long: at most {MAX_DURATION // 86400}d")
+    return seconds
 
 
 def format_duration(seconds: int) -> str:
@@ -74,6 +82,19 @@ def parse_positive_duration(text: str) -> int:
     if seconds <= 0:
         raise SettingError("a duration must be longer than zero")
     return seconds
+
+
+def duration_up_to(days: int) -> Callable[[str], int]:
+    """A positive duration of at most `days` days: the parser of a setting whose sensible range ends there
+    (an abandonment delay of 100 days silently means no cart is ever abandoned)."""
+
+    def parse(text: str) -> int:
+        seconds = parse_positive_duration(text)
+        if seconds > days * 86400:
+            raise SettingError(f"at most {days}d")
+        return seconds
+
+    return parse
 
 
 def parse_timezone(text: str) -> str:
@@ -288,11 +309,16 @@ def parse_cap_setting(text: str) -> str:
 
 
 
+MAX_AMOUNT = Decimal(1_000_000)
+
+
 def parse_decimal(text: str) -> Any:
     try:
         value = Decimal(str(text))
     except InvalidOperation:
         raise SettingError(f"{text!r} is not a number") from None
+    if not value.is_finite() or value > MAX_AMOUNT:  # NaN raised on the comparison below; Infinity meant "never"
+        raise SettingError(f"enter an amount from 0 to {MAX_AMOUNT}")
     if value < 0:
         raise SettingError("the amount cannot be negative")
     return value

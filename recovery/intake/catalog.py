@@ -230,6 +230,8 @@ def item_views(
         facts = line_facts(session, store, cart, known, settings)
     views = []
     for item, fact in zip(lines, facts, strict=True):
+        if int(item.get("quantity") or 0) <= 0:  # a line taken out of the cart is not shown ("Qty: 0")
+            continue
         cart_price = Decimal(str(item["unit_price"]))
         views.append(
             ItemView(

@@ -24,7 +24,8 @@ def greeting_name(value: str | None) -> str | None:
     if not value:
         return None
     name = " ".join(unicodedata.normalize("NFC", value).split())
-    if not name or len(name) > NAME_MAX or _DOMAIN.search(name):
+    skeleton = "".join(ch for ch in name if unicodedata.category(ch)[0] != "M")  # "evil.\u034fexample" reads as a domain
+    if not name or len(name) > NAME_MAX or _DOMAIN.search(skeleton):
         return None
     if not any(unicodedata.category(ch).startswith("L") for ch in name):
         return None  # punctuation only

@@ -34,8 +34,7 @@ def apply(
     try:
         with runtime().sessions.begin() as db:
             store = db.get(t.Store, store_id, with_for_update=True)
-            stored_now = store.settings or {}
-            keys = [key for key in values if not only_changed or parsed[key] != current(stored_now, key)]
+            keys = [key for key in values if not only_changed or parsed[key] != in_force(store, key)]
             if not keys:
                 return {}, {}
             return set_settings(db, store, [f"{key}={values[key]}" for key in keys]), {}
@@ -43,6 +42,20 @@ def apply(
         message = str(exc)
         field = _field(message)
         return {}, {field: message.partition(": ")[2] if field != "_form" else message}
+
+
+#: Settings that mirror a column of the store's row, which the platform or the demo may have set without a setting.
+ROW_KEYS = ("timezone", "currency")
+
+
+def in_force(store: t.Store, key: str) -> Any:
+    """The value in force for `key`: the stored setting, else the store row's own value (time zone, currency),
+    else the default. Comparing with it, a page that posts all its fields pins neither a default nor the row's
+    value (saving the Settings page had stored the store's time zone, and its reset then moved the store to UTC)."""
+    stored_now = store.settings or {}
+    if key in ROW_KEYS and key not in stored_now and getattr(store, key, None):
+        return getattr(store, key)
+    return current(stored_now, key)
 
 
 def reset(store_id: int, key: str) -> dict[str, str]:

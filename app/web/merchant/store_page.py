@@ -15,7 +15,7 @@ from flask import redirect, render_template, request, url_for
 from app.web.merchant import bp, settings_form
 from app.web.merchant.context import current_store, merchant_required
 from app.web.merchant.flow import human
-from recovery.config.store_settings import SPECS, effective, format_duration
+from recovery.config.store_settings import SPECS, format_duration
 
 #: (heading, [(key, label)]), in page order; the hint under each field is the setting's own description.
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -69,12 +69,7 @@ def settings() -> Any:
     keys = [key for _, fields in sections for key, _ in fields]
     errors: dict[str, str] = {}
     if request.method == "GET":
-        stored = settings_form.stored(store.id)
-        values = effective(stored)
-        for key in ("timezone", "currency"):  # the platform may have set the store's own row, not the setting
-            if key not in stored and getattr(store, key, None):
-                values[key] = getattr(store, key)
-        fields = {key: _shown(key, values[key]) for key in keys}
+        fields = {key: _shown(key, settings_form.in_force(store, key)) for key in keys}
     else:
         fields = {key: ("on" if request.form.get(key) else "off") if _switch(key) else request.form.get(key, "")[:500]
                   for key in keys}
