@@ -272,7 +272,11 @@ def parse_beacon(body: bytes) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BeaconError("body is not a JSON object")
     try:
-        beacon = msgspec.convert(raw, Beacon)
+        try:
+            beacon = msgspec.convert(raw, Beacon)
+        except UnicodeEncodeError:  # a key with a lone surrogate: no field of ours, ignored as any unknown key
+            raw = _sorted(raw, keep=_encodable)
+            beacon = msgspec.convert(raw, Beacon)
     except msgspec.ValidationError:
         raise BeaconError(_first_error(raw)) from None
     return msgspec.to_builtins(beacon)  # type: ignore[no-any-return]
@@ -288,12 +292,19 @@ def _first_error(raw: dict[str, Any]) -> str:
     raise AssertionError("a beacon refused once is refused again")  # pragma: no cover
 
 
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _sorted(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(item) for item in value]
+def _sorted(value: Any, depth: int = 4, keep: Callable[[str], bool] = lambda key: True) -> Any:
+    """Objects' keys in order (those `keep` accepts), as deep as the beacon's own objects go (beacon, cart, items,
+    item); deeper values, which the schema never reads as objects, are left as they are (a hostile body may nest
+    a thousand levels)."""
+    if depth and isinstance(value, dict):
+        return {key: _sorted(value[key], depth - 1, keep) for key in sorted(value) if keep(key)}
+    if depth and isinstance(value, list):
+        return [_sorted(item, depth - 1, keep) for item in value]
     return value
+
+
+def _encodable(key: str) -> bool:
+    return not _SURROGATE.search(key)
 
 
 def _no_constant(name: str) -> None:
