@@ -26,10 +26,9 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import Integer, String, TextClause, bindparam, delete, exists, literal, or_, select, text
+from sqlalchemy import Integer, String, TextClause, bindparam, delete, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.sql.functions import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -225,8 +224,8 @@ def _pairs_in(columns: str, pairs: Any, name: str) -> TextClause:
     """`(store column, token column) IN pairs` as two array parameters: the same short statement whatever the
     number of pairs (an IN list of 200 pairs was a new 400-parameter text that psycopg parsed for every batch)."""
     stores, tokens = zip(*pairs, strict=True) if pairs else ((), ())
-    return text(f"({columns}) IN (SELECT * FROM unnest(CAST(:{name}_s AS integer[]), CAST(:{name}_t AS text[])))"
-                ).bindparams(**{f"{name}_s": list(stores), f"{name}_t": list(tokens)})  # fmt: skip
+    sql = f"({columns}) IN (SELECT * FROM unnest(CAST(:{name}_s AS integer[]), CAST(:{name}_t AS text[])))"  # noqa: S608 - our column names
+    return text(sql).bindparams(**{f"{name}_s": list(stores), f"{name}_t": list(tokens)})
 
 
 def _new_cart(store: t.Store, token: str, row: t.TrackInbox) -> dict[str, Any]:
