@@ -222,7 +222,9 @@ class _Batches:
                 args += pair
         try:
             results = self._script(keys=keys, args=args)
-        except Exception as exc:  # noqa: BLE001 - handed to every waiting request, never lost
+            if not isinstance(results, list) or len(results) != len(batch):
+                raise RuntimeError(f"the limit script answered {type(results).__name__} for {len(batch)} requests")
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting request, never lost (the flusher lives on)
             for *_, done in batch:
                 done.set_exception(exc)
             return
