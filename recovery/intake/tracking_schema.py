@@ -3,8 +3,8 @@
 The one definition of the beacon: each field's type (checked by msgspec, in C) and, in its annotation,
 the rules its value must pass in order (`Text`, `Token`, marshmallow's validators for ranges, choices,
 patterns and e-mail addresses), checked by `_Checked.__post_init__`. A 400 says what broke as it did
-when the schema was marshmallow's: `cart.items.0.quantity: Not a valid integer.` (`_reason` translates
-msgspec's type errors into those words), so trackers and operators see the same reasons.
+when the schema was marshmallow's: `cart.items.0.quantity: Not a valid integer.` (recovery/intake/tracking_reasons.py
+translates msgspec's type errors into those words), so trackers and operators see the same reasons.
 
 Unknown fields are ignored on purpose: a newer tracker may send more than this server knows, and nothing
 outside the schema is ever stored. Every string is stripped and bounded. Free text (titles, SKUs) is
@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from babel.numbers import is_currency
 from marshmallow import ValidationError, validate
+
+from recovery.intake.tracking_reasons import by_key, reason
 
 MAX_BEACON_BYTES = 8192
 TYPES = ("cart", "contact", "exit", "popup", "checkout_started", "checkout_contact", "checkout_completed",
@@ -275,62 +277,22 @@ def parse_beacon(body: bytes) -> dict[str, Any]:
         try:
             beacon = msgspec.convert(raw, Beacon)
         except UnicodeEncodeError:  # a key with a lone surrogate: no field of ours, ignored as any unknown key
-            raw = _sorted(raw, keep=_encodable)
+            raw = by_key(raw, keep=lambda key: not _SURROGATE.search(key))
             beacon = msgspec.convert(raw, Beacon)
-    except msgspec.ValidationError:
-        raise BeaconError(_first_error(raw)) from None
+    except msgspec.ValidationError as exc:
+        raise BeaconError(_first_error(raw, str(exc))) from None
     return msgspec.to_builtins(beacon)  # type: ignore[no-any-return]
 
 
-def _first_error(raw: dict[str, Any]) -> str:
+def _first_error(raw: dict[str, Any], error: str) -> str:
     """The reason for a refused beacon. msgspec stops at the first error in the order it reads; read in key
     order, that is mostly the error marshmallow showed first (the first field by name) when several fields are wrong."""
     try:
-        msgspec.convert(_sorted(raw), Beacon)
+        msgspec.convert(by_key(raw), Beacon)
     except msgspec.ValidationError as exc:
-        return _reason(str(exc))[:200]
-    raise AssertionError("a beacon refused once is refused again")  # pragma: no cover
-
-
-def _sorted(value: Any, depth: int = 4, keep: Callable[[str], bool] = lambda key: True) -> Any:
-    """Objects' keys in order (those `keep` accepts), as deep as the beacon's own objects go (beacon, cart, items,
-    item); deeper values, which the schema never reads as objects, are left as they are (a hostile body may nest
-    a thousand levels)."""
-    if depth and isinstance(value, dict):
-        return {key: _sorted(value[key], depth - 1, keep) for key in sorted(value) if keep(key)}
-    if depth and isinstance(value, list):
-        return [_sorted(item, depth - 1, keep) for item in value]
-    return value
-
-
-def _encodable(key: str) -> bool:
-    return not _SURROGATE.search(key)
+        error = str(exc)
+    return reason(error)[:200]
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
-
-
-#: msgspec's words for a wrong type (`Expected `int | null`, got `str``) → marshmallow's, by the expected type.
-_TYPE_ERRORS = {"int": "Not a valid integer.", "str": "Not a valid string.", "array": "Not a valid list.",
-                "object": "Invalid input type."}  # fmt: skip
-_EXPECTED = re.compile(r"Expected `(\w+)[^`]*`, got `(\w+)`")
-_MISSING = re.compile(r"Object missing required field `(\w+)`")
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def _reason(error: str) -> str:
-    """msgspec's error (`Expected `int`, got `str` - at `$.cart.items[0].quantity``, or a rule's
-    `field: reason - at `$.cart``) as the 400's reason: `cart.items.0.quantity: Not a valid integer.`"""
-    message, at, where = error.rpartition(" - at `$")
-    if not at:
-        message, where = error, ""
-    path = _INDEX.sub(r".\1", where.rstrip("`")).lstrip(".")
-    if expected := _EXPECTED.fullmatch(message):
-        kind, got = expected.groups()
-        message = ": Field may not be null." if got == "null" else ": " + _TYPE_ERRORS.get(kind, "Invalid value.")
-    elif missing := _MISSING.fullmatch(message):
-        message = f"{missing.group(1)}: Missing data for required field."
-    if message.startswith(": "):  # about the object at `path` itself
-        return f"{path}{message}" if path else message[2:]
-    return f"{path}.{message}" if path else message
