@@ -205,6 +205,7 @@ BAD = [
     (b"\xff\xfe{}", "body is not UTF-8"),
     (b'{"v": 1, "ts": NaN}', "body is not valid JSON"),
     (b"[" * 4000 + b"]" * 4000, "body is not valid JSON"),
+    (b'{"x":' * 500 + b"1" + b"}" * 500, "v: Missing data for required field."),  # JSON, nested deep: still a reason
     (json.dumps(beacon(ts="1764300000000")), "ts:"),
     (json.dumps(beacon(v=2)), "unsupported beacon version"),
     (json.dumps(beacon(cart={"currency": "USD"})), "a cart beacon needs cart.token"),

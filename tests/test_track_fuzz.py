@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,3 +60,13 @@ def test_endpoint_never_answers_5xx(database_url: str, tmp_path: Any) -> None:
         post()
     finally:
         rt.close()
+
+
+def test_keys_that_are_no_unicode_are_ignored_like_any_unknown_key() -> None:
+    """A lone surrogate in a key ("\\ud800" in JSON) names no field: the beacon is kept, as with marshmallow."""
+    body = json.dumps({**VALID, "\ud800x": 1, "cart": {**VALID["cart"], "\udfff": [2]}}).encode()
+    parsed = parse_beacon(body)
+    assert parsed["cart"]["token"] == "c1-abc" and "\ud800x" not in parsed
+    refused = json.dumps({**VALID, "\ud800x": 1, "ts": "soon"}).encode()
+    with pytest.raises(BeaconError, match="^ts: Not a valid integer"):
+        parse_beacon(refused)

@@ -182,13 +182,34 @@ def apply_beacon(
     return Applied(answer, wants_code)
 
 
+class KnownCarts(list[t.Cart]):
+    """`apply_beacon`'s `known` with the carts indexed by (store, cart token), which never changes: a batch of
+    200 beacons looked each up in the whole list (a fifth of the track relay's CPU)."""
+
+    def __init__(self, carts: Any = ()) -> None:
+        super().__init__(carts)
+        self.by_token: dict[tuple[int, str | None], t.Cart] = {}
+        for cart in self:
+            self.by_token.setdefault((cart.store_id, cart.cart_token), cart)
+
+    def append(self, cart: t.Cart) -> None:
+        super().append(cart)
+        self.by_token.setdefault((cart.store_id, cart.cart_token), cart)
+
+
 def _find(
     session: Session, store_id: int, token: str | None, checkout_token: str | None, known: list[t.Cart] | None = None
 ) -> t.Cart | None:
     if known is not None:
-        mine = [c for c in known if c.store_id == store_id]
-        found = next((c for c in mine if checkout_token and c.checkout_token == checkout_token), None)
-        return found or next((c for c in mine if token and c.cart_token == token), None)
+        if checkout_token:  # may have been linked by an earlier beacon of the batch: looked for in every cart
+            found = next((c for c in known if c.checkout_token == checkout_token and c.store_id == store_id), None)
+            if found is not None:
+                return found
+        if not token:
+            return None
+        if isinstance(known, KnownCarts):
+            return known.by_token.get((store_id, token))
+        return next((c for c in known if c.cart_token == token and c.store_id == store_id), None)
     base = select(t.Cart).where(t.Cart.store_id == store_id).with_for_update()
     if checkout_token:
         cart = session.scalar(base.where(t.Cart.checkout_token == checkout_token))
