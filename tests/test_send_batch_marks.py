@@ -105,3 +105,30 @@ def test_saving_copy_in_a_session_drops_what_compose_read_in_it(rt: Runtime) -> 
         store_copy.save(db, store.id, "gentle_reminder", "en", {"subject": "New words for {store}"})
         second = rt.sender.composer.compose(store, cart, message)
     assert first.subject.startswith("Alex, your cart at") and second.subject.startswith("New words for")
+
+
+def test_only_the_sent_mark_commits_without_waiting_for_the_wal_flush(pg_url: str, tmp_path: Path) -> None:
+    """The `sent` mark turns `synchronous_commit` off for its own transaction only: lost in a PostgreSQL crash
+    it leaves the row `sending` (failed as interrupted, never resent). The `sending` mark keeps it on: lost,
+    its row would read `queued` and could be sent twice. Each mark runs here inside an explicit transaction
+    so that the setting it leaves for its transaction can be read back; in the batch it is alone in one."""
+    for rt in loop_runtime(pg_url, tmp_path, FakeChannel(), shopper_cap="off"):
+        [message_id] = queued(rt, 1)
+        with send._connection_for_batch(rt.engine) as conn:
+            driver = conn.connection.driver_connection
+
+            def show() -> str:
+                return str(driver.execute("SHOW synchronous_commit").fetchone()[0])
+
+            assert show() == "on"
+            driver.execute("BEGIN")
+            assert send._mark_sending(conn, message_id, now(), None) is None
+            assert show() == "on"  # the mark that guards against a second send waits for the flush
+            driver.execute("COMMIT")
+            driver.execute("BEGIN")
+            send._mark_sent(conn, [send.Handed(message_id, "email", now(), "provider-1", None)])
+            assert show() == "off"
+            driver.execute("COMMIT")
+            assert show() == "on"  # SET LOCAL: the next statement (the next `sending` mark) is synchronous again
+        with rt.sessions() as db:
+            assert db.get(t.RecoveryMessage, message_id).status == "sent"
