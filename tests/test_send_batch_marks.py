@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from app.runtime import Runtime, build_runtime
 from recovery.messages import store_copy
@@ -186,3 +186,21 @@ def test_an_unguarded_sending_mark_carries_the_previous_sent_mark(pg_url: str, t
             assert handed.last is None  # counted as marked
         with rt.sessions() as db:
             assert [db.get(t.RecoveryMessage, i).status for i in (first, second)] == ["sent", "sending"]
+
+
+def test_the_check_of_a_batch_of_emails_asks_only_what_emails_need(rt: Runtime) -> None:
+    """Every query of the pre-send check is a round trip per batch: for emails to carts without a customer
+    record there is none about SMS consent, push subscriptions, customers or flows, and the batch's stores
+    are found and locked in one statement."""
+    ids = queued(rt, 3)
+    statements: list[str] = []
+    listen = lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split()))  # noqa: E731
+    event.listen(rt.engine, "before_cursor_execute", listen)
+    try:
+        assert rt.sender.send_batch(rt.sessions, ids) == dict.fromkeys(ids, "sent")
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", listen)
+    asked = " ".join(statements)
+    assert "FROM customers" not in asked and "FROM push_subscriptions" not in asked
+    assert not [s for s in statements if s.startswith("SELECT DISTINCT recovery_messages.store_id")]
+    assert len([s for s in statements if "FROM stores" in s and "FOR SHARE" in s]) == (rt.engine.dialect.name == "postgresql")

@@ -103,13 +103,12 @@ class Sender:
         with sessions.begin() as session:
             # Lock order (recovery/storage/locks.py): the stores FOR SHARE first, so an order being applied for one
             # (FOR NO KEY UPDATE) finishes first, and no message is held while waiting for it; then messages.
-            store_ids = set(session.scalars(
-                select(t.RecoveryMessage.store_id).where(t.RecoveryMessage.id.in_(message_ids)).distinct()
-            ))  # fmt: skip
+            # One statement: the stores of the batch's messages (a subquery, not a round trip of its own).
+            store_ids = select(t.RecoveryMessage.store_id).where(t.RecoveryMessage.id.in_(message_ids))
             stores = {
                 s.id: s
                 for s in session.scalars(
-                    select(t.Store).where(t.Store.id.in_(store_ids)).order_by(t.Store.id)
+                    select(t.Store).where(t.Store.id.in_(store_ids.scalar_subquery())).order_by(t.Store.id)
                     .with_for_update(**locks.STORE_SHARED)
                 )
             }
