@@ -163,3 +163,20 @@ def test_a_workers_threads_make_the_metrics_once(monkeypatch: pytest.MonkeyPatch
     for thread in threads:
         thread.join()
     assert len(made) == 1 and set(metrics._metrics()) == {"messages"}
+
+
+def test_httpx_logs_no_line_per_request_but_keeps_its_warnings() -> None:
+    stream = io.StringIO()
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    level, httpx_level = root.level, httpx_log.level
+    configure_logging("json")
+    [handler] = [h for h in root.handlers if getattr(h, "_cartresq", False)]
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        httpx_log.info("HTTP Request: POST https://api.sendgrid.example.com/v3/mail/send \"HTTP/1.1 202 Accepted\"")
+        httpx_log.warning("connection pool is full")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        httpx_log.setLevel(httpx_level)
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["connection pool is full"]

@@ -42,16 +42,19 @@ def blocking_reasons(
             )
         )
     )
-    customer_ids = {c.customer_id for c in carts if c.customer_id}
+    # Only what the batch's channels need is asked (a batch of emails: no SMS consent, no push subscription),
+    # and nothing for an empty set: each query is a round trip for every batch.
+    customer_ids = {c.cart.customer_id for c in batch if c.message.channel == "sms" and c.cart.customer_id}
     sms_consent = set(
         session.scalars(select(t.Customer.id).where(t.Customer.id.in_(customer_ids), t.Customer.sms_consent.is_(True)))
-    )
+    ) if customer_ids else set()  # fmt: skip
     out_of_stock = out_of_stock_carts(session, carts, known)
     unconfirmed = verify.unconfirmed_carts(session, carts)  # tracker carts: content only from the platform
-    subscribed = push.carts_with_subscription(session, [c.id for c in carts if c.id is not None])
+    subscribed = push.carts_with_subscription(session, [c.cart.id for c in batch if c.message.channel == "push"])
     reasons: dict[int, str] = {}
     # A triggered flow's message (recovery/flows) has its own rules for the cart, orders and holdout.
-    flow_reasons = flow_checks.reasons(session, [c for c in batch if is_flow(c.message.flow)], ordered)
+    flows = [c for c in batch if is_flow(c.message.flow)]
+    flow_reasons = flow_checks.reasons(session, flows, ordered) if flows else {}
     for candidate in batch:
         message, cart, store = candidate.message, candidate.cart, candidate.store
         address = _address(message.channel, cart, subscribed)
@@ -92,7 +95,7 @@ def _consent_and_bots(session: Session, batch: Sequence[Candidate]) -> dict[int,
     if not batch:
         return {}
     customer_ids = {c.cart.customer_id for c in batch if c.cart.customer_id}
-    customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))}
+    customers = {c.id: c for c in session.scalars(select(t.Customer).where(t.Customer.id.in_(customer_ids)))} if customer_ids else {}
     records = consent.latest(session, [c.cart for c in batch])
     reasons: dict[int, str] = {}
     for candidate in batch:

@@ -12,7 +12,9 @@ the per-cart count read from the snapshot is complete whenever nothing is stale.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -24,10 +26,23 @@ from recovery.intake.receipts import MATCH_SQL
 #: The statement could not decide (a send to this shopper committed meanwhile): use `caps.mark_sending`.
 STALE = "stale"
 
+#: The `sent` mark of a batch's previous hand-over (recovery/sending/send.py), put in front of the next
+#: message's `sending` mark so both are one statement: one round trip and one commit per message instead
+#: of two. A data-modifying CTE runs to completion whether the rest of the statement reads it or not, so
+#: the mark is made whatever the next message's verdict; it changes another row than the statement marks.
+SENT_BEFORE = """WITH sent_before AS (
+    UPDATE recovery_messages SET status = 'sent', sent_at = :sent_at, provider_message_id = :sent_provider_id
+    WHERE id = :sent_id AND status = 'sending'
+)"""
+#: queued → sending without a guard, after the previous hand-over's `sent` mark (caps.MARK, as text).
+SENT_AND_MARK = DriverStatement(text(SENT_BEFORE + """
+UPDATE recovery_messages SET status = 'sending', claimed_at = :at, attempts = attempts + 1
+WHERE id = :message_id AND status = 'queued'
+"""))
+
 # `held`: the last-mile check that no order receipt for this shopper waits unapplied (recovery/intake/receipts.py),
 # in the statement that marks the message, so no round trip is added.
-_MARK_AT_ONCE = DriverStatement(text("""
-WITH locked AS MATERIALIZED (
+_MARK_AT_ONCE_SQL = """WITH locked AS MATERIALIZED (
     SELECT id, xmin::text AS version, last_sent_at, last_message_id FROM shopper_sends
     WHERE id = ANY(CAST(:ledger_ids AS bigint[])) ORDER BY shopper_key FOR UPDATE
 ), seen AS MATERIALIZED (
@@ -54,18 +69,26 @@ WITH locked AS MATERIALIZED (
     WHERE id = ANY(CAST(:ledger_ids AS bigint[])) AND EXISTS (SELECT FROM marked)
 )
 SELECT EXISTS (SELECT FROM marked) AS marked, stale, last_sent, sent, held FROM verdict
-"""))
+"""
+_MARK_AT_ONCE = DriverStatement(text(_MARK_AT_ONCE_SQL))
+#: The same, preceded by the `sent` mark of the batch's previous hand-over.
+_SENT_AND_MARK_AT_ONCE = DriverStatement(text(SENT_BEFORE + ", " + str(_MARK_AT_ONCE_SQL).removeprefix("WITH ")))
 _NO_RECEIPT = {"r_store": None, "r_since": None, "r_ck": None, "r_ct": None, "r_eh": None, "r_ph": None}
 
 
-def mark_at_once(conn: Connection, guard: Guard, message_id: int, at: datetime) -> str | None:
+def mark_at_once(
+    conn: Connection, guard: Guard, message_id: int, at: datetime, sent_before: Mapping[str, Any] | None = None
+) -> str | None:
     """None if marked `sending` (committed: `conn` is in autocommit); else what happened, as
-    `caps.mark_sending` says it, or STALE. Needs the guard's `ledger_ids`."""
+    `caps.mark_sending` says it, or STALE. Needs the guard's `ledger_ids`. `sent_before`: the parameters of
+    `SENT_BEFORE`, the previous hand-over's `sent` mark, committed by the same statement whatever
+    this one's verdict."""
     limit = MAX_PER_CART.get(guard.channel) if guard.per_cart else None
     receipt = guard.receipt.params() if guard.receipt is not None else _NO_RECEIPT
-    marked, stale, last_sent, sent, held = _MARK_AT_ONCE(
+    statement = _MARK_AT_ONCE if sent_before is None else _SENT_AND_MARK_AT_ONCE
+    marked, stale, last_sent, sent, held = statement(
         conn, ledger_ids=list(guard.ledger_ids), message_id=message_id, cart_id=guard.cart_id,
-        channel=guard.channel, cart_limit=limit, cap=guard.cap, at=at, **receipt,
+        channel=guard.channel, cart_limit=limit, cap=guard.cap, at=at, **receipt, **(sent_before or {}),
     ).fetchone()
     if marked:
         return None
