@@ -12,7 +12,7 @@ from sqlalchemy import event, select, update
 
 from app.runtime import Runtime, build_runtime
 from recovery.messages import store_copy
-from recovery.sending import send
+from recovery.sending import marks
 from recovery.sending.channels import FakeChannel
 from recovery.storage import tables as t
 from tests.conftest import add_store, make_settings
@@ -80,9 +80,9 @@ def test_a_batch_reads_the_stores_copy_once_and_marks_each_send_before_the_next_
     fake.engine = rt.engine
     fake.ids = ids = queued(rt, 3)
     loads, alone = [], []
-    real_load, real_mark = store_copy.load, send._mark_sent
+    real_load, real_mark = store_copy.load, marks.mark_sent
     monkeypatch.setattr(store_copy, "load", lambda *a: loads.append(a) or real_load(*a))
-    monkeypatch.setattr(send, "_mark_sent", lambda bind, handed: alone.append(len(handed)) or real_mark(bind, handed))
+    monkeypatch.setattr(marks, "mark_sent", lambda bind, handed: alone.append(len(handed)) or real_mark(bind, handed))
     outcomes = rt.sender.send_batch(rt.sessions, ids)
     assert outcomes == dict.fromkeys(ids, "sent")
     assert len(loads) == 1  # one store, one language: one query for the batch
@@ -155,7 +155,7 @@ def test_only_the_sent_mark_commits_without_waiting_for_the_wal_flush(pg_url: st
     so that the setting it leaves for its transaction can be read back; in the batch it is alone in one."""
     for rt in loop_runtime(pg_url, tmp_path, FakeChannel(), shopper_cap="off"):
         [message_id] = queued(rt, 1)
-        with send._connection_for_batch(rt.engine) as conn:
+        with marks.connection_for_batch(rt.engine) as conn:
             driver = conn.connection.driver_connection
 
             def show() -> str:
@@ -163,11 +163,11 @@ def test_only_the_sent_mark_commits_without_waiting_for_the_wal_flush(pg_url: st
 
             assert show() == "on"
             driver.execute("BEGIN")
-            assert send._mark_sending(conn, message_id, now(), None) is None
+            assert marks.mark_sending(conn, message_id, now(), None) is None
             assert show() == "on"  # the mark that guards against a second send waits for the flush
             driver.execute("COMMIT")
             driver.execute("BEGIN")
-            send._mark_sent(conn, [send.Handed(message_id, "email", now(), "provider-1", None)])
+            marks.mark_sent(conn, [marks.Handed(message_id, "email", now(), "provider-1", None)])
             assert show() == "off"
             driver.execute("COMMIT")
             assert show() == "on"  # SET LOCAL: the next statement (the next `sending` mark) is synchronous again
@@ -178,11 +178,11 @@ def test_only_the_sent_mark_commits_without_waiting_for_the_wal_flush(pg_url: st
 def test_an_unguarded_sending_mark_carries_the_previous_sent_mark(pg_url: str, tmp_path: Path) -> None:
     for rt in loop_runtime(pg_url, tmp_path, FakeChannel(), shopper_cap="off"):
         first, second = queued(rt, 2)
-        with send._connection_for_batch(rt.engine) as conn:
-            assert send._mark_sending(conn, first, now(), None) is None
-            handed = send._Unmarked()
-            handed.last = send.Handed(first, "email", now(), "provider-1", None)
-            assert send._mark_sending(conn, second, now(), None, handed) is None
+        with marks.connection_for_batch(rt.engine) as conn:
+            assert marks.mark_sending(conn, first, now(), None) is None
+            handed = marks.Unmarked()
+            handed.last = marks.Handed(first, "email", now(), "provider-1", None)
+            assert marks.mark_sending(conn, second, now(), None, handed) is None
             assert handed.last is None  # counted as marked
         with rt.sessions() as db:
             assert [db.get(t.RecoveryMessage, i).status for i in (first, second)] == ["sent", "sending"]
