@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.intake import subscriptions as push
-from recovery.consent import suppress
+from recovery.consent import delivery_events, suppress
 from recovery.sequence.abandonment import Abandoner
 from recovery.sending.channels import Channel, OutboxChannel
 from recovery.sending.channels.sendgrid import SendGridChannel
@@ -178,14 +178,14 @@ def _push_channel(settings: Settings, sessions: sessionmaker[Session] | None) ->
 def _outcome_unknown(
     sessions: sessionmaker[Session] | None, *, events_will_tell: bool
 ) -> Callable[[int], None] | None:
-    """A provider read timeout: record it on the row (recovery.consent.suppress.outcome_unknown) in its own commit."""
+    """A provider read timeout: record it on the row (recovery.consent.delivery_events.outcome_unknown) in its own commit."""
     if sessions is None:
         return None
 
     def record(message_id: int) -> None:
         try:
             with sessions.begin() as session:
-                suppress.outcome_unknown(session, message_id, events_will_tell=events_will_tell)
+                delivery_events.outcome_unknown(session, message_id, events_will_tell=events_will_tell)
         except Exception:  # the Sender still records the send as failed/sent; only the exact wording is lost
             log.exception("message %s: could not record an unknown send outcome", message_id)
 

@@ -47,7 +47,7 @@ PASSED_ON: dict[tuple[str, str], list[str]] = {
     ("consent/engagement.py", "reason"): [],  # the suppression row's reason; the messages get "unsubscribed"
     ("consent/suppress.py", "reason"): [],  # suppress_email's parameter: its callers' literals are collected
     ("consent/suppress.py", "why"): [],  # _cancel_pending's parameter: likewise
-    ("consent/suppress.py", "OUTCOME_UNKNOWN"): ["outcome_unknown"],
+    ("consent/delivery_events.py", "OUTCOME_UNKNOWN"): ["outcome_unknown"],
     ("messages/push_content.py", "NO_SUBSCRIPTION"): ["no_push_subscription"],
     ("sending/checks.py", "flow_reasons"): [],  # recovery/flows/checks.py's `out`, collected there
     ("sending/checks.py", "blocked"): ["no_email_consent", "email_consent_withdrawn",  # consent.email_block
@@ -56,7 +56,7 @@ PASSED_ON: dict[tuple[str, str], list[str]] = {
     ("sending/policy/caps.py", "reason"): [],  # settle's parameter: its callers' literals are collected
     ("sending/send.py", "reasons"): [],  # the pre-send checks' map, collected in sending/checks.py
     ("sending/send.py", "verdict.reason"): [],  # Verdict(...)'s reason, collected in sending/policy
-    ("sending/send.py", "bindparam('why')"): [],  # the f-strings passed as why=, collected as families
+    ("sending/marks.py", "bindparam('why')"): [],  # the f-strings passed as why= (send.py), collected as families
     ("sequence/plan.py", "None"): [],  # a re-planned message has no reason
     ("sequence/plan.py", "reason"): [],  # cancel_pending's parameter: its callers' literals are collected
 }

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flask import Blueprint, Response, jsonify, request
 
 from app.web import jsonbody
-from recovery.consent import suppress
+from recovery.consent import delivery_events, suppress
 from recovery.sending.channels.twilio_sms import to_e164
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def sendgrid_events() -> tuple[Response, int]:
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         return _refuse(400, "expected a JSON array of event objects")
     with rt.sessions.begin() as session:
-        counts = suppress.sendgrid_events(session, events)
+        counts = delivery_events.sendgrid_events(session, events)
     log.info("sendgrid events: %s", counts)
     return jsonify(counts), 200
 
@@ -150,5 +150,5 @@ def sms_status() -> tuple[Response, int]:
     if not sid or not status:
         return _refuse(400, "MessageSid and MessageStatus are required")
     with _runtime().sessions.begin() as session:
-        suppress.twilio_status(session, sid, status, form.get("ErrorCode") or None)
+        delivery_events.twilio_status(session, sid, status, form.get("ErrorCode") or None)
     return Response(status=204), 204  # unknown sids too: Twilio must not retry what we cannot match
