@@ -76,3 +76,12 @@ def test_an_empty_default_range_with_older_carts_offers_their_range(runtime: Run
     assert f"/app/performance?store={SHOP}&amp;from=2026-02-04&amp;to=2026-03-05" in html
     shown = self_hosted_client.get(f"/app/performance?store={SHOP}&from=2026-02-04&to=2026-03-05").get_data(as_text=True)
     assert 'id="abandoned">215<' in shown and 'id="older"' not in shown
+
+
+def test_a_currency_setting_changed_since_does_not_zero_the_figures(runtime: Runtime, self_hosted_client) -> None:
+    store_id = add_store(runtime)
+    seed(runtime, store_id)
+    with runtime.sessions.begin() as session:  # the merchant set Currency to EUR; the carts were priced in USD
+        session.get(t.Store, store_id).currency = "EUR"  # type: ignore[union-attr]
+    performance = self_hosted_client.get(f"/app/performance?store={SHOP}&from=2026-03-01&to=2026-03-10").get_data(as_text=True)
+    assert figure(performance, "incremental") == "4,501 USD [875, 6,551]"  # as the dashboard says, not "0 EUR"

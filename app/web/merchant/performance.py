@@ -44,7 +44,10 @@ def performance() -> str:
         fig = figures.read(session, store.id, span.first, span.last)
         flows = flow_lines(session, store.id, *span.utc_bounds())
         older = earlier_range(session, store.id, span) if fig.abandoned == 0 and not request.args.get("from") else None
-    currency = store.currency or next(iter(fig.revenue), "USD")
+    # The currency most recovered carts were in, as the dashboard's (carts are priced in the shop's currency;
+    # a Currency setting changed since does not turn their revenue into 0 of the new one), else the store's.
+    currency = max(fig.recovered_in, key=fig.recovered_in.__getitem__) if any(fig.recovered_in.values()) else (
+        store.currency or next(iter(fig.revenue), "USD"))
     revenue = fig.revenue.get(currency, Decimal("0"))
     other_currencies = {c: v for c, v in fig.revenue.items() if c != currency and v}
     report = None
