@@ -48,3 +48,13 @@ def test_a_broken_link_answers_in_the_browser_language(sent) -> None:  # type: i
     response = client.get("/u/not-a-token", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
     assert response.status_code == 400 and "Dieser Link ist ungültig" in response.get_data(as_text=True)
     assert "This link is not valid" in client.get("/u/not-a-token").get_data(as_text=True)
+
+
+def test_the_other_link_pages_answer_in_the_browser_language(sent) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    rt, client, message = sent
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    gone = client.get(f"/r/{rt.sender.links.sign('restore', 10**9, 10**9)}", headers=german)  # no such message or cart
+    assert gone.status_code == 404 and "Dieser Warenkorb ist nicht mehr verfügbar" in gone.get_data(as_text=True)
+    malformed = client.post(f"/u/{token(rt, 'unsubscribe', message)}", data={}, headers=german)
+    assert malformed.status_code == 400 and "Es wurde nichts geändert" in malformed.get_data(as_text=True)
+    assert unsubscribed(rt) == []

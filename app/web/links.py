@@ -73,8 +73,10 @@ def restore(token: str):  # type: ignore[no-untyped-def]
         if message is not None and message.cart_id == target.cart_id:
             # Only to the shop's own domains; a cart without a usable URL goes to the shop's home page.
             url = engagement.own_domain(session, message.store_id, url)
+        sent = None if url else _sent_as(session, target)
     if not url:
-        return _page("This cart is no longer available", "Visit the store to start again.", 404)
+        lang = sent[0] if sent else _browser_language()  # the language the message was written in
+        return _page(_say(lang, "cart.gone"), _say(lang, "cart.gone_body"), 404, lang)
     response = redirect(url, code=302)
     response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to the store's analytics
     return response
@@ -138,7 +140,8 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
                             button=_say(lang, "unsubscribe.button"))
         return page, 200, {"Cache-Control": "no-store"}
     if request.form.get("List-Unsubscribe") != "One-Click":
-        return _page("Nothing was changed", "An unsubscribe request needs the body List-Unsubscribe=One-Click.", 400)
+        lang = _browser_language()
+        return _page(_say(lang, "unsubscribe.malformed"), _say(lang, "unsubscribe.malformed_body"), 400, lang)
     with runtime().sessions.begin() as session:
         sent = _sent_as(session, target)
         address = engagement.unsubscribe(session, target)
