@@ -37,11 +37,15 @@ def serve(host: str, port: int) -> None:
     from app.runtime import build_runtime
     from recovery.storage.schema import upgrade
 
-    from app.web.access import check_exposure, with_local_token, with_served_url
+    from app.web.access import check_exposure, is_loopback, with_local_token, with_served_url
 
     settings = with_served_url(_settings(), host, port)  # APP_URL unset: links use this port
     preflight(settings)
     check_exposure(settings, [host])  # no store data on a public address without the operator token
+    if not is_loopback(host) and not (os.environ.get("APP_URL") or "").strip():
+        click.echo(f"warning: APP_URL is not set, so links in messages (cart, unsubscribe, password reset) point at "
+                   f"{settings.app_url}, which shoppers cannot reach: set APP_URL to this server's public address",
+                   err=True)  # fmt: skip
     settings, local_token = with_local_token(settings)
     upgrade(settings.database_url)
     _hint_demo_data(settings)

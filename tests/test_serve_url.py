@@ -53,3 +53,16 @@ def test_an_explicit_app_url_wins(served: list[Any], monkeypatch: pytest.MonkeyP
                                        ("::1", "http://[::1]:8093"), ("localhost", "http://localhost:8093")])
 def test_the_url_is_one_a_browser_can_open(host: str, url: str) -> None:
     assert with_served_url(Settings(database_url="sqlite://"), host, 8093, {}).app_url == url
+
+
+def test_serving_others_without_app_url_warns_that_links_will_not_reach_shoppers(
+    served: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARTRESQ_ADMIN_TOKEN", "x" * 32)  # a public bind needs the operator token
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "8093"])  # noqa: S104
+    assert result.exit_code == 0, result.output
+    assert "APP_URL is not set" in result.stderr
+    monkeypatch.setenv("APP_URL", "https://recover.example.com")
+    assert "APP_URL" not in CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "8093"]).stderr  # noqa: S104
+    local = CliRunner().invoke(main, ["serve", "--port", "8093"])  # loopback: the links work here
+    assert "APP_URL" not in local.stderr
