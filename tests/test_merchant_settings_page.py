@@ -90,3 +90,10 @@ def test_saving_the_page_as_shown_pins_neither_the_store_row_time_zone_nor_its_r
     assert "timezone" not in store_settings(runtime, store)  # nothing changed: no "Reset" that would move it to UTC
     with runtime.sessions() as db:
         assert db.get(t.Store, store).timezone == "America/New_York"  # type: ignore[union-attr]
+
+
+def test_no_hint_on_the_page_names_a_setting_by_its_key(runtime: Runtime, client) -> None:
+    _signed_in(runtime, client)
+    page = client.get("/app/settings").get_data(as_text=True)
+    hints = re.findall(r'<p class="cq-hint" id="h-[a-z_]+">(.*?)</p>', page, re.S)
+    assert hints and not [h for h in hints if re.search(r"\b[a-z]+_[a-z_]+\b", h)]  # "exit_offer text" read as code

@@ -33,11 +33,17 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 ]
 #: WooCommerce only: which order statuses are purchases.
 WOO_SECTION = ("WooCommerce", [("woo_paid_statuses", "Order statuses that count as paid")])
+#: The page's own words where a setting's description names other settings by their keys (the CLI's wording).
+WORDS = {
+    "exit_offer_percent": "percent off in the single-use code the exit popup gives out (0: the popup shows the "
+                          "exit offer text only, without a code)",
+}
 #: Extra words where the setting's one-line description needs them.
 HINTS = {
     "timezone": "An IANA name such as America/New_York or Europe/Berlin; pages show times in it.",
     "country": "Two letters (ISO 3166), e.g. US or DE; empty: not set.",
-    "currency": "Three letters (ISO 4217), e.g. USD, EUR or GBP.",
+    "currency": "Three letters (ISO 4217), e.g. USD, EUR or GBP. Your platform prices carts and orders in the shop's "
+                "own currency; this is the one pages show when a period has no recovered order to go by.",
     "sms_min_cart_value": "Used by the default flow's text-message step; once you edit the steps on the Flow page, "
                           "each step's own \"Only for carts above\" applies.",
     "allowed_origins": "Comma-separated, e.g. https://shop.example.com; your shop's own domain is always allowed.",
@@ -81,7 +87,7 @@ def settings() -> Any:
         if not errors:
             return redirect(url_for("merchant.settings", store=request.args.get("store"), saved=1), 303)
     return render_template(
-        "merchant/settings.html", sections=sections, fields=fields, errors=errors, help=SPECS, hints=HINTS,
+        "merchant/settings.html", sections=sections, fields=fields, errors=errors, help=SPECS, hints=HINTS, words=WORDS,
         switches={key for key in keys if _switch(key)}, custom=set(settings_form.stored(store.id)),
         defaults={key: _shown(key, SPECS[key].default) for key in keys}, saved=request.args.get("saved") == "1",
     ), 400 if errors else 200
