@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from recovery.intake.carts import link_earlier_order
+from recovery.intake.orders import link_earlier_order
 from recovery.intake.tracking import CONTACT_TYPES, NO_PLATFORM_STATE, KnownCarts, apply_beacon, origins_of
 from recovery.intake.tracking_schema import BeaconError
 from recovery.model import CartStatus, strip_token

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from recovery.storage import locks
 from recovery.storage import tables as t
-from recovery.intake.carts import OPEN, abandon_delay, link_earlier_order, push_back_abandonment, reopen_if_returned
+from recovery.intake.carts import abandon_delay, push_back_abandonment, reopen_if_returned
+from recovery.intake.orders import link_earlier_order
+from recovery.intake.rows import OPEN
 from recovery.model import CartStatus, LineItem, strip_token
 from recovery.sequence.offers import ExitCodeRequest, find_exit_code, is_live, offer_answer
 from recovery.config.store_settings import effective
