@@ -29,6 +29,7 @@ from limits.storage import MemoryStorage, RedisStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from recovery.config.settings import Settings
+from recovery.storage.greenbatch import GreenBatcher
 
 log = logging.getLogger(__name__)
 NAMESPACE = "track"
@@ -186,31 +187,17 @@ class _Batches:
     """The waiting requests' checks in one process, and the greenlet that sends them to Redis together."""
 
     def __init__(self, script: Any) -> None:
-        import gevent
-        from gevent.event import AsyncResult, Event
+        from gevent.event import AsyncResult
 
-        self._script, self._spawn, self._result = script, gevent.spawn, AsyncResult
-        self._pending: list[tuple[list[str], list[tuple[int, int]], Any]] = []
-        self._wake = Event()
-        self._flusher: Any = None
+        self._script, self._result = script, AsyncResult
+        self._queue: GreenBatcher[tuple[list[str], list[tuple[int, int]], Any]] = GreenBatcher(self._send, MAX_BATCH)
         self.calls = self.requests = 0  # how much grouping happened (tests, diagnosis)
 
     def run(self, keys: list[str], limits: list[tuple[int, int]]) -> int:
         """The 1-based index of the check that refused, or 0; raises what the script call raised."""
         done = self._result()
-        self._pending.append((keys, limits, done))
-        if self._flusher is None or self._flusher.dead:
-            self._flusher = self._spawn(self._flush_forever)
-        self._wake.set()
+        self._queue.put((keys, limits, done))
         return int(done.get())
-
-    def _flush_forever(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                self._send(batch)
 
     def _send(self, batch: list[tuple[list[str], list[tuple[int, int]], Any]]) -> None:
         keys: list[str] = []

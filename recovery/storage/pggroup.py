@@ -25,6 +25,7 @@ from psycopg import pq
 from sqlalchemy.engine import Engine
 
 from recovery.storage import pgdirect
+from recovery.storage.greenbatch import GreenBatcher
 
 #: Rows per transaction at most; more waiting go in the next one.
 MAX_BATCH = 64
@@ -69,42 +70,27 @@ class GroupCommit:
     """The waiting statements of one engine in one process, and the greenlet that commits them."""
 
     def __init__(self, connect_args: tuple[Any, Any]) -> None:
-        import gevent  # only under gevent: a sync worker never builds one
-        from gevent.event import Event
+        from gevent.event import Event  # only under gevent: a sync worker never builds one
 
-        self._spawn, self._event = gevent.spawn, Event
+        self._event = Event
         self._args = connect_args
-        self._pending: list[_Waiter] = []
-        self._wake = Event()
+        self._queue: GreenBatcher[_Waiter] = GreenBatcher(self._settle, MAX_BATCH)
         self._conn: psycopg.Connection[Any] | None = None
         self._prepared: set[bytes] = set()
-        self._flusher: Any = None
         self.batches = self.statements = 0  # how much grouping happened (tests, diagnosis)
 
     def run(self, statement: pgdirect.Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         waiter = _Waiter(statement, statement.values(params), self._event())
-        self._pending.append(waiter)
-        if self._flusher is None or self._flusher.dead:
-            self._flusher = self._spawn(self._flush_forever)
-        self._wake.set()
+        self._queue.put(waiter)
         waiter.done.wait()
         if waiter.error is not None:
             raise waiter.error
         return waiter.rows
 
     def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.kill(block=False)
+        self._queue.stop()
         if self._conn is not None:
             self._conn.close()
-
-    def _flush_forever(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                self._settle(batch)
 
     def _settle(self, batch: list[_Waiter]) -> None:
         try:
