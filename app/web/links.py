@@ -73,9 +73,8 @@ def restore(token: str):  # type: ignore[no-untyped-def]
         if message is not None and message.cart_id == target.cart_id:
             # Only to the shop's own domains; a cart without a usable URL goes to the shop's home page.
             url = engagement.own_domain(session, message.store_id, url)
-        sent = None if url else _sent_as(session, target)
-    if not url:
-        lang = sent[0] if sent else _browser_language()  # the language the message was written in
+    if not url:  # no message of this cart, or no store: nothing says which language it was written in
+        lang = _browser_language()
         return _page(_say(lang, "cart.gone"), _say(lang, "cart.gone_body"), 404, lang)
     response = redirect(url, code=302)
     response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to the store's analytics
