@@ -184,3 +184,35 @@ def test_every_table_that_moves_a_figure_keeps_its_triggers_at_head(database_url
     engine.dispose()
     tables = {table for table, name in rows if name.startswith("figures_mark")}
     assert tables == {"recovery_messages", "orders", "experiment_assignments", "carts"}
+
+
+def test_a_message_marks_its_day_when_a_figure_can_move_not_on_every_status(rt: Runtime) -> None:
+    """Claiming and the `sending` mark move no figure (migration 0131): no mark; the hand-over (`sent_at`)
+    leaves one, not one per cart side of the change; moving a message to another cart marks both carts."""
+    client = create_app(runtime=rt).test_client()
+    deliver(rt, client, "checkouts_update")
+    deliver(rt, client, "checkouts_update", other_checkout())
+    first, second = abandon_all(rt, now() + 2 * HOUR)
+    refresh(rt)
+
+    def marks() -> int:
+        with rt.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(t.FigureMark)) or 0)
+
+    [message, *_] = messages(rt, first)
+    with rt.sessions.begin() as session:
+        row = session.get(t.RecoveryMessage, message.id)
+        row.status, row.claimed_at = "queued", now()  # type: ignore[union-attr]
+    with rt.sessions.begin() as session:
+        session.get(t.RecoveryMessage, message.id).status = "sending"  # type: ignore[union-attr]
+    assert marks() == 0
+    with rt.sessions.begin() as session:
+        row = session.get(t.RecoveryMessage, message.id)
+        row.status, row.sent_at = "sent", now()  # type: ignore[union-attr]
+    assert marks() == 1
+    with rt.sessions.begin() as session:
+        row = session.get(t.RecoveryMessage, message.id)
+        row.cart_id, row.step = second, 99  # type: ignore[union-attr]
+    assert marks() == 3
+    refresh(rt)
+    assert stored(rt) == recounted(rt)

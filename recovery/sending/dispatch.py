@@ -19,16 +19,18 @@ SEND_BATCH = 20
 
 def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     """Mark due rows `queued` and enqueue their send jobs after commit. Two dispatchers never share a row."""
-    rows = session.scalars(
-        select(t.RecoveryMessage)
-        .where(t.RecoveryMessage.status == "planned", t.RecoveryMessage.due_at <= now)
-        .order_by(t.RecoveryMessage.due_at)
-        .limit(limit)
+    m = t.RecoveryMessage
+    due = (
+        select(m.id).where(m.status == "planned", m.due_at <= now).order_by(m.due_at).limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
-    for row in rows:
-        row.status, row.claimed_at = "queued", now
-    ids = [row.id for row in rows]
+    )  # fmt: skip
+    # One statement, not a row object and an UPDATE per message: at 400 due a second the ORM's flush was
+    # most of the dispatcher's CPU.
+    rows = session.execute(
+        update(m).where(m.id.in_(due.scalar_subquery())).values(status="queued", claimed_at=now)
+        .returning(m.id, m.due_at).execution_options(synchronize_session=False)
+    ).all()  # fmt: skip
+    ids = [row.id for row in sorted(rows, key=lambda r: (r.due_at, r.id))]  # RETURNING keeps no order
     defer_batches(session, SEND_ACTOR, ids, SEND_BATCH)
     return ids
 

@@ -110,10 +110,11 @@ def ledger(conn_or_session: Any, store_keys: set[tuple[int, str]]) -> dict[tuple
 
 def _sent_to_cart(exclude: Any) -> Any:
     other = aliased(t.RecoveryMessage)
+    # The cart's rows by its index only (status in the WHERE may draw in the status index: caps_pg.py).
     return (
-        select(func.count())
-        .where(other.cart_id == bindparam("of_cart"), other.channel == bindparam("on_channel"),
-               other.status.in_(SENT), other.flow == "cart", other.id != exclude)  # the sequence's own
+        select(func.count().filter(other.channel == bindparam("on_channel"), other.status.in_(SENT),
+                                   other.flow == "cart", other.id != exclude))  # the sequence's own
+        .where(other.cart_id == bindparam("of_cart"))
         .scalar_subquery()
     )
 
