@@ -288,3 +288,32 @@ def test_an_unreachable_redis_falls_back_to_local_limits_with_the_inbox(pg_url: 
         assert len(inbox_rows(rt)) == 3
     finally:
         rt.close()
+
+
+def test_a_new_cart_is_inserted_with_its_first_beacon_applied_and_not_updated(inbox_app: Any) -> None:
+    """The relay inserts a batch's new carts as `apply_beacon` leaves them: no UPDATE of the row it just
+    inserted (that UPDATE was the relay's costliest statement), and the row is the synchronous path's."""
+    from sqlalchemy import event
+
+    rt, client = inbox_app
+    ts = int(time.time() * 1000) - 60_000
+    for n in range(3):
+        body = beacon(ts=ts + n, tz="Europe/Lisbon", device="mobile")
+        body["cart"] = {**body["cart"], "token": f"c1-new-{n}"}
+        assert send(client, body).status_code == 204
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()[:2]))
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        assert apply_all(rt) == (3, 0)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert "INSERT INTO" in statements and "UPDATE carts" not in statements
+    with rt.sessions() as session:
+        carts = list(session.scalars(select(t.Cart).where(t.Cart.cart_token.like("c1-new-%"))))
+    assert len(carts) == 3
+    assert all(c.line_items and c.total == Decimal("123.45") and c.tracked_at and c.abandon_at for c in carts)
+    assert {(c.device, c.shopper_timezone) for c in carts} == {("mobile", "Europe/Lisbon")}

@@ -21,22 +21,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Integer, String, TextClause, bindparam, delete, exists, func, literal, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Integer, Numeric, String, TextClause, bindparam, cast, delete, exists, func, literal, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.intake.orders import link_earlier_order
-from recovery.intake.tracking import CONTACT_TYPES, NO_PLATFORM_STATE, KnownCarts, apply_beacon, origins_of
+from recovery.intake.tracking import CONTACT_TYPES, KnownCarts, apply_beacon, fresh_cart, origins_of
 from recovery.intake.tracking_schema import BeaconError
-from recovery.model import CartStatus, strip_token
+from recovery.model import strip_token
 from recovery.sequence.timing import Timing
 from recovery.storage import locks
 from recovery.storage import tables as t
@@ -136,7 +135,7 @@ def apply_pending(session: Session, timing: Timing = Timing(), limit: int = BATC
     }  # fmt: skip
     try:
         with session.begin_nested():
-            known = _carts_of(session, [r for r in rows if _live(stores.get(r.store_id))], stores)
+            known = _carts_of(session, [r for r in rows if _live(stores.get(r.store_id))], stores, timing)
             for row in rows:
                 _apply(session, stores.get(row.store_id), row, timing, known)
     except POISON:
@@ -162,7 +161,9 @@ def _token(beacon: dict[str, Any]) -> str | None:
     return strip_token(info["token"]) if info and info.get("token") else None
 
 
-def _carts_of(session: Session, rows: list[t.TrackInbox], stores: dict[int, t.Store]) -> list[t.Cart]:
+def _carts_of(
+    session: Session, rows: list[t.TrackInbox], stores: dict[int, t.Store], timing: Timing
+) -> list[t.Cart]:
     """Every cart the batch's beacons name, locked FOR UPDATE (in id order) in one query, so `apply_beacon`
     finds them without a query each. First the carts the batch creates, in one INSERT: those whose first
     beacon here is a cart beacon (as `apply_beacon` would create them: same values; a cart that exists
@@ -176,20 +177,24 @@ def _carts_of(session: Session, rows: list[t.TrackInbox], stores: dict[int, t.St
             checkouts.add((row.store_id, row.beacon["checkout_token"]))
     if not first and not checkouts:
         return []
+    fresh = {key: row for key, row in first.items() if row.beacon["type"] == "cart" and not row.beacon.get("checkout_token")}
+    ordered: set[tuple[int, str | None]] = set()
+    if fresh:
+        ordered = {(r[0], r[1]) for r in session.execute(
+            select(t.Order.store_id, t.Order.cart_token)
+            .where(t.Order.cancelled_at.is_(None), _pairs_in("orders.store_id, orders.cart_token", fresh, "o"))
+        )}  # fmt: skip
+    # A new cart is inserted with its first beacon applied, as `apply_beacon` would leave it, so applying that
+    # beacon below changes nothing; one whose order came first is inserted bare, linked, then applied (closed).
     new = [
-        _new_cart(stores[key[0]], key[1], row)
-        for key, row in first.items()
-        if row.beacon["type"] == "cart" and not row.beacon.get("checkout_token")
-    ]
+        _columns(fresh_cart(session, stores[key[0]], key[1], row.beacon, row.received_at, timing,
+                            applied=key not in ordered))
+        for key, row in fresh.items()
+    ]  # fmt: skip
     created: set[tuple[int, str]] = set()
     if new:
         created = {(r[0], r[1]) for r in session.connection().execute(_insert_carts(new))}
-    ordered: set[tuple[int, str | None]] = set()
-    if created:
-        ordered = {(r[0], r[1]) for r in session.execute(
-            select(t.Order.store_id, t.Order.cart_token)
-            .where(t.Order.cancelled_at.is_(None), _pairs_in("orders.store_id, orders.cart_token", created, "o"))
-        )}  # fmt: skip
+    ordered &= created
     named = [_pairs_in("carts.store_id, carts.cart_token", first, "c")] if first else []
     if checkouts:
         named.append(_pairs_in("carts.store_id, carts.checkout_token", checkouts, "k"))
@@ -200,9 +205,12 @@ def _carts_of(session: Session, rows: list[t.TrackInbox], stores: dict[int, t.St
     return known
 
 
-#: What differs between the new carts of a batch; the other columns are the same for all (`_new_cart`).
+#: What differs between the new carts of a batch; the other columns are the same for all (`tracking._new`).
 _VARYING = {"store_id": Integer(), "cart_token": String(), "currency": String(), "last_activity_at": UTCDateTime(),
-            "created_at": UTCDateTime()}  # fmt: skip
+            "created_at": UTCDateTime(), "line_items": String(), "subtotal": Numeric(), "total": Numeric(),
+            "tracked_at": UTCDateTime(), "abandon_at": UTCDateTime(), "shopper_timezone": String(),
+            "device": String()}  # fmt: skip
+_SAME = ("checkout_token", "status", "source", "platform_updated_at")
 
 
 def _insert_carts(new: list[dict[str, Any]]) -> Any:
@@ -212,10 +220,11 @@ def _insert_carts(new: list[dict[str, Any]]) -> Any:
     rows = func.unnest(*(bindparam(f"new_{col}", [row[col] for row in new], type_=ARRAY(kind)) for col, kind in _VARYING.items())
                   ).table_valued(*_VARYING, with_ordinality="n").render_derived()  # fmt: skip
     first = new[0]
-    same = {col: first[col] for col in first if col not in _VARYING}
+    same = {col: first[col] for col in _SAME}
     table = t.Cart.__table__
     columns = [*_VARYING, *same]
-    values = [rows.c[col] for col in _VARYING] + [literal(value, table.c[col].type) for col, value in same.items()]
+    values = [cast(rows.c[col], JSONB) if col == "line_items" else rows.c[col] for col in _VARYING]
+    values += [literal(value, table.c[col].type) for col, value in same.items()]
     made = pg_insert(table).from_select(columns, select(*values).order_by(rows.c.n))
     return made.on_conflict_do_nothing().returning(t.Cart.store_id, t.Cart.cart_token)
 
@@ -228,16 +237,11 @@ def _pairs_in(columns: str, pairs: Any, name: str) -> TextClause:
     return text(sql).bindparams(**{f"{name}_s": list(stores), f"{name}_t": list(tokens)})
 
 
-def _new_cart(store: t.Store, token: str, row: t.TrackInbox) -> dict[str, Any]:
-    """The row `apply_beacon` (tracking._create) makes for a cart beacon naming a cart not seen before."""
-    info = row.beacon["cart"]
-    at = min(datetime.fromtimestamp(row.beacon["ts"] / 1000, UTC), row.received_at)
-    return {
-        "store_id": store.id, "cart_token": token, "checkout_token": None, "status": CartStatus.ACTIVE.value,
-        "source": "tracker", "line_items": [], "currency": info.get("currency") or store.currency,
-        "subtotal": Decimal(0), "total": Decimal(0), "platform_updated_at": NO_PLATFORM_STATE,
-        "last_activity_at": at, "created_at": row.received_at,
-    }  # fmt: skip
+def _columns(cart: t.Cart) -> dict[str, Any]:
+    """A new cart's values for `_insert_carts` (its items as JSON text)."""
+    values = {col: getattr(cart, col) for col in (*_VARYING, *_SAME)}
+    values["line_items"] = json.dumps(cart.line_items)
+    return values
 
 
 def _one_by_one(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,9 +153,7 @@ def apply_beacon(
         if contact is not None:
             detail = _attach_contact(cart, contact, kind, _consent_allows(beacon, settings), may_capture)
         if cart.status in OPEN:
-            push_back_abandonment(cart, at, abandon_delay(store, timing))
-            cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
-            cart.device = beacon.get("device") or cart.device
+            _touch(cart, beacon, at, abandon_delay(store, timing))
     browsing = settings["browse_abandonment"]  # a store without the flow keeps no views (and pays nothing)
     # The visitor id (kept across sessions) is tied to a cart only with the consent contact capture needs.
     vid = beacon.get("vid") if browsing and _consent_allows(beacon, settings) else None
@@ -220,15 +218,42 @@ def _find(
     return session.scalar(base.where(t.Cart.cart_token == token)) if token else None
 
 
+def _touch(cart: t.Cart, beacon: dict[str, Any], at: datetime, abandon_after: timedelta) -> None:
+    """An open cart's activity: abandonment pushed back, the shopper's time zone and device."""
+    push_back_abandonment(cart, at, abandon_after)
+    cart.shopper_timezone = beacon.get("tz") or cart.shopper_timezone
+    cart.device = beacon.get("device") or cart.device
+
+
+def _new(store: t.Store, token: str | None, checkout_token: str | None, currency: str, at: datetime,
+         now: datetime) -> t.Cart:
+    return t.Cart(
+        store_id=store.id, cart_token=token, checkout_token=checkout_token, status=CartStatus.ACTIVE.value,
+        source="tracker", line_items=[], currency=currency, subtotal=Decimal(0), total=Decimal(0),
+        platform_updated_at=NO_PLATFORM_STATE, last_activity_at=at, created_at=now,
+    )  # fmt: skip
+
+
+def fresh_cart(session: Session, store: t.Store, token: str, beacon: dict[str, Any], now: datetime,
+               timing: Timing = Timing(), *, applied: bool = True) -> t.Cart:
+    """The cart `apply_beacon` makes of a `cart` beacon (without a checkout token) that names a cart not seen
+    before, in no session; `applied`: with the beacon applied to it as well. The track relay inserts a batch's
+    new carts so in one statement, and applying the beacon to the inserted row then changes nothing (no
+    UPDATE after the INSERT)."""
+    info = beacon["cart"]
+    at = min(datetime.fromtimestamp(beacon["ts"] / 1000, UTC), now)
+    cart = _new(store, token, None, info.get("currency") or store.currency, at, now)
+    if applied:
+        _apply_items(session, cart, info, at, store.currency)
+        _touch(cart, beacon, at, abandon_delay(store, timing))
+    return cart
+
+
 def _create(
     session: Session, store: t.Store, token: str | None, checkout_token: str | None, currency: str,
     at: datetime, now: datetime,
 ) -> t.Cart | None:
-    cart = t.Cart(
-        store_id=store.id, cart_token=token, checkout_token=checkout_token, status=CartStatus.ACTIVE.value,
-        source="tracker", line_items=[], currency=currency, subtotal=Decimal(0), total=Decimal(0),
-        platform_updated_at=NO_PLATFORM_STATE, last_activity_at=at, created_at=now,
-    )
+    cart = _new(store, token, checkout_token, currency, at, now)
     try:
         with session.begin_nested():
             session.add(cart)
