@@ -18,7 +18,7 @@ from app import create_app
 from app.runtime import Runtime, build_runtime
 from recovery.storage import tables as t
 from recovery.sending.channels import FakeChannel, OutboundEmail
-from tests.conftest import POSTAL_ADDRESS, make_settings
+from tests.conftest import POSTAL_ADDRESS, drain, make_settings
 from tests.loop_helpers import HOUR, abandon_all, messages, now, send_due
 from tests.shopify_app_helpers import SECRET, install
 from tests.support.fake_shopify import FakeShopify
@@ -198,3 +198,21 @@ def test_woocommerce_tracker_carts_show_the_stores_products_only(woo: Woo) -> No
     assert "Linen Apron" in text and "evil.example" not in text and "URGENT" not in text
     assert "48.00" in text  # 2 x 24.00, the store's price; not the beacon's total
     assert ("GET", "/wp-json/wc/v3/products/812") in woo.store.requests
+
+
+def test_a_platform_cart_whose_lines_a_newer_beacon_changed_is_confirmed_too(
+    rt: Runtime, web: Any, shop: FakeShopify, channel: FakeChannel
+) -> None:
+    """A checkout webhook describes the cart; a later beacon changes its lines: those are the tracker's word
+    now (`verify.from_tracker`), looked up before they reach the email."""
+    from tests.support import shopify as webhooks
+
+    checkout = webhooks.load("checkouts_update")
+    assert webhooks.post(web, "checkouts_update", payload=checkout, secret=SECRET).status_code == 200
+    drain(rt)
+    assert send(web, forged(token=checkout["cart_token"])).status_code == 204
+    assert first_email(rt) == ["sent"]
+    [email] = channel.sent
+    body = email.html + email.text + email.subject  # type: ignore[union-attr]
+    assert "Waxed Canvas Tote" in body and "evil.example" not in body and "URGENT" not in body
+    assert [c for c in shop.graphql_calls(SHOP) if "nodes(ids:" in c["body"]["query"]]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,6 +80,13 @@ def from_tracker(cart: t.Cart) -> bool:
     return cart.tracked_at is not None and cart.tracked_at > cart.platform_updated_at
 
 
+#: `from_tracker` in SQL: a batch's carts the platform described are not even loaded (most of a send batch).
+_FROM_TRACKER = or_(
+    t.Cart.platform_updated_at.is_(None), t.Cart.platform_updated_at <= NO_PLATFORM_STATE,
+    and_(t.Cart.tracked_at.is_not(None), t.Cart.tracked_at > t.Cart.platform_updated_at),
+)
+
+
 def line_refs(cart: t.Cart) -> list[LineRef]:
     refs: dict[str, LineRef] = {}
     for item in cart.line_items or ():
@@ -104,7 +111,7 @@ def prepare(
             select(t.Cart, t.Store)
             .join(t.RecoveryMessage, t.RecoveryMessage.cart_id == t.Cart.id)
             .join(t.Store, t.Store.id == t.Cart.store_id)
-            .where(t.RecoveryMessage.id.in_(list(message_ids)), t.RecoveryMessage.status == "queued")
+            .where(t.RecoveryMessage.id.in_(list(message_ids)), t.RecoveryMessage.status == "queued", _FROM_TRACKER)
         ).unique().all()
         wanted: dict[int, tuple[t.Store, dict[str, LineRef]]] = {}
         for cart, store in rows:

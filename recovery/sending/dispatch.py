@@ -14,7 +14,7 @@ from recovery.sending.send import SEND_ACTOR
 
 #: Messages per send job (the job re-checks its batch with a fixed number of queries). Small enough that
 #: one slow provider call delays few others.
-SEND_BATCH = 20
+SEND_BATCH = 50
 
 
 def claim_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
