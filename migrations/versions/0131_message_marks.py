@@ -55,19 +55,17 @@ def _sqlite(columns: tuple[str, ...], old_too: str) -> list[str]:
     ]
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        statements = _pg(COLUMNS, "TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.cart_id IS DISTINCT FROM NEW.cart_id)")
-    else:
-        statements = _sqlite(COLUMNS, "OLD.cart_id IS NOT NEW.cart_id AND ")
-    for statement in statements:
+def _run(columns: tuple[str, ...], pg_old_when: str, sqlite_old_too: str) -> None:
+    """The trigger for `columns`, marking the old cart when `pg_old_when` (PostgreSQL) or `sqlite_old_too` holds."""
+    pg = op.get_bind().dialect.name == "postgresql"
+    for statement in _pg(columns, pg_old_when) if pg else _sqlite(columns, sqlite_old_too):
         op.execute(statement)
+
+
+def upgrade() -> None:
+    _run(COLUMNS, "TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.cart_id IS DISTINCT FROM NEW.cart_id)",
+         "OLD.cart_id IS NOT NEW.cart_id AND ")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        statements = _pg(OLD_COLUMNS, "TG_OP IN ('UPDATE', 'DELETE')")
-    else:
-        statements = _sqlite(OLD_COLUMNS, "")
-    for statement in statements:
-        op.execute(statement)
+    _run(OLD_COLUMNS, "TG_OP IN ('UPDATE', 'DELETE')", "")
