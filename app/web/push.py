@@ -32,7 +32,7 @@ from recovery.sending.channels.webpush import local_endpoint
 from recovery.sending.netguard import push_endpoint_allowed
 
 # The origin rule of POST /track, reused rather than restated (app/web/track.py applies the same functions).
-from recovery.intake.tracking import allowed_origins, find_store, normalize_origin, origin_known
+from recovery.intake.origins import allowed_origins, find_store, normalize_origin, origin_known
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from app.web.track_limits import TrackLimiter
 from recovery.sequence.offers import ExitOffers
 from recovery.storage.tables import utcnow
 from recovery.intake import track_inbox
-from recovery.intake.tracking import allowed_origins, apply_beacon, find_store, normalize_origin, origin_known
+from recovery.intake.origins import allowed_origins, find_store, normalize_origin, origin_known
+from recovery.intake.tracking import apply_beacon
 from recovery.intake.tracking_schema import MAX_BEACON_BYTES, BeaconError, parse_beacon
 
 log = logging.getLogger(__name__)

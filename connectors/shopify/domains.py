@@ -19,7 +19,7 @@ from connectors.shopify.admin import AdminClient, AdminError
 from recovery.storage import locks
 from recovery.storage import tables as t
 from recovery.config.stores import fill_postal_address
-from recovery.intake.tracking import normalize_origin, set_platform_origins
+from recovery.intake.origins import normalize_origin, set_platform_origins
 
 log = logging.getLogger(__name__)
 

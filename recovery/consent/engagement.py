@@ -42,7 +42,7 @@ def own_domain(session: Session, store_id: int, url: str | None) -> str | None:
     """`url` when it is on one of the store's own domains (its platform domain, the storefront domains it
     allows as tracker origins, a WooCommerce store's URL), else the store's home page: a restore link never
     sends a shopper anywhere else, whatever a payload or a beacon put into the cart."""
-    from recovery.intake.tracking import allowed_origins, normalize_origin
+    from recovery.intake.origins import allowed_origins, normalize_origin
 
     store = session.get(t.Store, store_id)
     if store is None:

@@ -35,7 +35,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.intake.orders import link_earlier_order
-from recovery.intake.tracking import CONTACT_TYPES, KnownCarts, apply_beacon, fresh_cart, origins_of
+from recovery.intake.origins import origins_of
+from recovery.intake.tracking import CONTACT_TYPES, KnownCarts, apply_beacon, fresh_cart
 from recovery.intake.tracking_schema import BeaconError
 from recovery.model import strip_token
 from recovery.sequence.timing import Timing
