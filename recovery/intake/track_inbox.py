@@ -190,10 +190,9 @@ def _carts_of(
     # A new cart is inserted with its first beacon applied, as `apply_beacon` would leave it, so applying that
     # beacon below changes nothing; one whose order came first is inserted bare, linked, then applied (closed).
     new = [
-        _columns(fresh_cart(session, stores[key[0]], key[1], row.beacon, row.received_at, timing,
-                            applied=key not in ordered))
+        fresh_cart(session, stores[key[0]], key[1], row.beacon, row.received_at, timing, applied=key not in ordered)
         for key, row in fresh.items()
-    ]  # fmt: skip
+    ]
     created: set[tuple[int, str]] = set()
     if new:
         created = {(r[0], r[1]) for r in session.connection().execute(_insert_carts(new))}
@@ -212,25 +211,24 @@ def _carts_of(
 _VARYING = {"store_id": BigInteger(), "cart_token": String(), "currency": String(), "last_activity_at": UTCDateTime(),
             "created_at": UTCDateTime(), "line_items": JSONB(), "subtotal": Numeric(), "total": Numeric(),
             "tracked_at": UTCDateTime(), "abandon_at": UTCDateTime(), "shopper_timezone": String(),
-            "device": String(), "n": Integer()}  # fmt: skip
+            "device": String()}  # fmt: skip
 _SAME = ("checkout_token", "status", "source", "platform_updated_at")
 
 
-def _insert_carts(new: list[dict[str, Any]]) -> Any:
+def _insert_carts(new: list[Any]) -> Any:
     """One INSERT ... SELECT FROM jsonb_to_recordset(one JSON text) for the batch's new carts, in order (a cart that
     exists already is left alone), returning (store_id, cart_token) of those made: the same short statement
     whatever the batch's size. (A multi-row VALUES of 200 rows x 12 columns was a new text psycopg parsed for
     every batch; one array per column cost more CPU in psycopg's array dumper than the rest of the relay.)"""
-    batch = json.dumps([{**{col: row[col] for col in _VARYING if col != "n"}, "n": n} for n, row in enumerate(new)],
+    batch = json.dumps([{**{col: getattr(cart, col) for col in _VARYING}, "n": n} for n, cart in enumerate(new)],
                        default=str)  # datetimes (ISO 8601 with their offset) and amounts as text
     rows = func.jsonb_to_recordset(cast(bindparam("new_carts", batch, type_=String()), JSONB)).table_valued(
-        *(column(col, kind) for col, kind in _VARYING.items())).render_derived(name="r", with_types=True)  # fmt: skip
-    first = new[0]
-    same = {col: first[col] for col in _SAME}
+        *(column(col, kind) for col, kind in _VARYING.items()), column("n", Integer())
+    ).render_derived(name="r", with_types=True)  # fmt: skip
+    same = {col: getattr(new[0], col) for col in _SAME}
     table = t.Cart.__table__
-    columns = [col for col in _VARYING if col != "n"]
-    values = [rows.c[col] for col in columns] + [literal(value, table.c[col].type) for col, value in same.items()]
-    made = pg_insert(table).from_select([*columns, *same], select(*values).order_by(rows.c.n))
+    values = [rows.c[col] for col in _VARYING] + [literal(value, table.c[col].type) for col, value in same.items()]
+    made = pg_insert(table).from_select([*_VARYING, *same], select(*values).order_by(rows.c.n))
     return made.on_conflict_do_nothing().returning(t.Cart.store_id, t.Cart.cart_token)
 
 
@@ -240,11 +238,6 @@ def _pairs_in(columns: str, pairs: Any, name: str) -> TextClause:
     stores, tokens = zip(*pairs, strict=True) if pairs else ((), ())
     sql = f"({columns}) IN (SELECT * FROM unnest(CAST(:{name}_s AS integer[]), CAST(:{name}_t AS text[])))"  # noqa: S608 - our column names
     return text(sql).bindparams(**{f"{name}_s": list(stores), f"{name}_t": list(tokens)})
-
-
-def _columns(cart: Any) -> dict[str, Any]:
-    """A new cart's values for `_insert_carts`."""
-    return {col: getattr(cart, col) for col in (*_VARYING, *_SAME) if col != "n"}
 
 
 def _one_by_one(

@@ -80,7 +80,8 @@ def from_tracker(cart: t.Cart) -> bool:
     return cart.tracked_at is not None and cart.tracked_at > cart.platform_updated_at
 
 
-#: `from_tracker` in SQL: a batch's carts the platform described are not even loaded (most of a send batch).
+#: `from_tracker` in SQL (keep the two alike): a batch's carts the platform described are not even loaded
+#: (most of a send batch).
 _FROM_TRACKER = or_(
     t.Cart.platform_updated_at.is_(None), t.Cart.platform_updated_at <= NO_PLATFORM_STATE,
     and_(t.Cart.tracked_at.is_not(None), t.Cart.tracked_at > t.Cart.platform_updated_at),
@@ -114,9 +115,8 @@ def prepare(
             .where(t.RecoveryMessage.id.in_(list(message_ids)), t.RecoveryMessage.status == "queued", _FROM_TRACKER)
         ).unique().all()
         wanted: dict[int, tuple[t.Store, dict[str, LineRef]]] = {}
-        for cart, store in rows:
-            if from_tracker(cart):
-                wanted.setdefault(store.id, (store, {}))[1].update({r.key: r for r in line_refs(cart)})
+        for cart, store in rows:  # from_tracker, in the query
+            wanted.setdefault(store.id, (store, {}))[1].update({r.key: r for r in line_refs(cart)})
         stale = {store_id: (store, _stale(session, store_id, refs, now)) for store_id, (store, refs) in wanted.items()}
         session.expunge_all()
     looked = 0
